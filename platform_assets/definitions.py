@@ -1,0 +1,67 @@
+"""Assembles the platform: every stage's assets, the automation, and the resources of the active profile.
+
+Nothing heavy happens here: no dbt parse, no Feast or MLflow connection, no data read. The UI loads this module
+in seconds; the stages do their work when their assets run.
+"""
+
+import dagster as dg
+
+from platform_assets import automation
+from platform_assets.features import feature_assets
+from platform_assets.ingestion import ingestion_assets
+from platform_assets.monitoring import monitoring_assets
+from platform_assets.resources import (
+    FeastResource,
+    LandingZone,
+    MlflowResource,
+    PlatformStorage,
+    WarehouseResource,
+)
+from platform_assets.resources.dbt import PlatformDbtResource, dbt_executable, dbt_project
+from platform_assets.settings import Settings, load_settings
+from platform_assets.training import training_assets
+from platform_assets.warehouse import warehouse_dbt_models
+
+
+def build_resources(settings: Settings) -> dict:
+    """The resources of `settings.profile`. Production differs only in where things live, never in code:
+    the Feast SQL registry and Redis online store (their URLs from the environment, resolved at run time),
+    and MLflow's tracking server (MLFLOW_TRACKING_URI)."""
+    production = settings.profile == "production"
+    return {
+        "warehouse": WarehouseResource(database=str(settings.warehouse_path)),
+        "landing_zone": LandingZone(path=str(settings.landing_dir)),
+        "dbt": PlatformDbtResource(
+            project_dir=dbt_project,
+            target=settings.profile,
+            data_dir=str(settings.data_dir),
+            dbt_executable=dbt_executable(),
+        ),
+        "feast": FeastResource(
+            repo_path=str(settings.feature_repo_dir),
+            feature_store_yaml=str(settings.feature_store_yaml),
+            data_dir=str(settings.data_dir),
+            registry_url=dg.EnvVar("PLATFORM_FEAST_REGISTRY_URL") if production else None,
+            redis_url=dg.EnvVar("PLATFORM_REDIS_URL") if production else None,
+        ),
+        "mlflow_tracking": MlflowResource(
+            tracking_uri=settings.mlflow_tracking_uri,
+            artifact_location=settings.mlflow_artifact_location,
+            experiment_name=settings.mlflow_experiment,
+            model_name=settings.model_name,
+        ),
+        "storage": PlatformStorage(data_dir=str(settings.data_dir)),
+    }
+
+
+def build_definitions(settings: Settings) -> dg.Definitions:
+    return dg.Definitions(
+        assets=[*ingestion_assets, warehouse_dbt_models, *feature_assets, *training_assets, *monitoring_assets],
+        jobs=automation.jobs,
+        schedules=automation.schedules,
+        sensors=automation.sensors,
+        resources=build_resources(settings),
+    )
+
+
+defs = build_definitions(load_settings())

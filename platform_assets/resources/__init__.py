@@ -1,0 +1,19 @@
+"""Ground floor: the resources every stage uses. Stages import from here, never from each other."""
+
+from platform_assets.resources.feature_store import FeastResource
+from platform_assets.resources.landing import LandingZone
+from platform_assets.resources.mlflow_tracking import CHALLENGER, CHAMPION, MlflowResource
+from platform_assets.resources.storage import PlatformStorage
+from platform_assets.resources.warehouse import WRITER_POOL, WarehouseLockedError, WarehouseResource
+
+__all__ = [
+    "CHALLENGER",
+    "CHAMPION",
+    "WRITER_POOL",
+    "FeastResource",
+    "LandingZone",
+    "MlflowResource",
+    "PlatformStorage",
+    "WarehouseLockedError",
+    "WarehouseResource",
+]

@@ -1,0 +1,78 @@
+"""The Feast feature store, configured from `feature_repo/` without forking it.
+
+`feature_repo/` stays a plain Feast repository (`feast apply` works there from the CLI). Its
+`feature_store*.yaml` files carry `${PLATFORM_...}` placeholders; this resource fills them from its own fields,
+so a Dagster run, a test on a temporary directory and a notebook all resolve the same repository to their own
+data directory. The definitions module is loaded from its file and asked to build its objects for our exports
+directory, because Feast's own loader caches modules by name and would pin the first directory it saw.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import re
+import string
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import dagster as dg
+import yaml
+from pydantic import Field
+
+DEFINITIONS_MODULE = "fraud_features.py"
+
+
+class FeastResource(dg.ConfigurableResource):
+    repo_path: str = Field(description="The Feast repository (feature_repo/)")
+    feature_store_yaml: str = Field(description="feature_store.yaml of the active profile")
+    data_dir: str = Field(description="The platform data directory: exports are read, local stores written here")
+    registry_url: str | None = Field(default=None, description="SQL registry URL (production profile)")
+    redis_url: str | None = Field(default=None, description="Redis online store host:port (production profile)")
+
+    def render_config(self) -> dict[str, Any]:
+        variables = {"PLATFORM_DATA_DIR": self.data_dir}
+        if self.registry_url:
+            variables["PLATFORM_FEAST_REGISTRY_URL"] = self.registry_url
+        if self.redis_url:
+            variables["PLATFORM_REDIS_URL"] = self.redis_url
+        rendered = string.Template(Path(self.feature_store_yaml).read_text()).safe_substitute(variables)
+        config = yaml.safe_load(rendered)
+        unresolved = re.findall(r"\$\{(\w+)\}", json.dumps(config))
+        if unresolved:
+            raise ValueError(
+                f"{self.feature_store_yaml} needs {sorted(set(unresolved))}: set them in the environment of the "
+                "active profile (see docs/production.md)"
+            )
+        return config
+
+    def repo_config(self):
+        from feast.repo_config import RepoConfig
+
+        raw = self.render_config()
+        if raw.get("registry", {}) and isinstance(raw["registry"], str):
+            Path(raw["registry"]).parent.mkdir(parents=True, exist_ok=True)
+        online = raw.get("online_store") or {}
+        if online.get("type") == "sqlite":
+            Path(online["path"]).parent.mkdir(parents=True, exist_ok=True)
+        config = RepoConfig(**raw)
+        config.repo_path = Path(self.repo_path)
+        return config
+
+    def store(self):
+        from feast import FeatureStore
+
+        return FeatureStore(repo_path=self.repo_path, config=self.repo_config())
+
+    def definitions_module(self) -> ModuleType:
+        path = Path(self.repo_path) / DEFINITIONS_MODULE
+        spec = importlib.util.spec_from_file_location("_platform_feature_definitions", path)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return module
+
+    def feature_objects(self):
+        """The repository's entities, sources, views and services, built for this resource's exports dir."""
+        return self.definitions_module().build_feature_objects(Path(self.data_dir) / "exports")
+

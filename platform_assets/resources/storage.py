@@ -1,0 +1,20 @@
+"""Where the platform's files live under its data directory (PLATFORM_DATA_DIR)."""
+
+from pathlib import Path
+
+import dagster as dg
+from pydantic import Field
+
+
+class PlatformStorage(dg.ConfigurableResource):
+    data_dir: str = Field(description="The platform data directory")
+
+    def exports_dir(self) -> Path:
+        """Parquet exports of the dbt marts: what Feast, training and monitoring read."""
+        return Path(self.data_dir) / "exports"
+
+    def training_sets_dir(self) -> Path:
+        return Path(self.data_dir) / "training_sets"
+
+    def reports_dir(self) -> Path:
+        return Path(self.data_dir) / "reports"

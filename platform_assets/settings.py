@@ -1,0 +1,84 @@
+"""The one place that reads the environment.
+
+Every path, URI and profile switch the platform uses is resolved here, once, into a frozen `Settings`. Stages
+receive what they need through resources built from it (see `definitions.py`), so a test can point the whole
+platform at a temporary directory by setting `PLATFORM_DATA_DIR` and nothing else, and the production profile is
+a matter of environment variables, not code.
+
+Secrets (database passwords, webhook tokens) are never read here: they stay in the environment and reach the
+resources as `dg.EnvVar`, which Dagster resolves at run time and hides in the UI.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+PROFILES = ("local", "production")
+
+
+@dataclass(frozen=True)
+class Settings:
+    profile: str
+    data_dir: Path
+    landing_dir: Path
+    partition_start: date
+    dbt_project_dir: Path
+    feature_repo_dir: Path
+    feast_project: str
+    mlflow_tracking_uri: str
+    mlflow_artifact_location: str
+    mlflow_experiment: str
+    model_name: str
+
+    @property
+    def warehouse_path(self) -> Path:
+        return self.data_dir / "warehouse" / "warehouse.duckdb"
+
+    @property
+    def exports_dir(self) -> Path:
+        """Parquet copies of the dbt marts: what Feast, training and monitoring read."""
+        return self.data_dir / "exports"
+
+    @property
+    def reports_dir(self) -> Path:
+        return self.data_dir / "reports"
+
+    @property
+    def feature_store_yaml(self) -> Path:
+        name = "feature_store.yaml" if self.profile == "local" else f"feature_store.{self.profile}.yaml"
+        return self.feature_repo_dir / name
+
+    def dbt_env(self) -> dict[str, str]:
+        """Variables `dbt_project/profiles.yml` reads, so dbt writes where the rest of the platform reads."""
+        return {"PLATFORM_DATA_DIR": str(self.data_dir), "PLATFORM_DBT_TARGET": self.profile}
+
+
+def load_settings(environ: dict[str, str] | None = None) -> Settings:
+    env = os.environ if environ is None else environ
+    profile = env.get("PLATFORM_PROFILE", "local")
+    if profile not in PROFILES:
+        raise ValueError(f"PLATFORM_PROFILE={profile!r} is not one of {PROFILES}")
+    raw_data_dir = env.get("PLATFORM_DATA_DIR")
+    if raw_data_dir and not Path(raw_data_dir).is_absolute():
+        # dbt resolves paths against its own working directory: a relative path would split the platform.
+        raise ValueError(f"PLATFORM_DATA_DIR must be an absolute path, got {raw_data_dir!r}")
+    data_dir = Path(raw_data_dir or PROJECT_ROOT / "data").resolve()
+    landing_dir = Path(env.get("PLATFORM_LANDING_DIR", data_dir / "landing")).resolve()
+    default_tracking = f"sqlite:///{data_dir / 'mlflow' / 'mlflow.db'}"
+    return Settings(
+        profile=profile,
+        data_dir=data_dir,
+        landing_dir=landing_dir,
+        partition_start=date.fromisoformat(env.get("PLATFORM_PARTITION_START", "2026-01-01")),
+        dbt_project_dir=PROJECT_ROOT / "dbt_project",
+        feature_repo_dir=PROJECT_ROOT / "feature_repo",
+        feast_project=env.get("PLATFORM_FEAST_PROJECT", "fraud_platform"),
+        mlflow_tracking_uri=env.get("MLFLOW_TRACKING_URI", default_tracking),
+        mlflow_artifact_location=env.get("PLATFORM_MLFLOW_ARTIFACTS", (data_dir / "mlflow" / "artifacts").as_uri()),
+        mlflow_experiment=env.get("PLATFORM_MLFLOW_EXPERIMENT", "fraud_detection"),
+        model_name=env.get("PLATFORM_MODEL_NAME", "fraud_detector"),
+    )

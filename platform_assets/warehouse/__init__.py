@@ -1,0 +1,5 @@
+"""Warehouse stage: the dbt project on DuckDB as Dagster assets and checks."""
+
+from platform_assets.warehouse.assets import warehouse_dbt_models
+
+__all__ = ["warehouse_dbt_models"]
