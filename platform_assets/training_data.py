@@ -2,9 +2,10 @@
 
 A training row is a transaction whose label has matured: its chargeback window (`label_maturity_days`) has passed
 before the as-of time, so "no chargeback yet" is never read as "not fraud". Its features come from Feast's
-point-in-time join at the transaction's own timestamp. The first `warmup_days` are skipped because rolling
-windows are not yet full there. The newest `holdout_fraction` of rows (by time) is the holdout every model is
-judged on.
+point-in-time join at the transaction's own timestamp. The first `warmup_days` are skipped because the rolling
+windows (up to 30 days) are not yet full there. The newest `holdout_days` whole days are the holdout every model
+is judged on; whole days, and by default a whole week, so that the holdout (also the drift reference) has the
+same hours and weekdays as the week it is compared with.
 
 The snapshot id hashes what determines the rows: the feature service, the entity window, the as-of time and the
 content of the frame. The manifest (`<id>.json`, and `latest.json` for the newest) tells the training stage the
@@ -62,7 +63,7 @@ def labelled_transactions(exports_dir: Path, label_maturity_days: int, warmup_da
         raise ValueError("fct_transactions is empty: ingest some transactions first")
     as_of = bounds.as_of.to_pydatetime()
     start = (bounds.first_ts.normalize() + timedelta(days=warmup_days)).to_pydatetime()
-    end = as_of - timedelta(days=label_maturity_days)
+    end = (bounds.as_of.normalize() - timedelta(days=label_maturity_days)).to_pydatetime()
     if end <= start:
         raise ValueError(
             f"no transaction has a matured label yet: data spans {bounds.first_ts} .. {as_of}, and a label needs "
@@ -128,9 +129,11 @@ def snapshot_id(feature_service: str, window: dict, frame: pd.DataFrame) -> str:
     return hashlib.sha256("|".join(parts).encode()).hexdigest()[:16]
 
 
-def assign_split(frame: pd.DataFrame, holdout_fraction: float) -> tuple[pd.DataFrame, datetime]:
-    """Time-based split: the newest `holdout_fraction` of rows is the holdout."""
-    cut = frame["event_timestamp"].quantile(1 - holdout_fraction)
+def assign_split(frame: pd.DataFrame, window_end: datetime, holdout_days: int) -> tuple[pd.DataFrame, datetime]:
+    """Time-based split: the last `holdout_days` whole days before `window_end` are the holdout."""
+    cut = pd.Timestamp(window_end) - pd.Timedelta(days=holdout_days)
+    if not (frame["event_timestamp"] < cut).any():
+        raise ValueError(f"no training rows before the {holdout_days}-day holdout: simulate more days")
     frame = frame.assign(split=(frame["event_timestamp"] >= cut).map({True: "holdout", False: "train"}))
     return frame, cut.to_pydatetime()
 

@@ -13,6 +13,7 @@ from pydantic import Field
 
 from platform_assets.exports import query
 from platform_assets import training_data as ts
+from platform_assets.features.online import materialize_new_windows
 from platform_assets.resources import FeastResource, PlatformStorage
 
 GROUP = "features"
@@ -22,8 +23,8 @@ FEATURE_SERVICE = "fraud_detector_v1"
 
 class TrainingSetConfig(dg.Config):
     label_maturity_days: int = Field(default=21, description="Days after which a missing chargeback means 'not fraud'")
-    warmup_days: int = Field(default=7, description="Leading days skipped while rolling windows fill up")
-    holdout_fraction: float = Field(default=0.2, description="Newest share of rows kept for evaluation")
+    warmup_days: int = Field(default=30, description="Leading days skipped while the 30-day windows fill up")
+    holdout_days: int = Field(default=7, description="Newest whole days kept for evaluation and as drift reference")
     feature_service: str = Field(default=FEATURE_SERVICE)
 
 
@@ -75,9 +76,9 @@ def feast_online_store(
     # Data time, not wall time: the newest feature row is included whatever day the run happens on.
     end = max(latest.c, latest.m).to_pydatetime() + timedelta(seconds=1)
     started = time.perf_counter()
-    store.materialize_incremental(end_date=end)
+    windows = materialize_new_windows(store, end)
     elapsed = time.perf_counter() - started
-    window_start = end - timedelta(days=30)
+    window_start = min((w.start for w in windows), default=end)
     counts = query(
         exports,
         """
@@ -93,8 +94,11 @@ def feast_online_store(
     return dg.MaterializeResult(
         metadata={
             "materialized_until": end.isoformat(),
-            "customers_online": int(counts.customers),
-            "merchants_online": int(counts.merchants),
+            "windows": dg.MetadataValue.json(
+                [{"view": w.view, "start": w.start.isoformat(), "end": w.end.isoformat()} for w in windows]
+            ),
+            "customers_updated": int(counts.customers),
+            "merchants_updated": int(counts.merchants),
             "materialize_seconds": round(elapsed, 3),
             "online_store": store.config.online_store.type,
         }
@@ -117,7 +121,7 @@ def training_set(
     started = time.perf_counter()
     frame = ts.join_features(store, entity_rows, config.feature_service)
     join_seconds = time.perf_counter() - started
-    frame, holdout_start = ts.assign_split(frame, config.holdout_fraction)
+    frame, holdout_start = ts.assign_split(frame, window["window_end"], config.holdout_days)
     feature_columns = ts.TRANSACTION_FEATURES + ts.service_feature_columns(store, config.feature_service)
     frame = frame[[*ts.KEYS, *feature_columns, ts.LABEL, "split"]]
     holdout = frame[frame["split"] == "holdout"]

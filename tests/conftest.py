@@ -1,0 +1,98 @@
+"""Shared fixtures. Integration tests run the real stack on a temporary data directory and Dagster instance."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import date, timedelta
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+from platform_assets.settings import PROJECT_ROOT, Settings, load_settings
+
+os.environ.setdefault("DO_NOT_TRACK", "1")
+os.environ.setdefault("MLFLOW_ENABLE_TELEMETRY", "false")
+
+# A small world that still has signal: ~400 transactions a day, 1% fraud, for 30 days of warm-up, ~2 weeks of
+# training, a week of holdout, 21 days of label maturity; the drift starts 2 weeks before the end.
+E2E_START = date(2026, 3, 1)
+E2E_DAYS = 70
+E2E_SCENARIO_START_DAY = 56
+
+
+@pytest.fixture(scope="session", autouse=True)
+def dbt_manifest() -> Path:
+    """The definitions need dbt's manifest; build it once per session the way `make prepare` does."""
+    manifest = PROJECT_ROOT / "dbt_project" / "target" / "manifest.json"
+    if not manifest.exists():
+        subprocess.run(
+            [str(Path(sys.executable).parent / "dbt"), "parse", "--profiles-dir", ".", "--quiet"],
+            cwd=PROJECT_ROOT / "dbt_project",
+            check=True,
+        )
+    return manifest
+
+
+@dataclass
+class PlatformUnderTest:
+    settings: Settings
+    instance: dg.DagsterInstance
+    run: object  # platform_assets.demo.PlatformRun
+    first_day: date
+    last_day: date
+
+    def metadata(self, key: str) -> dict:
+        event = self.instance.get_latest_materialization_event(dg.AssetKey(key))
+        assert event is not None, f"{key} was never materialized"
+        return {k: getattr(v, "value", v) for k, v in event.asset_materialization.metadata.items()}
+
+
+def _platform(tmp_path_factory, scenario: str) -> Iterator[PlatformUnderTest]:
+    from platform_assets.demo import materialize_platform
+    from platform_assets.simulator import SimulationConfig, write_landing_zone
+
+    data_dir = tmp_path_factory.mktemp(f"platform-{scenario}")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("PLATFORM_DATA_DIR", str(data_dir))
+        mp.delenv("PLATFORM_LANDING_DIR", raising=False)
+        mp.delenv("MLFLOW_TRACKING_URI", raising=False)
+        mp.setenv("PLATFORM_PROFILE", "local")
+        settings = load_settings()
+        config = SimulationConfig(
+            start_date=E2E_START,
+            days=E2E_DAYS,
+            n_customers=500,
+            n_merchants=80,
+            transactions_per_day=400,
+            scenario=scenario,
+            scenario_start_day=E2E_SCENARIO_START_DAY,
+            malformed_rate=0.002,
+        )
+        write_landing_zone(config, settings.landing_dir)
+        (data_dir / "dagster").mkdir()
+        with dg.instance_for_test(temp_dir=str(data_dir / "dagster")) as instance:
+            run = materialize_platform(settings, config.start_date, config.end_date, instance)
+            yield PlatformUnderTest(settings, instance, run, config.start_date, config.end_date)
+
+
+@pytest.fixture(scope="module")
+def clean_platform(tmp_path_factory) -> Iterator[PlatformUnderTest]:
+    yield from _platform(tmp_path_factory, "none")
+
+
+@pytest.fixture(scope="module")
+def drifted_platform(tmp_path_factory) -> Iterator[PlatformUnderTest]:
+    yield from _platform(tmp_path_factory, "amount_inflation")
+
+
+@pytest.fixture
+def day_range():
+    def _range(start: date, days: int) -> list[date]:
+        return [start + timedelta(days=i) for i in range(days)]
+
+    return _range
