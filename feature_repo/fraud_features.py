@@ -29,6 +29,7 @@ CUSTOMER_FEATURES = {
     "cust_online_txn_share_7d": Float64,
     "cust_txn_count_30d": Int64,
     "cust_amount_avg_30d": Float64,
+    "cust_account_age_days": Int64,
 }
 MERCHANT_FEATURES = {
     "merch_txn_count_1d": Int64,

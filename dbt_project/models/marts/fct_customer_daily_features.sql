@@ -6,6 +6,12 @@ daily as (
 
 ),
 
+customers as (
+
+    select customer_id, created_at from {{ ref('stg_customers') }}
+
+),
+
 windowed as (
 
     select
@@ -40,7 +46,7 @@ windowed as (
 final as (
 
     select
-        customer_id,
+        windowed.customer_id,
         activity_date as feature_date,
         timezone('UTC', cast(activity_date + interval 1 day as timestamp)) as event_timestamp,
         last_loaded_at as created_timestamp,
@@ -53,9 +59,12 @@ final as (
         cast(night_txn_count_7d as double) / txn_count_7d as cust_night_txn_share_7d,
         cast(online_txn_count_7d as double) / txn_count_7d as cust_online_txn_share_7d,
         cast(txn_count_30d as bigint) as cust_txn_count_30d,
-        cast(amount_sum_30d as double) / txn_count_30d as cust_amount_avg_30d
+        cast(amount_sum_30d as double) / txn_count_30d as cust_amount_avg_30d,
+        -- young accounts are where card-testing fraud starts
+        date_diff('day', cast(customers.created_at as date), windowed.activity_date) as cust_account_age_days
 
     from windowed
+    left join customers using (customer_id)
 
 )
 
