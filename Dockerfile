@@ -1,0 +1,47 @@
+# The platform's code location with the Dagster webserver and daemon.
+#   docker build -t fraud-platform .
+#   docker run --rm -p 127.0.0.1:3000:3000 -v "$PWD/data:/data" fraud-platform
+# Inside the container the webserver must listen on all interfaces for the port mapping to reach it; the
+# mapping above publishes it on the host's loopback only.
+FROM python:3.11-slim-bookworm
+
+ARG UV_VERSION=0.13.9
+ENV PYTHONUNBUFFERED=1 \
+    UV_COMPILE_BYTECODE=1 \
+    UV_LINK_MODE=copy \
+    UV_PYTHON_DOWNLOADS=never \
+    PATH="/opt/platform/.venv/bin:${PATH}" \
+    PLATFORM_DATA_DIR=/data \
+    DAGSTER_HOME=/data/dagster \
+    PLATFORM_WEBSERVER_HOST=0.0.0.0 \
+    PLATFORM_WEBSERVER_PORT=3000 \
+    DO_NOT_TRACK=1 \
+    MLFLOW_ENABLE_TELEMETRY=false \
+    DAGSTER_DISABLE_TELEMETRY=1
+
+RUN pip install --no-cache-dir "uv==${UV_VERSION}" \
+    && useradd --create-home --uid 10001 platform
+
+WORKDIR /opt/platform
+
+# Dependencies first, from the lock file only, so code changes do not reinstall them.
+COPY pyproject.toml uv.lock .python-version README.md ./
+RUN uv sync --frozen --no-dev --no-install-project
+
+COPY platform_assets ./platform_assets
+COPY dbt_project ./dbt_project
+COPY feature_repo ./feature_repo
+COPY workspace.yaml dagster.yaml ./
+COPY deploy ./deploy
+RUN uv sync --frozen --no-dev \
+    # dbt's manifest is built into the image: the definitions never parse dbt at load time.
+    && (cd dbt_project && dbt parse --profiles-dir . --quiet) \
+    && rm -rf dbt_project/logs \
+    && mkdir -p /data && chown -R platform:platform /data /opt/platform/dbt_project
+
+USER platform
+VOLUME ["/data"]
+EXPOSE 3000
+HEALTHCHECK --interval=30s --timeout=5s --start-period=60s \
+    CMD python -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:3000/server_info', timeout=4)"
+ENTRYPOINT ["/opt/platform/deploy/entrypoint.sh"]

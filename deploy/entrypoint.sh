@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Container entrypoint: the Dagster daemon (schedules, sensors, run queue) and the webserver, in one container.
+# If either process exits, the container stops, so the orchestrator restarts both.
+set -euo pipefail
+home="${PLATFORM_HOME:-/opt/platform}"
+
+mkdir -p "${DAGSTER_HOME}"
+# The local profile's instance config, unless a mounted DAGSTER_HOME (e.g. deploy/production) brings its own.
+[ -f "${DAGSTER_HOME}/dagster.yaml" ] || cp "${home}/dagster.yaml" "${DAGSTER_HOME}/dagster.yaml"
+
+dagster-daemon run -w "${home}/workspace.yaml" &
+daemon=$!
+dagster-webserver -w "${home}/workspace.yaml" -h "${PLATFORM_WEBSERVER_HOST}" -p "${PLATFORM_WEBSERVER_PORT}" &
+webserver=$!
+
+trap 'kill -TERM "$daemon" "$webserver" 2>/dev/null' TERM INT
+wait -n "$daemon" "$webserver"
+status=$?
+kill -TERM "$daemon" "$webserver" 2>/dev/null || true
+exit "$status"

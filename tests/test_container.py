@@ -1,0 +1,85 @@
+"""What can be tested of the container image without a Docker engine: its inputs exist, its lock is frozen,
+and its entrypoint really starts the daemon and a webserver that answers."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from platform_assets.settings import PROJECT_ROOT
+
+DOCKERFILE = (PROJECT_ROOT / "Dockerfile").read_text()
+
+
+def test_every_copied_path_exists():
+    sources = []
+    for line in DOCKERFILE.splitlines():
+        if line.startswith("COPY "):
+            sources += [s for s in line.split()[1:-1] if not s.startswith("--")]
+    assert sources, "no COPY instruction found"
+    for source in sources:
+        assert (PROJECT_ROOT / source).exists(), source
+
+
+def test_lock_file_matches_pyproject():
+    uv = shutil.which("uv") or str(PROJECT_ROOT / ".tools" / "bin" / "uv")
+    if not Path(uv).exists():
+        pytest.fail("uv not found: run `make install` first")
+    out = subprocess.run([uv, "lock", "--check"], cwd=PROJECT_ROOT, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+
+
+def test_image_runs_as_unprivileged_user_and_builds_the_manifest():
+    assert re.search(r"^USER platform$", DOCKERFILE, re.M)
+    assert "dbt parse" in DOCKERFILE
+    assert "uv sync --frozen --no-dev" in DOCKERFILE
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_entrypoint_starts_daemon_and_webserver(tmp_path):
+    port = _free_port()
+    env = {
+        **os.environ,
+        "PATH": f"{PROJECT_ROOT / '.venv' / 'bin'}:{os.environ['PATH']}",
+        "PLATFORM_HOME": str(PROJECT_ROOT),
+        "PLATFORM_DATA_DIR": str(tmp_path / "data"),
+        "DAGSTER_HOME": str(tmp_path / "dagster"),
+        "PLATFORM_WEBSERVER_HOST": "127.0.0.1",
+        "PLATFORM_WEBSERVER_PORT": str(port),
+    }
+    proc = subprocess.Popen(
+        [str(PROJECT_ROOT / "deploy" / "entrypoint.sh")], cwd=tmp_path, env=env,
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
+    )
+    try:
+        deadline, answer = time.monotonic() + 120, None
+        while time.monotonic() < deadline and proc.poll() is None:
+            try:
+                answer = urllib.request.urlopen(f"http://127.0.0.1:{port}/server_info", timeout=2).read()
+                break
+            except OSError:
+                time.sleep(1)
+        assert answer is not None, proc.stdout.read().decode() if proc.poll() is not None else "no answer in 120 s"
+        assert b"dagster_webserver_version" in answer
+        assert (tmp_path / "dagster" / "dagster.yaml").exists()
+        assert proc.poll() is None, "a process of the entrypoint exited"
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
