@@ -41,6 +41,7 @@ def build_resources(settings: Settings) -> dict:
             repo_path=str(settings.feature_repo_dir),
             feature_store_yaml=str(settings.feature_store_yaml),
             data_dir=str(settings.data_dir),
+            project=settings.feast_project,
             registry_url=dg.EnvVar("PLATFORM_FEAST_REGISTRY_URL") if production else None,
             redis_url=dg.EnvVar("PLATFORM_REDIS_URL") if production else None,
         ),
@@ -54,6 +55,25 @@ def build_resources(settings: Settings) -> dict:
     }
 
 
+def build_executor(settings: Settings) -> dg.ExecutorDefinition | None:
+    """The executor of every job: Dagster's default (one process per step) unless PLATFORM_EXECUTOR=celery, the
+    production default, which sends each step to a Celery worker through the broker (Redis). The broker and
+    result-backend URLs may hold a password: they stay in the environment and are resolved at run time. The
+    workers read the same variables (deploy/production/dagster_celery_config.py)."""
+    if settings.executor != "celery":
+        return None
+    from dagster_celery import celery_executor
+
+    return celery_executor.configured(
+        {
+            "broker": {"env": "PLATFORM_CELERY_BROKER_URL"},
+            "backend": {"env": "PLATFORM_CELERY_BACKEND_URL"},
+            "config_source": settings.celery_config(),
+        },
+        name="celery",
+    )
+
+
 def build_definitions(settings: Settings) -> dg.Definitions:
     return dg.Definitions(
         assets=[*ingestion_assets, warehouse_dbt_models, *feature_assets, *training_assets, *monitoring_assets],
@@ -61,6 +81,7 @@ def build_definitions(settings: Settings) -> dg.Definitions:
         schedules=automation.schedules,
         sensors=automation.sensors,
         resources=build_resources(settings),
+        executor=build_executor(settings),
     )
 
 

@@ -18,6 +18,7 @@ from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 PROFILES = ("local", "production")
+EXECUTORS = ("multiprocess", "celery")
 
 
 @dataclass(frozen=True)
@@ -33,6 +34,8 @@ class Settings:
     mlflow_artifact_location: str
     mlflow_experiment: str
     model_name: str
+    executor: str = "multiprocess"
+    celery_key_prefix: str = "platform:"
 
     @property
     def warehouse_path(self) -> Path:
@@ -52,6 +55,17 @@ class Settings:
         name = "feature_store.yaml" if self.profile == "local" else f"feature_store.{self.profile}.yaml"
         return self.feature_repo_dir / name
 
+    def celery_config(self) -> dict:
+        """Celery settings (no secrets) shared by the executor and the workers: every Redis key under the prefix."""
+        return {
+            "worker_prefetch_multiplier": 1,
+            "broker_transport_options": {
+                "max_retries": 3, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.5,
+                "global_keyprefix": self.celery_key_prefix,
+            },
+            "result_backend_transport_options": {"global_keyprefix": self.celery_key_prefix},
+        }
+
     def dbt_env(self) -> dict[str, str]:
         """Variables `dbt_project/profiles.yml` reads, so dbt writes where the rest of the platform reads."""
         return {"PLATFORM_DATA_DIR": str(self.data_dir), "PLATFORM_DBT_TARGET": self.profile}
@@ -69,6 +83,9 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
     data_dir = Path(raw_data_dir or PROJECT_ROOT / "data").resolve()
     landing_dir = Path(env.get("PLATFORM_LANDING_DIR", data_dir / "landing")).resolve()
     default_tracking = f"sqlite:///{data_dir / 'mlflow' / 'mlflow.db'}"
+    executor = env.get("PLATFORM_EXECUTOR", "celery" if profile == "production" else "multiprocess")
+    if executor not in EXECUTORS:
+        raise ValueError(f"PLATFORM_EXECUTOR={executor!r} is not one of {EXECUTORS}")
     return Settings(
         profile=profile,
         data_dir=data_dir,
@@ -81,4 +98,6 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         mlflow_artifact_location=env.get("PLATFORM_MLFLOW_ARTIFACTS", (data_dir / "mlflow" / "artifacts").as_uri()),
         mlflow_experiment=env.get("PLATFORM_MLFLOW_EXPERIMENT", "fraud_detection"),
         model_name=env.get("PLATFORM_MODEL_NAME", "fraud_detector"),
+        executor=executor,
+        celery_key_prefix=env.get("PLATFORM_CELERY_KEY_PREFIX", "platform:"),
     )

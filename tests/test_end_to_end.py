@@ -6,6 +6,11 @@ Two worlds are simulated: a stationary one (`none`) and one whose amounts jump 6
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import duckdb
 import numpy as np
 import pandas as pd
@@ -15,9 +20,11 @@ import dagster as dg
 from platform_assets.automation.sensors import retrain_on_drift
 from platform_assets.definitions import build_definitions, build_resources
 from platform_assets.exports import query
+from platform_assets.settings import PROJECT_ROOT
 from platform_assets.training_data import TrainingSetManifest
 
 pytestmark = pytest.mark.e2e
+BIN = Path(sys.executable).parent
 
 
 def _warehouse(platform) -> duckdb.DuckDBPyConnection:
@@ -171,3 +178,28 @@ def test_retrain_sensor_skips_clean_report(clean_platform):
     results, _ = _evaluate(retrain_on_drift, clean_platform)
     assert results and all(isinstance(r, dg.SkipReason) for r in results)
 
+
+
+def _cli(args: list[str], cwd, data_dir) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PLATFORM_DATA_DIR": str(data_dir), "DO_NOT_TRACK": "1"}
+    return subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
+
+
+def test_dbt_build_works_standalone_and_is_idempotent(clean_platform):
+    """`dbt build` from dbt_project/ with its own profiles.yml, on the platform's warehouse: same row counts."""
+    before = query(clean_platform.settings.exports_dir, "SELECT count(*) AS n FROM {tx}", tx="fct_transactions").n[0]
+    out = _cli([str(BIN / "dbt"), "build", "--profiles-dir", "."], PROJECT_ROOT / "dbt_project",
+               clean_platform.settings.data_dir)
+    assert out.returncode == 0, out.stdout[-3000:]
+    assert "ERROR=0" in out.stdout
+    after = query(clean_platform.settings.exports_dir, "SELECT count(*) AS n FROM {tx}", tx="fct_transactions").n[0]
+    assert after == before
+
+
+def test_feast_apply_works_from_the_cli(clean_platform, tmp_path):
+    """`feast apply` in feature_repo/ against a fresh data directory creates the same views the asset did."""
+    out = _cli([str(BIN / "feast"), "apply"], PROJECT_ROOT / "feature_repo", tmp_path)
+    assert out.returncode == 0, out.stdout + out.stderr
+    listed = _cli([str(BIN / "feast"), "feature-views", "list"], PROJECT_ROOT / "feature_repo", tmp_path)
+    assert "customer_daily_features" in listed.stdout and "merchant_daily_features" in listed.stdout
+    assert (tmp_path / "feast" / "registry.db").exists()

@@ -21,7 +21,7 @@ SCORE = "model_score"
 
 class DriftConfig(dg.Config):
     current_window_days: int = Field(default=7, description="Days of newest transactions compared to the reference")
-    drift_share_threshold: float = Field(default=0.3, description="Share of drifted columns that means drift")
+    drift_share_threshold: float = Field(default=0.2, description="Share of drifted columns that means drift")
     min_rows: int = Field(default=1_000, description="Below this many current rows no verdict is given")
     max_rows: int = Field(default=50_000, description="Each side is sampled down to this many rows")
 

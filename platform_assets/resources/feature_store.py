@@ -28,6 +28,7 @@ class FeastResource(dg.ConfigurableResource):
     repo_path: str = Field(description="The Feast repository (feature_repo/)")
     feature_store_yaml: str = Field(description="feature_store.yaml of the active profile")
     data_dir: str = Field(description="The platform data directory: exports are read, local stores written here")
+    project: str | None = Field(default=None, description="Feast project; overrides the yaml's (PLATFORM_FEAST_PROJECT)")
     registry_url: str | None = Field(default=None, description="SQL registry URL (production profile)")
     redis_url: str | None = Field(default=None, description="Redis online store host:port (production profile)")
 
@@ -39,6 +40,8 @@ class FeastResource(dg.ConfigurableResource):
             variables["PLATFORM_REDIS_URL"] = self.redis_url
         rendered = string.Template(Path(self.feature_store_yaml).read_text()).safe_substitute(variables)
         config = yaml.safe_load(rendered)
+        if self.project:
+            config["project"] = self.project
         unresolved = re.findall(r"\$\{(\w+)\}", json.dumps(config))
         if unresolved:
             raise ValueError(

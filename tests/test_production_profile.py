@@ -1,0 +1,460 @@
+"""The production profile on the real servers: PostgreSQL and Redis, as CI and this machine run them.
+
+Everything is selected by configuration only (PLATFORM_PROFILE=production and the variables docs/production.md
+lists): the Feast SQL registry and the MLflow tracking/registry live in PostgreSQL, Feast's online store in Redis,
+the Dagster instance is `deploy/production/dagster.yaml` on PostgreSQL, and jobs run on the Celery executor with
+Redis as broker and result backend, executed by a real `celery worker` process.
+
+Each run of this module creates its own databases (`platform_test_<id>_{dagster,feast,mlflow}`), its own Feast
+project (`fraud_platform_t<id>`, which suffixes its Redis keys) and its own Celery key prefix, and removes them all
+at the end. The servers default to 127.0.0.1:5432 (user postgres) and 127.0.0.1:6379; PLATFORM_TEST_PG_HOST,
+_PG_PORT, _PG_USER, _PG_PASSWORD, PLATFORM_TEST_REDIS_HOST, _REDIS_PORT and _REDIS_PASSWORD point elsewhere. If a
+server cannot be reached the tests fail (they are never skipped): CI provides both.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from urllib.parse import quote
+
+import dagster as dg
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from platform_assets.settings import PROJECT_ROOT, Settings, load_settings
+
+pytestmark = pytest.mark.production
+
+DEPLOY_DIR = PROJECT_ROOT / "deploy" / "production"
+PG_HOST = os.environ.get("PLATFORM_TEST_PG_HOST", "127.0.0.1")
+PG_PORT = int(os.environ.get("PLATFORM_TEST_PG_PORT", "5432"))
+PG_USER = os.environ.get("PLATFORM_TEST_PG_USER", "postgres")
+PG_PASSWORD = os.environ.get("PLATFORM_TEST_PG_PASSWORD", "")
+REDIS_HOST = os.environ.get("PLATFORM_TEST_REDIS_HOST", "127.0.0.1")
+REDIS_PORT = int(os.environ.get("PLATFORM_TEST_REDIS_PORT", "6379"))
+REDIS_PASSWORD = os.environ.get("PLATFORM_TEST_REDIS_PASSWORD", "")
+
+MART_START = datetime(2026, 3, 1, tzinfo=UTC)
+MART_DAYS = 5
+CUSTOMERS = [f"C{i:04d}" for i in range(40)]
+MERCHANTS = [f"M{i:03d}" for i in range(8)]
+WORKER_READY_SECONDS = 60
+JOB_SECONDS = 180
+
+
+def _pg_connect(dbname: str = "postgres", **kwargs):
+    import psycopg
+
+    return psycopg.connect(
+        host=PG_HOST, port=PG_PORT, user=PG_USER, password=PG_PASSWORD or None, dbname=dbname, connect_timeout=5,
+        **kwargs,
+    )
+
+
+def _redis():
+    import redis
+
+    return redis.Redis(host=REDIS_HOST, port=REDIS_PORT, password=REDIS_PASSWORD or None, socket_connect_timeout=5)
+
+
+def _sqlalchemy_url(db: str) -> str:
+    auth = quote(PG_USER) + (f":{quote(PG_PASSWORD, safe='')}" if PG_PASSWORD else "")
+    return f"postgresql+psycopg://{auth}@{PG_HOST}:{PG_PORT}/{db}"
+
+
+@dataclass
+class Production:
+    uid: str
+    settings: Settings
+    databases: dict[str, str]
+    env: dict[str, str]
+    root: Path
+
+    @property
+    def feast_project(self) -> str:
+        return self.settings.feast_project
+
+    @property
+    def celery_prefix(self) -> str:
+        return self.settings.celery_key_prefix
+
+
+def _check_servers() -> None:
+    try:
+        with _pg_connect() as con:
+            con.execute("SELECT 1")
+    except Exception as exc:  # noqa: BLE001 - any failure means the same thing here
+        pytest.fail(
+            f"PostgreSQL is not reachable at {PG_USER}@{PG_HOST}:{PG_PORT} ({exc}). The production-profile tests "
+            "need a running server (CI provides one); set PLATFORM_TEST_PG_* to point at yours.",
+            pytrace=False,
+        )
+    try:
+        _redis().ping()
+    except Exception as exc:  # noqa: BLE001
+        pytest.fail(
+            f"Redis is not reachable at {REDIS_HOST}:{REDIS_PORT} ({exc}). The production-profile tests need a "
+            "running server (CI provides one); set PLATFORM_TEST_REDIS_* to point at yours.",
+            pytrace=False,
+        )
+
+
+def _cleanup(databases: dict[str, str], feast_project: str, celery_prefix: str) -> None:
+    client = _redis()
+    # Feast's Redis keys end with the project name; Celery's (queues, bindings, results) start with the prefix.
+    for pattern in (f"*{feast_project}", f"{celery_prefix}*"):
+        keys = list(client.scan_iter(match=pattern.encode(), count=1000))
+        if keys:
+            client.delete(*keys)
+    with _pg_connect(autocommit=True) as con:
+        for name in databases.values():
+            con.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="module")
+def production(tmp_path_factory) -> Iterator[Production]:
+    """Fresh databases, Feast project and Celery prefix, and the production environment set in this process."""
+    _check_servers()
+    uid = uuid.uuid4().hex[:10]
+    databases = {kind: f"platform_test_{uid}_{kind}" for kind in ("dagster", "feast", "mlflow")}
+    root = tmp_path_factory.mktemp("production")
+    redis_auth = f":{quote(REDIS_PASSWORD, safe='')}@" if REDIS_PASSWORD else ""
+    celery_url = f"redis://{redis_auth}{REDIS_HOST}:{REDIS_PORT}/0"
+    env = {
+        "PLATFORM_PROFILE": "production",
+        "PLATFORM_DATA_DIR": str(root / "data"),
+        "PLATFORM_FEAST_PROJECT": f"fraud_platform_t{uid}",
+        "PLATFORM_FEAST_REGISTRY_URL": _sqlalchemy_url(databases["feast"]),
+        "PLATFORM_REDIS_URL": f"{REDIS_HOST}:{REDIS_PORT}" + (f",password={REDIS_PASSWORD}" if REDIS_PASSWORD else ""),
+        "MLFLOW_TRACKING_URI": _sqlalchemy_url(databases["mlflow"]),
+        "PLATFORM_MLFLOW_ARTIFACTS": (root / "mlflow-artifacts").as_uri(),
+        "PLATFORM_DAGSTER_PG_HOST": PG_HOST,
+        "PLATFORM_DAGSTER_PG_PORT": str(PG_PORT),
+        "PLATFORM_DAGSTER_PG_USER": PG_USER,
+        "PLATFORM_DAGSTER_PG_PASSWORD": PG_PASSWORD,
+        "PLATFORM_DAGSTER_PG_DB": databases["dagster"],
+        "PLATFORM_DAGSTER_STORAGE": str(root / "dagster" / "storage"),
+        "PLATFORM_DAGSTER_COMPUTE_LOGS": str(root / "dagster" / "compute_logs"),
+        "PLATFORM_CELERY_BROKER_URL": celery_url,
+        "PLATFORM_CELERY_BACKEND_URL": celery_url,
+        "PLATFORM_CELERY_KEY_PREFIX": f"platform_test_{uid}:",
+        "DAGSTER_HOME": str(DEPLOY_DIR),
+    }
+    with _pg_connect(autocommit=True) as con:
+        for name in databases.values():
+            con.execute(f'CREATE DATABASE "{name}"')
+    try:
+        with pytest.MonkeyPatch.context() as mp:
+            for key, value in env.items():
+                mp.setenv(key, value)
+            mp.delenv("PLATFORM_LANDING_DIR", raising=False)
+            settings = load_settings()
+            yield Production(uid, settings, databases, env, root)
+    finally:
+        _cleanup(databases, f"fraud_platform_t{uid}", f"platform_test_{uid}:")
+
+
+@pytest.fixture(scope="module")
+def instance(production) -> Iterator[dg.DagsterInstance]:
+    """The instance of deploy/production/dagster.yaml, on this run's fresh PostgreSQL database."""
+    inst = dg.DagsterInstance.from_config(str(DEPLOY_DIR))
+    try:
+        yield inst
+    finally:
+        inst.dispose()
+
+
+def _mart(key: str, ids: list[str], features: dict, rng: np.random.Generator) -> pd.DataFrame:
+    from feast.types import Int64
+
+    rows = []
+    for day in range(MART_DAYS):
+        end_of_day = MART_START + timedelta(days=day + 1) - timedelta(microseconds=1)
+        for entity in ids:
+            row = {key: entity, "event_timestamp": end_of_day, "created_timestamp": end_of_day + timedelta(hours=1)}
+            for name, dtype in features.items():
+                row[name] = int(rng.integers(0, 50)) if dtype == Int64 else float(rng.random() * 100)
+            rows.append(row)
+    frame = pd.DataFrame(rows)
+    for column in ("event_timestamp", "created_timestamp"):
+        frame[column] = frame[column].astype("datetime64[us, UTC]")  # microseconds: what DuckDB and Feast read
+    return frame
+
+
+@pytest.fixture(scope="module")
+def feature_marts(production) -> dict[str, pd.DataFrame]:
+    """The two dbt feature marts Feast reads, as parquet exports of the documented schema (small and synthetic)."""
+    sys.path.insert(0, str(production.settings.feature_repo_dir))
+    try:
+        from fraud_features import CUSTOMER_FEATURES, MERCHANT_FEATURES
+    finally:
+        sys.path.pop(0)
+    rng = np.random.default_rng(11)
+    marts = {
+        "fct_customer_daily_features": _mart("customer_id", CUSTOMERS, CUSTOMER_FEATURES, rng),
+        "fct_merchant_daily_features": _mart("merchant_id", MERCHANTS, MERCHANT_FEATURES, rng),
+    }
+    exports = production.settings.exports_dir
+    exports.mkdir(parents=True, exist_ok=True)
+    for name, frame in marts.items():
+        frame.to_parquet(exports / f"{name}.parquet", index=False)
+    return marts
+
+
+@pytest.fixture(scope="module")
+def feast_run(production, instance, feature_marts) -> dg.ExecuteInProcessResult:
+    """`feast_feature_views` + `feast_online_store`, materialized with the production resources and instance."""
+    from platform_assets.definitions import build_resources
+    from platform_assets.features.assets import feast_feature_views, feast_online_store
+
+    return dg.materialize(
+        [feast_feature_views, feast_online_store],
+        resources=build_resources(production.settings),
+        instance=instance,
+    )
+
+
+# --- Dagster instance -------------------------------------------------------------------------------------------
+
+
+def test_instance_file_takes_every_connection_parameter_from_the_environment():
+    config = yaml.safe_load((DEPLOY_DIR / "dagster.yaml").read_text())
+    postgres_db = config["storage"]["postgres"]["postgres_db"]
+    assert set(postgres_db) == {"hostname", "port", "username", "password", "db_name"}
+    for field, value in postgres_db.items():
+        assert isinstance(value, dict) and set(value) == {"env"}, f"{field} must be {{env: VAR}}, got {value!r}"
+    for section in ("local_artifact_storage", "compute_logs"):
+        assert set(config[section]["config"]["base_dir"]) == {"env"}, section
+    assert config["run_coordinator"]["class"] == "QueuedRunCoordinator"
+
+
+def test_instance_is_postgres_with_queue_pools_monitoring_and_retries(production, instance):
+    from dagster._core.run_coordinator import QueuedRunCoordinator
+    from dagster_postgres import PostgresEventLogStorage, PostgresRunStorage, PostgresScheduleStorage
+
+    assert isinstance(instance.run_storage, PostgresRunStorage)
+    assert isinstance(instance.event_log_storage, PostgresEventLogStorage)
+    assert isinstance(instance.schedule_storage, PostgresScheduleStorage)
+    assert instance.run_storage.postgres_url.endswith(f"/{production.databases['dagster']}")
+    assert isinstance(instance.run_coordinator, QueuedRunCoordinator)
+    concurrency = instance.get_concurrency_config()
+    assert concurrency.pool_config.default_pool_limit == 1
+    assert concurrency.run_queue_config.max_concurrent_runs == 4
+    assert instance.run_monitoring_enabled and instance.run_monitoring_max_runtime_seconds == 7200
+    assert instance.run_monitoring_settings["free_slots_after_run_end_seconds"] == 30
+    assert instance.run_retries_enabled and instance.run_retries_max_retries == 1
+    assert instance.compute_log_manager._base_dir == production.env["PLATFORM_DAGSTER_COMPUTE_LOGS"]  # noqa: SLF001
+    assert instance.storage_directory().startswith(production.env["PLATFORM_DAGSTER_STORAGE"])
+
+
+def test_materialization_through_the_production_instance_is_stored_in_postgres(production, feast_run):
+    assert feast_run.success
+    with _pg_connect(production.databases["dagster"]) as con:
+        status = con.execute("SELECT status FROM runs WHERE run_id = %s", (feast_run.run_id,)).fetchone()
+        materialized = con.execute(
+            "SELECT DISTINCT asset_key FROM event_logs WHERE run_id = %s AND dagster_event_type = 'ASSET_MATERIALIZATION'",
+            (feast_run.run_id,),
+        ).fetchall()
+    assert status == ("SUCCESS",)
+    assert {dg.AssetKey.from_db_string(k).path[0] for (k,) in materialized} == {"feast_feature_views", "feast_online_store"}
+    # A second instance loaded from the same file sees the run: the state is in the server, not in this process.
+    with dg.DagsterInstance.from_config(str(DEPLOY_DIR)) as other:
+        assert other.get_run_by_id(feast_run.run_id).is_success
+        event = other.get_latest_materialization_event(dg.AssetKey("feast_online_store"))
+        assert event.asset_materialization.metadata["online_store"].value == "redis"
+
+
+# --- Feast: SQL registry in PostgreSQL, online store in Redis --------------------------------------------------
+
+
+def test_feast_registry_lives_in_postgres(production, feast_run):
+    assert feast_run.success
+    project = production.feast_project
+    with _pg_connect(production.databases["feast"]) as con:
+        tables = {t for (t,) in con.execute(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = 'public'").fetchall()}
+        views = {v for (v,) in con.execute(
+            "SELECT feature_view_name FROM feature_views WHERE project_id = %s", (project,)).fetchall()}
+        entities = {e for (e,) in con.execute(
+            "SELECT entity_name FROM entities WHERE project_id = %s", (project,)).fetchall()}
+        services = {s for (s,) in con.execute(
+            "SELECT feature_service_name FROM feature_services WHERE project_id = %s", (project,)).fetchall()}
+    assert {"projects", "entities", "feature_views", "feature_services", "data_sources"} <= tables
+    assert views == {"customer_daily_features", "merchant_daily_features"}
+    assert entities == {"customer", "merchant"}
+    assert services == {"fraud_detector_v1"}
+    assert not (production.settings.data_dir / "feast").exists(), "no local registry or online store file"
+
+
+def test_online_features_are_served_from_redis(production, feast_run, feature_marts):
+    from platform_assets.definitions import build_resources
+
+    assert feast_run.success
+    # A fresh store object: it reads the registry back from PostgreSQL and the values from Redis.
+    feast = build_resources(production.settings)["feast"].process_config_and_initialize()
+    store = feast.store()
+    assert store.project == production.feast_project
+    assert store.config.online_store.type == "redis" and store.config.registry.registry_type == "sql"
+    customers = feature_marts["fct_customer_daily_features"]
+    merchants = feature_marts["fct_merchant_daily_features"]
+    rows = [{"customer_id": CUSTOMERS[i], "merchant_id": MERCHANTS[i % len(MERCHANTS)]} for i in (0, 7, 39)]
+    online = store.get_online_features(features=store.get_feature_service("fraud_detector_v1"),
+                                       entity_rows=rows).to_dict()
+    for i, row in enumerate(rows):
+        latest_c = customers[customers.customer_id == row["customer_id"]].sort_values("event_timestamp").iloc[-1]
+        latest_m = merchants[merchants.merchant_id == row["merchant_id"]].sort_values("event_timestamp").iloc[-1]
+        for name in ("cust_txn_count_7d", "cust_amount_avg_30d", "cust_night_txn_share_7d"):
+            assert online[name][i] == pytest.approx(latest_c[name]), (row, name)
+        for name in ("merch_txn_count_7d", "merch_amount_avg_7d", "merch_category_code"):
+            assert online[name][i] == pytest.approx(latest_m[name]), (row, name)
+    keys = list(_redis().scan_iter(match=f"*{production.feast_project}".encode(), count=1000))
+    assert len(keys) == len(CUSTOMERS) + len(MERCHANTS), "one Redis hash per entity of this run's project"
+
+
+# --- MLflow: tracking and registry in PostgreSQL, artifacts in a folder ----------------------------------------
+
+
+def test_mlflow_registers_and_loads_by_alias_from_postgres(production):
+    import xgboost as xgb
+
+    from platform_assets.definitions import build_resources
+    from platform_assets.resources import CHAMPION
+
+    resource = build_resources(production.settings)["mlflow_tracking"]
+    assert resource.tracking_uri == production.env["MLFLOW_TRACKING_URI"]
+    mlflow = resource.setup()
+    rng = np.random.default_rng(3)
+    features = pd.DataFrame(rng.random((300, 4)), columns=["a", "b", "c", "d"])
+    labels = (features["a"] + 0.2 * rng.random(300) > 0.6).astype(int)
+    model = xgb.XGBClassifier(n_estimators=8, max_depth=2, n_jobs=1).fit(features, labels)
+    with mlflow.start_run():
+        info = mlflow.xgboost.log_model(
+            model, name="model", registered_model_name=resource.model_name, pip_requirements=["xgboost"]
+        )
+    client = resource.client()
+    client.set_registered_model_alias(resource.model_name, CHAMPION, info.registered_model_version)
+
+    loaded = mlflow.xgboost.load_model(resource.model_uri(CHAMPION))
+    np.testing.assert_allclose(loaded.predict_proba(features), model.predict_proba(features))
+    version = client.get_model_version_by_alias(resource.model_name, CHAMPION)
+    assert version.version == str(info.registered_model_version)
+
+    with _pg_connect(production.databases["mlflow"]) as con:
+        aliases = con.execute("SELECT name, alias, version FROM registered_model_aliases").fetchall()
+        experiment = con.execute(
+            "SELECT artifact_location FROM experiments WHERE name = %s", (production.settings.mlflow_experiment,)
+        ).fetchone()
+    assert aliases == [(resource.model_name, CHAMPION, int(info.registered_model_version))]
+    assert experiment == (production.env["PLATFORM_MLFLOW_ARTIFACTS"],)
+    artifacts = Path(production.root / "mlflow-artifacts")
+    assert list(artifacts.rglob("model.ubj")), f"no model file under {artifacts}"
+
+
+# --- Celery: the production executor, with a real worker ------------------------------------------------------
+
+
+def test_production_profile_selects_the_celery_executor(production):
+    from platform_assets.definitions import build_definitions
+
+    defs = build_definitions(production.settings)
+    for job in ("daily_ingestion", "refresh_warehouse_features_and_monitoring", "retrain_fraud_model"):
+        assert defs.resolve_job_def(job).executor_def.name == "celery", job
+    assert defs.resolve_implicit_global_asset_job_def().executor_def.name == "celery"
+    local = build_definitions(load_settings({**production.env, "PLATFORM_PROFILE": "local"}))
+    assert local.resolve_job_def("daily_ingestion").executor_def.name != "celery"
+
+
+def _start_worker(production: Production, log_path: Path) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(DEPLOY_DIR), os.environ.get("PYTHONPATH")])),
+           "PYTHONWARNINGS": "ignore"}
+    log = open(log_path, "wb")  # noqa: SIM115 - closed by the caller
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "dagster_celery.app", "worker", "--loglevel=INFO",
+         "--concurrency=2", "--without-gossip", "--without-mingle", f"--hostname=platform-test-{production.uid}@%h"],
+        cwd=PROJECT_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+    )
+    worker.log_file = log
+    deadline = time.monotonic() + WORKER_READY_SECONDS
+    while time.monotonic() < deadline:
+        if worker.poll() is not None:
+            pytest.fail(f"the Celery worker exited ({worker.returncode}):\n{log_path.read_text()[-3000:]}")
+        if b" ready." in log_path.read_bytes():
+            return worker
+        time.sleep(0.5)
+    _stop_worker(worker)
+    pytest.fail(f"the Celery worker was not ready in {WORKER_READY_SECONDS}s:\n{log_path.read_text()[-3000:]}")
+
+
+def _stop_worker(worker: subprocess.Popen) -> None:
+    """Stop the worker we started and its pool processes (its own process group), by id."""
+    if worker.poll() is None:
+        os.killpg(worker.pid, signal.SIGTERM)
+        try:
+            worker.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(worker.pid, signal.SIGKILL)
+            worker.wait(timeout=10)
+    worker.log_file.close()
+
+
+def test_job_runs_on_a_celery_worker(production, instance):
+    from platform_assets.simulator import SimulationConfig, write_landing_zone
+
+    day = date(2026, 3, 2)
+    write_landing_zone(
+        SimulationConfig(start_date=day - timedelta(days=1), days=2, n_customers=60, n_merchants=10,
+                         transactions_per_day=120),
+        production.settings.landing_dir,
+    )
+    worker_log = production.root / "celery-worker.log"
+    worker = _start_worker(production, worker_log)
+    try:
+        # The way a run worker executes a run: the job's own executor (Celery, from the profile) ships each step
+        # to the broker; the instance is DAGSTER_HOME=deploy/production.
+        run = subprocess.run(
+            [sys.executable, "-m", "dagster", "job", "execute", "-m", "platform_assets.definitions", "-a", "defs",
+             "-j", "daily_ingestion", "--tags", json.dumps({"dagster/partition": day.isoformat()})],
+            cwd=PROJECT_ROOT, env={**os.environ, "PYTHONWARNINGS": "ignore"}, capture_output=True, text=True,
+            timeout=JOB_SECONDS,
+        )
+    finally:
+        _stop_worker(worker)
+    assert run.returncode == 0, f"{run.stdout[-3000:]}\n{run.stderr[-3000:]}\nworker:\n{worker_log.read_text()[-3000:]}"
+
+    runs = instance.get_runs(filters=dg.RunsFilter(job_name="daily_ingestion"))
+    assert len(runs) == 1 and runs[0].is_success and runs[0].tags["dagster/partition"] == day.isoformat()
+    records = instance.all_logs(runs[0].run_id)
+    worker_events = [r for r in records if r.dagster_event and r.dagster_event.is_engine_event
+                     and "in celery worker" in r.user_message]
+    hosts = {r.dagster_event.engine_event_data.metadata["Celery worker"].value for r in worker_events}
+    assert {r.step_key for r in worker_events} == {"raw_transactions", "raw_chargebacks"}
+    assert all(h.startswith(f"platform-test-{production.uid}@") for h in hosts), hosts
+
+    # Both steps are in the duckdb_writer pool (limit 1): the worker had two processes, yet they never overlapped.
+    spans = {}
+    for r in records:
+        if r.dagster_event and r.dagster_event.event_type_value in ("STEP_START", "STEP_SUCCESS"):
+            spans.setdefault(r.step_key, {})[r.dagster_event.event_type_value] = r.timestamp
+    first, second = sorted(spans.values(), key=lambda s: s["STEP_START"])
+    assert first["STEP_SUCCESS"] <= second["STEP_START"]
+
+    import duckdb
+
+    with duckdb.connect(str(production.settings.warehouse_path), read_only=True) as con:
+        loaded = con.execute(
+            "SELECT count(*), min(partition_date), max(partition_date) FROM raw.transactions"
+        ).fetchone()
+    assert loaded[0] > 0 and loaded[1] == loaded[2] == day
+    assert list(Path(production.env["PLATFORM_DAGSTER_COMPUTE_LOGS"]).rglob("*")), "no compute logs were written"

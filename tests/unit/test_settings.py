@@ -1,0 +1,78 @@
+"""load_settings(environ=...): the one place that reads the environment."""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+
+import pytest
+
+from platform_assets.settings import PROJECT_ROOT, load_settings
+
+
+def test_defaults_without_any_variable():
+    s = load_settings(environ={})
+    data = (PROJECT_ROOT / "data").resolve()
+    assert s.profile == "local"
+    assert s.data_dir == data
+    assert s.landing_dir == data / "landing"
+    assert s.partition_start == date(2026, 1, 1)
+    assert s.warehouse_path == data / "warehouse" / "warehouse.duckdb"
+    assert s.exports_dir == data / "exports"
+    assert s.reports_dir == data / "reports"
+    assert s.feature_store_yaml == PROJECT_ROOT / "feature_repo" / "feature_store.yaml"
+    assert s.mlflow_tracking_uri == f"sqlite:///{data / 'mlflow' / 'mlflow.db'}"
+    assert s.mlflow_artifact_location == (data / "mlflow" / "artifacts").as_uri()
+    assert (s.feast_project, s.mlflow_experiment, s.model_name) == ("fraud_platform", "fraud_detection",
+                                                                   "fraud_detector")
+    assert s.dbt_env() == {"PLATFORM_DATA_DIR": str(data), "PLATFORM_DBT_TARGET": "local"}
+
+
+def test_data_dir_moves_every_derived_path(tmp_path):
+    s = load_settings(environ={"PLATFORM_DATA_DIR": str(tmp_path)})
+    assert s.data_dir == tmp_path.resolve()
+    for path in (s.landing_dir, s.warehouse_path, s.exports_dir, s.reports_dir):
+        assert tmp_path.resolve() in path.parents
+    assert s.mlflow_tracking_uri == f"sqlite:///{tmp_path.resolve() / 'mlflow' / 'mlflow.db'}"
+    assert s.dbt_env()["PLATFORM_DATA_DIR"] == str(tmp_path.resolve())
+
+
+def test_explicit_variables_win(tmp_path):
+    s = load_settings(environ={
+        "PLATFORM_DATA_DIR": str(tmp_path),
+        "PLATFORM_LANDING_DIR": str(tmp_path / "elsewhere"),
+        "PLATFORM_PARTITION_START": "2025-06-01",
+        "MLFLOW_TRACKING_URI": "http://mlflow:5000",
+        "PLATFORM_MODEL_NAME": "m",
+    })
+    assert s.landing_dir == (tmp_path / "elsewhere").resolve()
+    assert s.partition_start == date(2025, 6, 1)
+    assert s.mlflow_tracking_uri == "http://mlflow:5000"
+    assert s.model_name == "m"
+
+
+@pytest.mark.parametrize("relative", ["data", "./data", "../data"])
+def test_relative_data_dir_is_rejected(relative):
+    with pytest.raises(ValueError, match="absolute"):
+        load_settings(environ={"PLATFORM_DATA_DIR": relative})
+
+
+@pytest.mark.parametrize("profile", ["prod", "LOCAL", "", "staging"])
+def test_unknown_profile_is_rejected(profile):
+    with pytest.raises(ValueError, match="PLATFORM_PROFILE"):
+        load_settings(environ={"PLATFORM_PROFILE": profile})
+
+
+def test_production_profile_picks_its_feature_store_yaml(tmp_path):
+    s = load_settings(environ={"PLATFORM_PROFILE": "production", "PLATFORM_DATA_DIR": str(tmp_path)})
+    assert s.profile == "production"
+    assert s.feature_store_yaml == PROJECT_ROOT / "feature_repo" / "feature_store.production.yaml"
+    assert s.feature_store_yaml.is_file()
+    assert s.dbt_env()["PLATFORM_DBT_TARGET"] == "production"
+
+
+def test_environ_argument_is_isolated_from_the_process_environment(monkeypatch, tmp_path):
+    monkeypatch.setenv("PLATFORM_DATA_DIR", "relative/would/fail")
+    monkeypatch.setenv("PLATFORM_PROFILE", "nonsense")
+    s = load_settings(environ={"PLATFORM_DATA_DIR": str(tmp_path)})
+    assert s.profile == "local" and s.data_dir == Path(tmp_path).resolve()
