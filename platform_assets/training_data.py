@@ -120,7 +120,10 @@ def service_feature_columns(store, feature_service_name: str) -> list[str]:
 
 
 def content_hash(frame: pd.DataFrame) -> str:
-    return hashlib.sha256(pd.util.hash_pandas_object(frame, index=False).values.tobytes()).hexdigest()
+    """Values, column names and types: a renamed or retyped feature is a different training set."""
+    digest = hashlib.sha256(pd.util.hash_pandas_object(frame, index=False).values.tobytes())
+    digest.update(json.dumps([[str(c), str(t)] for c, t in frame.dtypes.items()]).encode())
+    return digest.hexdigest()
 
 
 def snapshot_id(feature_service: str, window: dict, frame: pd.DataFrame) -> str:

@@ -18,7 +18,7 @@ from platform_assets.settings import PROJECT_ROOT, Settings, load_settings
 os.environ.setdefault("DO_NOT_TRACK", "1")
 os.environ.setdefault("MLFLOW_ENABLE_TELEMETRY", "false")
 
-# A small world that still has signal: ~400 transactions a day, 1% fraud, for 30 days of warm-up, ~2 weeks of
+# A small world that still has signal: ~800 transactions a day, 1% fraud, for 30 days of warm-up, ~2 weeks of
 # training, a week of holdout, 21 days of label maturity; the drift starts 2 weeks before the end.
 E2E_START = date(2026, 3, 1)
 E2E_DAYS = 70
@@ -66,9 +66,9 @@ def _platform(tmp_path_factory, scenario: str) -> Iterator[PlatformUnderTest]:
         config = SimulationConfig(
             start_date=E2E_START,
             days=E2E_DAYS,
-            n_customers=500,
-            n_merchants=80,
-            transactions_per_day=400,
+            n_customers=1_000,
+            n_merchants=120,
+            transactions_per_day=800,
             scenario=scenario,
             scenario_start_day=E2E_SCENARIO_START_DAY,
             malformed_rate=0.002,

@@ -6,6 +6,7 @@ Two worlds are simulated: a stationary one (`none`) and one whose amounts jump 6
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -25,6 +26,7 @@ from platform_assets.training_data import TrainingSetManifest
 
 pytestmark = pytest.mark.e2e
 BIN = Path(sys.executable).parent
+ARTIFACTS = PROJECT_ROOT / "test-artifacts"
 
 
 def _warehouse(platform) -> duckdb.DuckDBPyConnection:
@@ -135,6 +137,11 @@ def test_drift_report_flags_amount_inflation_and_not_none(clean_platform, drifte
     assert drifted["drift_detected"] is True, drifted["drifted_columns"]
     assert "amount" in drifted["drifted_columns"]
     assert drifted["drift_share"] > clean["drift_share"]
+    ARTIFACTS.mkdir(exist_ok=True)
+    (ARTIFACTS / "e2e-drift.json").write_text(json.dumps({
+        name: {k: meta[k] for k in ("drift_share", "drifted_columns", "current_rows", "reference_rows")}
+        for name, meta in (("none", clean), ("amount_inflation", drifted))
+    }, indent=2))
     for meta in (clean, drifted):
         with open(meta["report_path"], encoding="utf-8") as f:
             html = f.read()

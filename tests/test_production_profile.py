@@ -293,7 +293,7 @@ def test_feast_registry_lives_in_postgres(production, feast_run):
             "SELECT feature_service_name FROM feature_services WHERE project_id = %s", (project,)).fetchall()}
     assert {"projects", "entities", "feature_views", "feature_services", "data_sources"} <= tables
     assert views == {"customer_daily_features", "merchant_daily_features"}
-    assert entities == {"customer", "merchant"}
+    assert entities - {"__dummy"} == {"customer", "merchant"}  # Feast adds its own __dummy entity
     assert services == {"fraud_detector_v1"}
     assert not (production.settings.data_dir / "feast").exists(), "no local registry or online store file"
 
@@ -349,7 +349,7 @@ def test_mlflow_registers_and_loads_by_alias_from_postgres(production):
     loaded = mlflow.xgboost.load_model(resource.model_uri(CHAMPION))
     np.testing.assert_allclose(loaded.predict_proba(features), model.predict_proba(features))
     version = client.get_model_version_by_alias(resource.model_name, CHAMPION)
-    assert version.version == str(info.registered_model_version)
+    assert int(version.version) == int(info.registered_model_version)
 
     with _pg_connect(production.databases["mlflow"]) as con:
         aliases = con.execute("SELECT name, alias, version FROM registered_model_aliases").fetchall()
@@ -437,7 +437,7 @@ def test_job_runs_on_a_celery_worker(production, instance):
     assert len(runs) == 1 and runs[0].is_success and runs[0].tags["dagster/partition"] == day.isoformat()
     records = instance.all_logs(runs[0].run_id)
     worker_events = [r for r in records if r.dagster_event and r.dagster_event.is_engine_event
-                     and "in celery worker" in r.user_message]
+                     and "in celery worker" in (r.dagster_event.message or "")]
     hosts = {r.dagster_event.engine_event_data.metadata["Celery worker"].value for r in worker_events}
     assert {r.step_key for r in worker_events} == {"raw_transactions", "raw_chargebacks"}
     assert all(h.startswith(f"platform-test-{production.uid}@") for h in hosts), hosts

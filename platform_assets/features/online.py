@@ -8,7 +8,9 @@ backfill of last spring's data would load nothing. Here each view starts where i
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
+
+DEFAULT_FIRST_WINDOW = timedelta(days=365)
 
 
 @dataclass(frozen=True)
@@ -21,7 +23,8 @@ class Window:
 def pending_windows(views, end: datetime) -> list[Window]:
     windows = []
     for view in views:
-        start = view.most_recent_end_time or (end - view.ttl)
+        # A view without TTL keeps values forever; Feast's own first window is then one year.
+        start = view.most_recent_end_time or (end - (view.ttl or DEFAULT_FIRST_WINDOW))
         if start < end:
             windows.append(Window(view.name, start, end))
     return windows

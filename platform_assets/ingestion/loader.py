@@ -163,6 +163,8 @@ def load_source(
             "`make simulate` (python -m platform_assets.simulator) or drop your own files there "
             "(layout: docs/data-contracts.md)."
         )
+    # Partition days are UTC days, whatever zone the caller's connection is in.
+    con.execute("SET TimeZone = 'UTC'")
     ensure_raw_tables(con, spec)
     result = LoadResult(source=spec.name)
     con.begin()

@@ -43,7 +43,7 @@ CUSTOMERS = SourceSpec(
         _missing("customer_id"),
         _bad_ts("created_at"),
         ("unknown_card_type", "card_type NOT IN ('credit', 'debit', 'prepaid') OR card_type IS NULL"),
-        ("invalid_birth_year", "try_cast(birth_year AS INTEGER) NOT BETWEEN 1900 AND 2030"),
+        ("invalid_birth_year", "coalesce(NOT (try_cast(birth_year AS INTEGER) BETWEEN 1900 AND 2030), true)"),
     ),
     partitioned=False,
 )

@@ -24,6 +24,16 @@ from pydantic import Field
 DEFINITIONS_MODULE = "fraud_features.py"
 
 
+def _substitute(node: Any, variables: dict[str, str]) -> Any:
+    if isinstance(node, str):
+        return string.Template(node).safe_substitute(variables)
+    if isinstance(node, dict):
+        return {k: _substitute(v, variables) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_substitute(v, variables) for v in node]
+    return node
+
+
 class FeastResource(dg.ConfigurableResource):
     repo_path: str = Field(description="The Feast repository (feature_repo/)")
     feature_store_yaml: str = Field(description="feature_store.yaml of the active profile")
@@ -38,8 +48,8 @@ class FeastResource(dg.ConfigurableResource):
             variables["PLATFORM_FEAST_REGISTRY_URL"] = self.registry_url
         if self.redis_url:
             variables["PLATFORM_REDIS_URL"] = self.redis_url
-        rendered = string.Template(Path(self.feature_store_yaml).read_text()).safe_substitute(variables)
-        config = yaml.safe_load(rendered)
+        # Substitute into the parsed values, not the text: a path holding " #" or ": " must stay one value.
+        config = _substitute(yaml.safe_load(Path(self.feature_store_yaml).read_text()), variables)
         if self.project:
             config["project"] = self.project
         unresolved = re.findall(r"\$\{(\w+)\}", json.dumps(config))

@@ -286,7 +286,7 @@ def simulate_day(config: SimulationConfig, world: World, day_index: int) -> DayB
     delay_days = np.clip(np.round(rng.lognormal(np.log(6.0), 0.6, len(cb_idx))), 1, MAX_LABEL_DELAY_DAYS)
     reported_at = ts[cb_idx] + delay_days.astype(np.int64) * MICROS_PER_DAY + rng.integers(
         -6 * 3_600_000_000, 6 * 3_600_000_000, len(cb_idx))
-    reported_at = np.maximum(reported_at, ts[cb_idx] + MICROS_PER_DAY)
+    reported_at = np.clip(reported_at, ts[cb_idx] + MICROS_PER_DAY, ts[cb_idx] + MAX_LABEL_DELAY_DAYS * MICROS_PER_DAY)
     reasons = np.where(is_fraud[cb_idx], "fraud", rng.choice(NON_FRAUD_DISPUTES, len(cb_idx)))
     chargebacks = pa.table(
         {

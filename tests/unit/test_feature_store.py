@@ -31,13 +31,6 @@ def test_data_dir_with_spaces_renders_verbatim(tmp_path):
     assert resource(data_dir).render_config()["registry"] == f"{data_dir}/feast/registry.db"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="feature_store.py:40-41 substitutes the data dir into the YAML *text* before parsing it, so a path "
-    "containing ' #' is cut at the YAML comment marker (registry becomes '<dir>/run'), silently; ': ' makes "
-    "it a YAML error. Fix: parse first, then substitute in the loaded values (or quote the placeholders).",
-)
 def test_data_dir_with_yaml_special_characters_renders_verbatim(tmp_path):
     data_dir = tmp_path / "run #1"
     assert resource(data_dir).render_config()["registry"] == f"{data_dir}/feast/registry.db"

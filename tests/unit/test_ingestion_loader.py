@@ -232,14 +232,6 @@ def test_failure_in_a_later_file_leaves_earlier_days_untouched(con, landing):
     assert rows(con, "SELECT transaction_id FROM raw.transactions ORDER BY 1") == [("B1",), ("X1",)]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="sources.py:77 and :92 compare CAST(<timestamptz> AS DATE) with the partition day; that cast uses the "
-    "*session* TimeZone, so on a connection not set to UTC (DuckDB defaults to the machine's zone) valid rows "
-    "near midnight UTC are quarantined as timestamp_outside_partition. Only WarehouseResource's SET TimeZone "
-    "masks it; load_source itself claims to be a plain function over any connection.",
-)
 def test_partition_check_does_not_depend_on_the_session_time_zone(tmp_path, landing):
     con = duckdb.connect(str(tmp_path / "w.duckdb"))
     con.execute("SET TimeZone = 'America/New_York'")
@@ -306,13 +298,6 @@ def test_snapshot_reload_replaces_table_and_quarantine(con, landing):
         (4, "missing_customer_id"), (5, "unknown_card_type"), (6, "invalid_birth_year")]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=duckdb.ConversionException,
-    reason="sources.py:46: the invalid_birth_year predicate `try_cast(birth_year AS INTEGER) NOT BETWEEN 1900 AND "
-    "2030` is NULL (not true) for a non-numeric birth_year, so the row passes classification and the INSERT's "
-    "CAST(birth_year AS INTEGER) raises ConversionException, failing the whole customers load",
-)
 def test_non_numeric_birth_year_is_quarantined_not_fatal(con, landing):
     write_file(landing, "customers", None, CUSTOMER_HEADER, [
         ["C1", "2025-01-01T00:00:00Z", "DE", "credit", "1980"],

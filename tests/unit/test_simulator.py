@@ -229,13 +229,6 @@ def test_chargebacks_arrive_at_least_a_day_later_and_label_fraud():
     assert 4 < np.median(delays) < 8
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="generator.py:286-289 clips the delay to 21 days *before* adding +-6 h of jitter and only re-applies "
-    "the 1-day lower bound, so ~1% of chargebacks arrive up to 21 d 6 h after the transaction (report date up "
-    "to 22 calendar days later), beyond the documented 1-21 days (docs/data-contracts.md, MAX_LABEL_DELAY_DAYS)",
-)
 def test_chargeback_delay_never_exceeds_the_documented_maximum():
     delays = _delays(small(**DELAY_CONFIG))
     assert delays.max() <= MAX_LABEL_DELAY_DAYS

@@ -77,13 +77,6 @@ def test_snapshot_id_is_stable_and_content_addressed():
     assert snapshot_id("fraud_detector_v1", WINDOW, f.iloc[:-1]) != sid
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="training_data.py:123 content_hash hashes values only (pd.util.hash_pandas_object ignores column "
-    "names), so two frames that differ only in a feature's name get the same snapshot id and overwrite each "
-    "other's files. Fix: also hash list(frame.columns) and the dtypes.",
-)
 def test_snapshot_id_changes_when_a_column_is_renamed():
     f = frame()
     renamed = f.rename(columns={"amount": "amount_eur"})
