@@ -46,7 +46,8 @@ def build_resources(settings: Settings) -> dict:
             redis_url=dg.EnvVar("PLATFORM_REDIS_URL") if production else None,
         ),
         "mlflow_tracking": MlflowResource(
-            tracking_uri=settings.mlflow_tracking_uri,
+            # In production the URI may hold the database password: resolved at run time, hidden in the UI.
+            tracking_uri=dg.EnvVar("MLFLOW_TRACKING_URI") if production else settings.mlflow_tracking_uri,
             artifact_location=settings.mlflow_artifact_location,
             experiment_name=settings.mlflow_experiment,
             model_name=settings.model_name,

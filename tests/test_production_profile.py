@@ -332,7 +332,10 @@ def test_mlflow_registers_and_loads_by_alias_from_postgres(production):
     from platform_assets.definitions import build_resources
     from platform_assets.resources import CHAMPION
 
-    resource = build_resources(production.settings)["mlflow_tracking"]
+    configured = build_resources(production.settings)["mlflow_tracking"]
+    # The URI may carry the database password: the resource holds the variable's name, resolved at run time.
+    assert isinstance(configured.tracking_uri, dg.EnvVar)
+    resource = configured.process_config_and_initialize()
     assert resource.tracking_uri == production.env["MLFLOW_TRACKING_URI"]
     mlflow = resource.setup()
     rng = np.random.default_rng(3)
