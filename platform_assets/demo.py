@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import time
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 
 import dagster as dg
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
@@ -68,7 +68,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--days", type=int, default=90)
     parser.add_argument("--end", type=date.fromisoformat,
-                        default=datetime.now(timezone.utc).date() - timedelta(days=1))
+                        default=datetime.now(UTC).date() - timedelta(days=1))
     parser.add_argument("--customers", type=int, default=2_000)
     parser.add_argument("--merchants", type=int, default=300)
     parser.add_argument("--transactions-per-day", type=int, default=2_500)

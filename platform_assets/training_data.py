@@ -50,7 +50,7 @@ class TrainingSetManifest:
         return json.dumps(asdict(self), indent=2)
 
     @classmethod
-    def read(cls, path: Path) -> "TrainingSetManifest":
+    def read(cls, path: Path) -> TrainingSetManifest:
         return cls(**json.loads(Path(path).read_text()))
 
 

@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 from collections import deque
+from itertools import pairwise
 
 import dagster as dg
 import pytest
@@ -65,7 +66,7 @@ def test_each_raw_asset_reaches_the_drift_report(graph, raw):
 def test_lineage_passes_through_every_stage(graph):
     path = ["raw_transactions", "stg_transactions", "fct_customer_daily_features", "feast_feature_views",
             "training_set", "fraud_model", "feature_drift_report"]
-    for upstream, downstream in zip(path, path[1:]):
+    for upstream, downstream in pairwise(path):
         assert dg.AssetKey(downstream) in _downstream(graph, dg.AssetKey(upstream)), (upstream, downstream)
 
 
@@ -98,7 +99,7 @@ def test_dagster_definitions_validate_cli():
     exe = str(dagster) if dagster.exists() else "dagster"
     out = subprocess.run(
         [exe, "definitions", "validate", "-w", "workspace.yaml"],
-        cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=300,
+        cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=300, check=False,
     )
     assert out.returncode == 0, out.stdout + out.stderr
     assert "Validation successful" in out.stdout + out.stderr

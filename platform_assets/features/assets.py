@@ -11,14 +11,15 @@ from datetime import timedelta
 import dagster as dg
 from pydantic import Field
 
-from platform_assets.exports import query
 from platform_assets import training_data as ts
+from platform_assets.exports import query
 from platform_assets.features.online import materialize_new_windows
 from platform_assets.resources import FeastResource, PlatformStorage
 
 GROUP = "features"
 FEATURE_MARTS = [dg.AssetKey("fct_customer_daily_features"), dg.AssetKey("fct_merchant_daily_features")]
 FEATURE_SERVICE = "fraud_detector_v1"
+TRAINABLE_CHECK = "enough_labelled_fraud_in_each_split"
 
 
 class TrainingSetConfig(dg.Config):
@@ -26,6 +27,7 @@ class TrainingSetConfig(dg.Config):
     warmup_days: int = Field(default=30, description="Leading days skipped while the 30-day windows fill up")
     holdout_days: int = Field(default=7, description="Newest whole days kept for evaluation and as drift reference")
     feature_service: str = Field(default=FEATURE_SERVICE)
+    min_positives_per_split: int = Field(default=10, description="Frauds each split needs for the check to pass")
 
 
 @dg.asset(
@@ -110,6 +112,14 @@ def feast_online_store(
     kinds={"feast", "parquet"},
     deps=[feast_feature_views, dg.AssetKey("fct_transactions"), dg.AssetKey("fct_transaction_labels")],
     description="Matured, labelled transactions with point-in-time-correct features: a reproducible snapshot.",
+    check_specs=[
+        dg.AssetCheckSpec(
+            TRAINABLE_CHECK,
+            asset="training_set",
+            blocking=True,
+            description="Both splits hold enough frauds to train and to judge a model",
+        )
+    ],
 )
 def training_set(
     context: dg.AssetExecutionContext, config: TrainingSetConfig, feast: FeastResource, storage: PlatformStorage
@@ -125,6 +135,9 @@ def training_set(
     feature_columns = ts.TRANSACTION_FEATURES + ts.service_feature_columns(store, config.feature_service)
     frame = frame[[*ts.KEYS, *feature_columns, ts.LABEL, "split"]]
     holdout = frame[frame["split"] == "holdout"]
+    train_positives = int(frame.loc[frame["split"] == "train", ts.LABEL].sum())
+    holdout_positives = int(holdout[ts.LABEL].sum())
+    trainable = min(train_positives, holdout_positives) >= config.min_positives_per_split
     manifest = ts.save_snapshot(
         frame,
         {
@@ -156,7 +169,17 @@ def training_set(
             "as_of": manifest.as_of,
             "feature_columns": len(feature_columns),
             "join_seconds": round(join_seconds, 3),
-        }
+        },
+        check_results=[
+            dg.AssetCheckResult(
+                check_name=TRAINABLE_CHECK,
+                passed=trainable,
+                severity=dg.AssetCheckSeverity.ERROR,
+                metadata={"train_positives": train_positives, "holdout_positives": holdout_positives,
+                          "min_positives_per_split": config.min_positives_per_split},
+                description=None if trainable else "too few labelled frauds: simulate or ingest more days",
+            )
+        ],
     )
 
 

@@ -6,7 +6,7 @@ snapshots. Every load reports what it refused and why; a blocking check stops th
 day whose file is mostly garbage, while the good rows of an ordinary day still load.
 """
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import dagster as dg
@@ -78,7 +78,7 @@ def _build_ingestion_asset(spec: SourceSpec, description: str) -> dg.AssetsDefin
     ) -> dg.MaterializeResult:
         days = [partition_date(k) for k in context.partition_keys] if spec.partitioned else None
         with warehouse.get_connection() as con:
-            load = load_source(con, spec, Path(landing_zone.path), days, loaded_at=datetime.now(timezone.utc))
+            load = load_source(con, spec, Path(landing_zone.path), days, loaded_at=datetime.now(UTC))
             con.execute("CHECKPOINT")
         context.log.info(
             f"{spec.name}: {load.rows_loaded:,} rows loaded, {load.rows_quarantined:,} quarantined "

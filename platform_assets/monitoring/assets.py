@@ -7,8 +7,8 @@ share of drifted columns against a threshold, and a minimum sample size, give th
 acts on.
 """
 
-import pandas as pd
 import dagster as dg
+import pandas as pd
 from pydantic import Field
 
 from platform_assets import training_data as td

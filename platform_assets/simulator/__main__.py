@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 import time
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 from platform_assets.settings import load_settings
@@ -13,7 +13,7 @@ from platform_assets.simulator import SCENARIOS, SimulationConfig, write_landing
 
 def main(argv: list[str] | None = None) -> None:
     settings = load_settings()
-    yesterday = datetime.now(timezone.utc).date() - timedelta(days=1)
+    yesterday = datetime.now(UTC).date() - timedelta(days=1)
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--end", type=date.fromisoformat, default=yesterday, help="last day (default: yesterday)")
     parser.add_argument("--days", type=int, default=90)

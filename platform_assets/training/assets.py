@@ -13,9 +13,9 @@ import dagster as dg
 import pandas as pd
 from pydantic import Field
 
-from platform_assets.training_data import TrainingSetManifest
 from platform_assets.resources import CHALLENGER, CHAMPION, MlflowResource, PlatformStorage
 from platform_assets.training.promotion import decide
+from platform_assets.training_data import TrainingSetManifest
 
 GROUP = "training"
 
@@ -43,11 +43,13 @@ def _pip_requirements() -> list[str]:
 
 def _champion_pr_auc(mlflow, client, model_name: str, holdout: pd.DataFrame, features: list[str], label: str):
     """The champion's PR AUC on *this* holdout, or None if there is no champion (or it cannot read it)."""
+    from mlflow.exceptions import MlflowException
+
     from platform_assets.training.evaluation import evaluate, score
 
     try:
         version = client.get_model_version_by_alias(model_name, CHAMPION)
-    except Exception:  # MlflowException: no registered model or alias yet
+    except MlflowException:  # no registered model or no champion alias yet
         return None, None
     champion = mlflow.xgboost.load_model(f"models:/{model_name}@{CHAMPION}")
     missing = [f for f in champion.get_booster().feature_names or [] if f not in holdout.columns]

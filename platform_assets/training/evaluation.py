@@ -30,7 +30,7 @@ def evaluate(y_true: np.ndarray, scores: np.ndarray) -> Metrics:
         roc_auc=float(roc_auc_score(y_true, scores)),
         pr_auc=float(average_precision_score(y_true, scores)),
         logloss=float(log_loss(y_true, np.clip(scores, 1e-7, 1 - 1e-7))),
-        rows=int(len(y_true)),
+        rows=len(y_true),
         positives=int(y_true.sum()),
     )
 
