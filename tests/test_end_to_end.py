@@ -10,6 +10,8 @@ import json
 import os
 import subprocess
 import sys
+import time
+from datetime import timedelta
 from pathlib import Path
 
 import dagster as dg
@@ -210,3 +212,45 @@ def test_feast_apply_works_from_the_cli(clean_platform, tmp_path):
     listed = _cli([str(BIN / "feast"), "feature-views", "list"], PROJECT_ROOT / "feature_repo", tmp_path)
     assert "customer_daily_features" in listed.stdout and "merchant_daily_features" in listed.stdout
     assert (tmp_path / "feast" / "registry.db").exists()
+
+
+def test_daemon_launches_exactly_one_retrain_per_drift_event(drifted_platform, monkeypatch):
+    """The real sensor daemon over the real workspace.yaml: the drifted report launches one retrain run, which
+    trains, gates and re-checks drift for the same window; the next tick sees that report and launches nothing."""
+    from dagster._core.test_utils import create_test_daemon_workspace_context, freeze_time
+    from dagster._core.workspace.load_target import WorkspaceFileTarget
+    from dagster._daemon.daemon import get_default_daemon_logger
+    from dagster._daemon.run_coordinator.queued_run_coordinator_daemon import QueuedRunCoordinatorDaemon
+    from dagster._daemon.sensor import execute_sensor_iteration
+    from dagster._time import get_current_datetime
+
+    monkeypatch.setenv("PLATFORM_DATA_DIR", str(drifted_platform.settings.data_dir))
+    instance = drifted_platform.instance
+    logger = get_default_daemon_logger("SensorDaemon")
+    sensor_runs = dg.RunsFilter(tags={"dagster/sensor_name": "retrain_on_drift"})
+    versions_before = int(drifted_platform.metadata("fraud_model")["model_version"])
+    target = WorkspaceFileTarget(paths=[str(PROJECT_ROOT / "workspace.yaml")])
+    with create_test_daemon_workspace_context(target, instance) as workspace:
+        start = get_current_datetime()
+
+        def tick(at):
+            with freeze_time(at):
+                list(execute_sensor_iteration(workspace, logger, None, None))
+
+        tick(start)
+        runs = instance.get_runs(filters=sensor_runs)
+        assert len(runs) == 1
+        assert runs[0].tags["dagster/run_key"] == f"drift-retrain:{drifted_platform.last_day.isoformat()}"
+        # The run queue's daemon hands it to the run launcher, which runs it in a process of its own.
+        list(QueuedRunCoordinatorDaemon(interval_seconds=1).run_iteration(workspace))
+        assert instance.get_run_by_id(runs[0].run_id).status != dg.DagsterRunStatus.QUEUED
+        deadline = time.monotonic() + 300
+        while not instance.get_run_by_id(runs[0].run_id).is_finished and time.monotonic() < deadline:
+            time.sleep(2)
+        assert instance.get_run_by_id(runs[0].run_id).status == dg.DagsterRunStatus.SUCCESS
+
+        # The retrain re-materialized the drift report for the same window: a new event for the sensor to read,
+        # the same drift event for the platform.
+        tick(start + timedelta(minutes=2))
+        assert len(instance.get_runs(filters=sensor_runs)) == 1
+    assert int(drifted_platform.metadata("fraud_model")["model_version"]) == versions_before + 1
