@@ -57,7 +57,7 @@ $(DAGSTER_HOME)/dagster.yaml: dagster.yaml
 demo: prepare $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/python -m platform_assets.demo $(ARGS)
 
-test: prepare
+test: prepare $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 dev: prepare $(DAGSTER_HOME)/dagster.yaml
@@ -75,7 +75,7 @@ feast-apply: install
 dbt-build: prepare
 	cd dbt_project && $(BIN)/dbt build --profiles-dir .
 
-validate: prepare
+validate: prepare $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/dagster definitions validate -w workspace.yaml
 
 lint: install

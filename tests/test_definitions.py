@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import subprocess
 import sys
 from collections import deque
@@ -94,12 +96,15 @@ def test_loading_definitions_imports_no_heavy_library():
     assert json.loads(out.stdout.strip().splitlines()[-1]) == []
 
 
-def test_dagster_definitions_validate_cli():
+def test_dagster_definitions_validate_cli(tmp_path):
+    """`dagster definitions validate` on workspace.yaml, with an instance made from our dagster.yaml."""
+    shutil.copy(PROJECT_ROOT / "dagster.yaml", tmp_path / "dagster.yaml")
     dagster = PROJECT_ROOT / ".venv" / "bin" / "dagster"
     exe = str(dagster) if dagster.exists() else "dagster"
     out = subprocess.run(
         [exe, "definitions", "validate", "-w", "workspace.yaml"],
         cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=300, check=False,
+        env={**os.environ, "DAGSTER_HOME": str(tmp_path)},
     )
     assert out.returncode == 0, out.stdout + out.stderr
     assert "Validation successful" in out.stdout + out.stderr
