@@ -98,6 +98,20 @@ def test_online_features_equal_latest_mart_row(clean_platform):
         assert online[name][0] == pytest.approx(latest[name]), name
 
 
+def test_notebook_entry_points_serve_features_and_the_champion(clean_platform):
+    from platform_assets.notebook import champion_model, feature_store
+
+    store = feature_store(clean_platform.settings)
+    row = query(clean_platform.settings.exports_dir, "SELECT * FROM {tx} LIMIT 1", tx="fct_transactions").iloc[0]
+    vector = store.get_online_features(
+        features=store.get_feature_service("fraud_detector_v1"),
+        entity_rows=[{"customer_id": row.customer_id, "merchant_id": row.merchant_id}],
+    ).to_dict()
+    assert {"cust_txn_count_7d", "merch_txn_count_7d"} <= set(vector)
+    model = champion_model(clean_platform.settings)
+    assert "amount" in model.get_booster().feature_names
+
+
 def test_training_set_is_point_in_time_and_matured(clean_platform):
     manifest = TrainingSetManifest.read(clean_platform.settings.data_dir / "training_sets" / "latest.json")
     frame = pd.read_parquet(manifest.path)
