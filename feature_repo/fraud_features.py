@@ -57,44 +57,42 @@ class FeatureObjects(NamedTuple):
         return list(self)
 
 
+def _daily_view(
+    exports_dir: Path, mart: str, name: str, entity: Entity, features: dict, description: str
+) -> tuple[FileSource, FeatureView]:
+    """A feature view over one daily dbt feature mart, read from its parquet export."""
+    source = FileSource(
+        name=mart,
+        path=str(Path(exports_dir) / f"{mart}.parquet"),
+        timestamp_field="event_timestamp",
+        created_timestamp_column="created_timestamp",
+        description=f"dbt mart {mart} (parquet export)",
+    )
+    view = FeatureView(
+        name=name,
+        entities=[entity],
+        ttl=FEATURE_TTL,
+        schema=[Field(name=n, dtype=t) for n, t in features.items()],
+        source=source,
+        online=True,
+        description=description,
+        tags={"team": "fraud", "dbt_model": mart},
+    )
+    return source, view
+
+
 def build_feature_objects(exports_dir: Path) -> FeatureObjects:
     customer = Entity(name="customer", join_keys=["customer_id"], value_type=ValueType.STRING,
                       description="A card holder")
     merchant = Entity(name="merchant", join_keys=["merchant_id"], value_type=ValueType.STRING,
                       description="A card acceptor")
-    customer_source = FileSource(
-        name="fct_customer_daily_features",
-        path=str(Path(exports_dir) / "fct_customer_daily_features.parquet"),
-        timestamp_field="event_timestamp",
-        created_timestamp_column="created_timestamp",
-        description="dbt mart fct_customer_daily_features (parquet export)",
+    customer_source, customer_view = _daily_view(
+        exports_dir, "fct_customer_daily_features", "customer_daily_features", customer, CUSTOMER_FEATURES,
+        "Customer spending over the last 1, 7 and 30 days, as of the end of each day",
     )
-    merchant_source = FileSource(
-        name="fct_merchant_daily_features",
-        path=str(Path(exports_dir) / "fct_merchant_daily_features.parquet"),
-        timestamp_field="event_timestamp",
-        created_timestamp_column="created_timestamp",
-        description="dbt mart fct_merchant_daily_features (parquet export)",
-    )
-    customer_view = FeatureView(
-        name="customer_daily_features",
-        entities=[customer],
-        ttl=FEATURE_TTL,
-        schema=[Field(name=n, dtype=t) for n, t in CUSTOMER_FEATURES.items()],
-        source=customer_source,
-        online=True,
-        description="Customer spending over the last 1, 7 and 30 days, as of the end of each day",
-        tags={"team": "fraud", "dbt_model": "fct_customer_daily_features"},
-    )
-    merchant_view = FeatureView(
-        name="merchant_daily_features",
-        entities=[merchant],
-        ttl=FEATURE_TTL,
-        schema=[Field(name=n, dtype=t) for n, t in MERCHANT_FEATURES.items()],
-        source=merchant_source,
-        online=True,
-        description="Merchant volume and mix over the last 1 and 7 days, as of the end of each day",
-        tags={"team": "fraud", "dbt_model": "fct_merchant_daily_features"},
+    merchant_source, merchant_view = _daily_view(
+        exports_dir, "fct_merchant_daily_features", "merchant_daily_features", merchant, MERCHANT_FEATURES,
+        "Merchant volume and mix over the last 1 and 7 days, as of the end of each day",
     )
     service = FeatureService(
         name=FEATURE_SERVICE_NAME,
