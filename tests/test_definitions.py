@@ -8,6 +8,7 @@ import shutil
 import subprocess
 import sys
 from collections import deque
+from datetime import UTC
 from itertools import pairwise
 
 import dagster as dg
@@ -111,10 +112,10 @@ def test_dagster_definitions_validate_cli(tmp_path):
 
 
 def test_daily_schedule_asks_for_the_day_that_just_ended():
-    from datetime import datetime, timezone
+    from datetime import datetime
 
     schedule = next(s for s in defs.schedules if s.name == "daily_ingestion_schedule")
-    context = dg.build_schedule_context(scheduled_execution_time=datetime(2026, 3, 15, 1, 0, tzinfo=timezone.utc))
+    context = dg.build_schedule_context(scheduled_execution_time=datetime(2026, 3, 15, 1, 0, tzinfo=UTC))
     requests = list(schedule.evaluate_tick(context).run_requests or [])
     assert [r.partition_key for r in requests] == ["2026-03-14"]
     assert schedule.job_name == "daily_ingestion"
