@@ -57,7 +57,7 @@ $(DAGSTER_HOME)/dagster.yaml: dagster.yaml
 demo: prepare $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/python -m platform_assets.demo $(ARGS)
 
-test: prepare $(DAGSTER_HOME)/dagster.yaml
+test: lint prepare $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 dev: prepare $(DAGSTER_HOME)/dagster.yaml
