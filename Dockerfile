@@ -31,7 +31,7 @@ RUN uv sync --frozen --no-dev --no-install-project
 COPY platform_assets ./platform_assets
 COPY dbt_project ./dbt_project
 COPY feature_repo ./feature_repo
-COPY workspace.yaml dagster.yaml ./
+COPY workspace.yaml ./
 COPY deploy ./deploy
 RUN uv sync --frozen --no-dev \
     # dbt's manifest is built into the image: the definitions never parse dbt at load time.

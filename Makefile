@@ -51,8 +51,8 @@ prepare: dbt_project/target/manifest.json
 simulate: install
 	$(BIN)/python -m platform_assets.simulator $(ARGS)
 
-$(DAGSTER_HOME)/dagster.yaml: dagster.yaml
-	install -D -m 644 dagster.yaml $@
+$(DAGSTER_HOME)/dagster.yaml: deploy/local/dagster.yaml
+	install -D -m 644 $< $@
 
 demo: prepare $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/python -m platform_assets.demo $(ARGS)

@@ -6,7 +6,7 @@ home="${PLATFORM_HOME:-/opt/platform}"
 
 mkdir -p "${DAGSTER_HOME}"
 # The local profile's instance config, unless a mounted DAGSTER_HOME (e.g. deploy/production) brings its own.
-[ -f "${DAGSTER_HOME}/dagster.yaml" ] || cp "${home}/dagster.yaml" "${DAGSTER_HOME}/dagster.yaml"
+[ -f "${DAGSTER_HOME}/dagster.yaml" ] || cp "${home}/deploy/local/dagster.yaml" "${DAGSTER_HOME}/dagster.yaml"
 
 dagster-daemon run -w "${home}/workspace.yaml" &
 daemon=$!

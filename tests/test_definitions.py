@@ -99,7 +99,7 @@ def test_loading_definitions_imports_no_heavy_library():
 
 def test_dagster_definitions_validate_cli(tmp_path):
     """`dagster definitions validate` on workspace.yaml, with an instance made from our dagster.yaml."""
-    shutil.copy(PROJECT_ROOT / "dagster.yaml", tmp_path / "dagster.yaml")
+    shutil.copy(PROJECT_ROOT / "deploy" / "local" / "dagster.yaml", tmp_path / "dagster.yaml")
     dagster = PROJECT_ROOT / ".venv" / "bin" / "dagster"
     exe = str(dagster) if dagster.exists() else "dagster"
     out = subprocess.run(

@@ -37,8 +37,9 @@ class ManifestMissingError(FileNotFoundError):
 
 
 def require_manifest(project: DbtProject = dbt_project) -> Path:
-    """The manifest is built by `make prepare` (dbt parse), never at import time: say so if it is missing."""
-    project.prepare_if_dev()
+    """The manifest is built by `make prepare` (dbt parse; `make dev` runs it first), never at import time: say so
+    if it is missing. `prepare_if_dev()` is not used: it needs dbt on PATH and races parallel runs
+    (dagster#33993)."""
     if not project.manifest_path.exists():
         raise ManifestMissingError(
             f"dbt manifest {project.manifest_path} not found. Build it with `make prepare` "
