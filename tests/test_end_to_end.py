@@ -75,6 +75,7 @@ def test_marts_reconcile_with_raw(clean_platform):
         tx="fct_transactions", lab="fct_transaction_labels", cust="dim_customers", cdf="fct_customer_daily_features",
     ).iloc[0]
     assert counts.tx == raw_tx and counts.lab == raw_tx
+    assert clean_platform.metadata("fct_transactions")["dagster/row_count"] == raw_tx
     assert counts.fraud == raw_fraud > 0
     assert counts.cust == raw_customers
     assert counts.cust_days == raw_customer_days

@@ -71,7 +71,7 @@ def fraud_model(
     # xgboost, scikit-learn and MLflow take seconds to import: only when the asset runs, not when the UI loads.
     from mlflow.models import infer_signature
 
-    from platform_assets.training.evaluation import evaluate, fit_classifier, score
+    from platform_assets.training.evaluation import evaluate, fit_classifier, model_inputs, score
 
     manifest = TrainingSetManifest.read(storage.training_sets_dir() / "latest.json")
     frame = pd.read_parquet(manifest.path)
@@ -108,7 +108,7 @@ def fraud_model(
             "feature_service": manifest.feature_service,
             "dagster_run_id": context.run_id,
         })
-        sample = holdout[features].head(5)
+        sample = model_inputs(holdout.head(5), features)
         info = mlflow.xgboost.log_model(
             model,
             name="model",

@@ -35,6 +35,12 @@ def evaluate(y_true: np.ndarray, scores: np.ndarray) -> Metrics:
     )
 
 
+def model_inputs(frame: pd.DataFrame, features: list[str]) -> pd.DataFrame:
+    """Every input as float64: a count with no feature row yet is NaN (missing), which an integer column
+    cannot hold, so the model's signature must not promise integers."""
+    return frame[features].astype("float64")
+
+
 def fit_classifier(train: pd.DataFrame, features: list[str], label: str, params: dict) -> xgb.XGBClassifier:
     """Fit on the older 85% of `train`, stop early on the newer 15%: validation always lies in the future."""
     train = train.sort_values("event_timestamp", kind="stable")
@@ -48,12 +54,12 @@ def fit_classifier(train: pd.DataFrame, features: list[str], label: str, params:
         **params,
     )
     model.fit(
-        fit_part[features], fit_part[label],
-        eval_set=[(valid_part[features], valid_part[label])],
+        model_inputs(fit_part, features), fit_part[label],
+        eval_set=[(model_inputs(valid_part, features), valid_part[label])],
         verbose=False,
     )
     return model
 
 
 def score(model: xgb.XGBClassifier, frame: pd.DataFrame, features: list[str]) -> np.ndarray:
-    return model.predict_proba(frame[features])[:, 1]
+    return model.predict_proba(model_inputs(frame, features))[:, 1]

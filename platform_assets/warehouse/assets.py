@@ -6,6 +6,7 @@ stages read, so no reader ever needs the DuckDB file a writer might hold.
 """
 
 import shutil
+from pathlib import Path
 
 import dagster as dg
 from dagster_dbt import dbt_assets
@@ -13,6 +14,19 @@ from dagster_dbt import dbt_assets
 from platform_assets.resources import WRITER_POOL
 from platform_assets.resources.dbt import PlatformDbtResource, dbt_project, require_manifest
 from platform_assets.warehouse.translator import WarehouseTranslator
+
+
+def _with_export_row_count(context: dg.AssetExecutionContext, event, exports: Path):
+    """Marts are parquet exports: their row count is in the file footer, read without touching DuckDB (which
+    dbt still holds open, so dagster-dbt's own `fetch_row_counts()` would collide with its lock)."""
+    if not isinstance(event, dg.Output):
+        return event
+    export = exports / f"{context.asset_key_for_output(event.output_name).path[-1]}.parquet"
+    if not export.exists():
+        return event
+    import pyarrow.parquet as pq
+
+    return event.with_metadata({**event.metadata, "dagster/row_count": pq.read_metadata(export).num_rows})
 
 
 @dbt_assets(
@@ -23,7 +37,9 @@ from platform_assets.warehouse.translator import WarehouseTranslator
 )
 def warehouse_dbt_models(context: dg.AssetExecutionContext, dbt: PlatformDbtResource):
     invocation = dbt.cli(["build"], context=context)
-    yield from invocation.stream()
+    exports = Path(dbt.data_dir) / "exports"
+    for event in invocation.stream():
+        yield _with_export_row_count(context, event, exports)
     # dagster-dbt gives every invocation a folder of its own under target/; its artifacts are in the event
     # log by now, and left alone they pile up run after run.
     shutil.rmtree(invocation.target_path, ignore_errors=True)
