@@ -3,6 +3,7 @@
 #   docker run --rm -p 127.0.0.1:3000:3000 -v "$PWD/data:/data" fraud-platform
 # Inside the container the webserver must listen on all interfaces for the port mapping to reach it; the
 # mapping above publishes it on the host's loopback only.
+# The platform runs as uid 10001: a mounted data folder must be writable by it (e.g. `chown -R 10001 data`).
 FROM python:3.11-slim-bookworm
 
 ARG UV_VERSION=0.13.9

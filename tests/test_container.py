@@ -83,3 +83,36 @@ def test_entrypoint_starts_daemon_and_webserver(tmp_path):
             proc.wait(timeout=30)
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
+
+
+def test_image_build_steps_succeed_from_exactly_the_copied_files(tmp_path):
+    """Replay the Dockerfile's COPY and RUN steps in an empty folder: a file the image needs but does not copy,
+    or a lock that does not install without dev dependencies, fails here as it would in `docker build`."""
+    uv = shutil.which("uv") or str(PROJECT_ROOT / ".tools" / "bin" / "uv")
+    app = tmp_path / "opt" / "platform"
+    app.mkdir(parents=True)
+    for line in DOCKERFILE.splitlines():
+        if not line.startswith("COPY "):
+            continue
+        *sources, dest = line.split()[1:]
+        for source in sources:
+            src = PROJECT_ROOT / source
+            target = app / (dest if dest not in ("./", ".") else "") / (src.name if dest in ("./", ".") else "")
+            if src.is_dir():
+                shutil.copytree(src, target, ignore=shutil.ignore_patterns("target", "logs", "__pycache__"))
+            else:
+                shutil.copy(src, target)
+    env = {**os.environ, "UV_PYTHON_DOWNLOADS": "never", "VIRTUAL_ENV": ""}
+    env.pop("PLATFORM_DATA_DIR", None)
+    for args in ([uv, "sync", "--frozen", "--no-dev", "--no-install-project"], [uv, "sync", "--frozen", "--no-dev"]):
+        out = subprocess.run(args, cwd=app, env=env, capture_output=True, text=True, timeout=600, check=False)
+        assert out.returncode == 0, out.stderr[-2000:]
+    parse = subprocess.run([str(app / ".venv" / "bin" / "dbt"), "parse", "--profiles-dir", ".", "--quiet"],
+                           cwd=app / "dbt_project", env=env, capture_output=True, text=True, timeout=600,
+                           check=False)
+    assert parse.returncode == 0, parse.stdout[-2000:]
+    # The image's Python can load the code location from what was copied (no dev dependency needed).
+    load = subprocess.run([str(app / ".venv" / "bin" / "python"), "-c", "import platform_assets.definitions"],
+                          cwd=app, env=env, capture_output=True, text=True, timeout=300, check=False)
+    assert load.returncode == 0, load.stderr[-2000:]
+    assert not (app / ".venv" / "bin" / "pytest").exists(), "dev dependencies leaked into the image"
