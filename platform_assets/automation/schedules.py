@@ -16,6 +16,7 @@ daily_ingestion_schedule = dg.build_schedule_from_partitioned_job(
     monitored_jobs=[daily_ingestion_job],
     request_job=refresh_downstream_job,
     minimum_interval_seconds=30,
+    default_status=dg.DefaultSensorStatus.RUNNING,
     description="After a successful daily ingestion, rebuild the warehouse, features and drift report.",
 )
 def refresh_after_ingestion(context: dg.RunStatusSensorContext):

@@ -60,7 +60,7 @@ def feast_feature_views(context: dg.AssetExecutionContext, feast: FeastResource)
 
 @dg.asset(
     group_name=GROUP,
-    kinds={"feast", "sqlite"},
+    kinds={"feast"},
     deps=[feast_feature_views, *FEATURE_MARTS],
     description="The online store holding each customer's and merchant's newest feature values for serving.",
 )
