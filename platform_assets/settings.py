@@ -21,6 +21,17 @@ PROFILES = ("local", "production")
 EXECUTORS = ("multiprocess", "celery")
 
 
+def exports_dir(data_dir: str | Path) -> Path:
+    """The dbt marts as parquet (dbt-duckdb's `external_root` in dbt_project/profiles.yml): what Feast, training
+    and monitoring read."""
+    return Path(data_dir) / "exports"
+
+
+def dbt_environment(data_dir: str | Path, target: str) -> dict[str, str]:
+    """Variables `dbt_project/profiles.yml` reads, so dbt writes where the rest of the platform reads."""
+    return {"PLATFORM_DATA_DIR": str(data_dir), "PLATFORM_DBT_TARGET": target}
+
+
 @dataclass(frozen=True)
 class Settings:
     profile: str
@@ -43,12 +54,7 @@ class Settings:
 
     @property
     def exports_dir(self) -> Path:
-        """Parquet copies of the dbt marts: what Feast, training and monitoring read."""
-        return self.data_dir / "exports"
-
-    @property
-    def reports_dir(self) -> Path:
-        return self.data_dir / "reports"
+        return exports_dir(self.data_dir)
 
     @property
     def feature_store_yaml(self) -> Path:
@@ -67,8 +73,7 @@ class Settings:
         }
 
     def dbt_env(self) -> dict[str, str]:
-        """Variables `dbt_project/profiles.yml` reads, so dbt writes where the rest of the platform reads."""
-        return {"PLATFORM_DATA_DIR": str(self.data_dir), "PLATFORM_DBT_TARGET": self.profile}
+        return dbt_environment(self.data_dir, self.profile)
 
 
 def load_settings(environ: dict[str, str] | None = None) -> Settings:

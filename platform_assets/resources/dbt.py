@@ -15,7 +15,7 @@ from pathlib import Path
 from dagster_dbt import DbtCliResource, DbtProject
 from pydantic import Field
 
-from platform_assets.settings import load_settings
+from platform_assets.settings import dbt_environment, exports_dir, load_settings
 
 _settings = load_settings()
 
@@ -67,8 +67,8 @@ class PlatformDbtResource(DbtCliResource):
 
     def cli(self, args, **kwargs):
         # DuckDB creates neither the warehouse's folder nor the one dbt-duckdb exports parquet into.
-        for sub in ("warehouse", "exports"):
-            Path(self.data_dir, sub).mkdir(parents=True, exist_ok=True)
+        for folder in (Path(self.data_dir) / "warehouse", exports_dir(self.data_dir)):
+            folder.mkdir(parents=True, exist_ok=True)
         # dbt starts inside cli(); the variables only need to be there while the process is spawned.
-        with _environment({"PLATFORM_DATA_DIR": self.data_dir, "PLATFORM_DBT_TARGET": self.target or "local"}):
+        with _environment(dbt_environment(self.data_dir, self.target or "local")):
             return super().cli(args, **kwargs)

@@ -21,6 +21,8 @@ import dagster as dg
 import yaml
 from pydantic import Field
 
+from platform_assets.settings import exports_dir
+
 DEFINITIONS_MODULE = "fraud_features.py"
 
 
@@ -87,5 +89,5 @@ class FeastResource(dg.ConfigurableResource):
 
     def feature_objects(self):
         """The repository's entities, sources, views and services, built for this resource's exports dir."""
-        return self.definitions_module().build_feature_objects(Path(self.data_dir) / "exports")
+        return self.definitions_module().build_feature_objects(exports_dir(self.data_dir))
 

@@ -5,13 +5,14 @@ from pathlib import Path
 import dagster as dg
 from pydantic import Field
 
+from platform_assets.settings import exports_dir
+
 
 class PlatformStorage(dg.ConfigurableResource):
     data_dir: str = Field(description="The platform data directory")
 
     def exports_dir(self) -> Path:
-        """Parquet exports of the dbt marts: what Feast, training and monitoring read."""
-        return Path(self.data_dir) / "exports"
+        return exports_dir(self.data_dir)
 
     def training_sets_dir(self) -> Path:
         return Path(self.data_dir) / "training_sets"

@@ -13,6 +13,7 @@ from dagster_dbt import dbt_assets
 
 from platform_assets.resources import WRITER_POOL
 from platform_assets.resources.dbt import PlatformDbtResource, dbt_project, require_manifest
+from platform_assets.settings import exports_dir
 from platform_assets.warehouse.translator import WarehouseTranslator
 
 
@@ -37,7 +38,7 @@ def _with_export_row_count(context: dg.AssetExecutionContext, event, exports: Pa
 )
 def warehouse_dbt_models(context: dg.AssetExecutionContext, dbt: PlatformDbtResource):
     invocation = dbt.cli(["build"], context=context)
-    exports = Path(dbt.data_dir) / "exports"
+    exports = exports_dir(dbt.data_dir)
     for event in invocation.stream():
         yield _with_export_row_count(context, event, exports)
     # dagster-dbt gives every invocation a folder of its own under target/; its artifacts are in the event

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from platform_assets.resources import PlatformStorage
 from platform_assets.settings import PROJECT_ROOT, load_settings
 
 
@@ -19,7 +20,7 @@ def test_defaults_without_any_variable():
     assert s.partition_start == date(2026, 1, 1)
     assert s.warehouse_path == data / "warehouse" / "warehouse.duckdb"
     assert s.exports_dir == data / "exports"
-    assert s.reports_dir == data / "reports"
+    assert PlatformStorage(data_dir=str(s.data_dir)).reports_dir() == data / "reports"
     assert s.feature_store_yaml == PROJECT_ROOT / "feature_repo" / "feature_store.yaml"
     assert s.mlflow_tracking_uri == f"sqlite:///{data / 'mlflow' / 'mlflow.db'}"
     assert s.mlflow_artifact_location == (data / "mlflow" / "artifacts").as_uri()
@@ -31,7 +32,8 @@ def test_defaults_without_any_variable():
 def test_data_dir_moves_every_derived_path(tmp_path):
     s = load_settings(environ={"PLATFORM_DATA_DIR": str(tmp_path)})
     assert s.data_dir == tmp_path.resolve()
-    for path in (s.landing_dir, s.warehouse_path, s.exports_dir, s.reports_dir):
+    storage = PlatformStorage(data_dir=str(s.data_dir))
+    for path in (s.landing_dir, s.warehouse_path, s.exports_dir, storage.reports_dir(), storage.exports_dir()):
         assert tmp_path.resolve() in path.parents
     assert s.mlflow_tracking_uri == f"sqlite:///{tmp_path.resolve() / 'mlflow' / 'mlflow.db'}"
     assert s.dbt_env()["PLATFORM_DATA_DIR"] == str(tmp_path.resolve())
