@@ -119,6 +119,12 @@ def service_feature_columns(store, feature_service_name: str) -> list[str]:
     return [f.name for projection in service.feature_view_projections for f in projection.features]
 
 
+def model_inputs(frame: pd.DataFrame, features: list[str]) -> pd.DataFrame:
+    """What a model reads: every feature as float64. A count with no feature row yet is NaN (missing), which an
+    integer column cannot hold, so neither training, the logged signature nor scoring may promise integers."""
+    return frame[features].astype("float64")
+
+
 def content_hash(frame: pd.DataFrame) -> str:
     """Values, column names and types: a renamed or retyped feature is a different training set."""
     digest = hashlib.sha256(pd.util.hash_pandas_object(frame, index=False).values.tobytes())

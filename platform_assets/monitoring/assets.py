@@ -49,11 +49,11 @@ def feature_drift_report(
 
     snapshot = pd.read_parquet(manifest.path)
     reference = sample(snapshot[snapshot["split"] == "holdout"], config.max_rows)
-    reference = reference.assign(**{SCORE: champion.predict_proba(reference[features].astype("float64"))[:, 1]})
+    reference = reference.assign(**{SCORE: champion.predict_proba(td.model_inputs(reference, features))[:, 1]})
 
     entity_rows, window = td.recent_transactions(storage.exports_dir(), config.current_window_days)
     current = td.join_features(feast.store(), sample(entity_rows, config.max_rows), manifest.feature_service)
-    current = current.assign(**{SCORE: champion.predict_proba(current[features].astype("float64"))[:, 1]})
+    current = current.assign(**{SCORE: champion.predict_proba(td.model_inputs(current, features))[:, 1]})
 
     window_end = window["window_end"].date().isoformat()
     html = storage.reports_dir() / "feature_drift" / f"{window_end}.html"

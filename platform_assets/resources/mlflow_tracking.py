@@ -40,7 +40,8 @@ class MlflowResource(dg.ConfigurableResource):
         return mlflow
 
     def client(self):
-        mlflow = self.setup()
+        import mlflow
+
         return mlflow.MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.registry_uri or self.tracking_uri)
 
     def model_uri(self, alias: str = CHAMPION) -> str:

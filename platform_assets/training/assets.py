@@ -15,7 +15,7 @@ from pydantic import Field
 
 from platform_assets.resources import CHALLENGER, CHAMPION, MlflowResource, PlatformStorage
 from platform_assets.training.promotion import decide
-from platform_assets.training_data import TrainingSetManifest
+from platform_assets.training_data import TrainingSetManifest, model_inputs
 
 GROUP = "training"
 
@@ -41,22 +41,22 @@ def _pip_requirements() -> list[str]:
             f"numpy=={np.__version__}"]
 
 
-def _champion_pr_auc(mlflow, client, model_name: str, holdout: pd.DataFrame, features: list[str], label: str):
-    """The champion's PR AUC on *this* holdout, or None if there is no champion (or it cannot read it)."""
+def _champion_on_holdout(mlflow, mlflow_tracking: MlflowResource, client, holdout: pd.DataFrame, label: str):
+    """(champion version, its PR AUC on *this* holdout); (None, None) without a champion, (version, None) if the
+    champion reads features this holdout lacks."""
     from mlflow.exceptions import MlflowException
 
     from platform_assets.training.evaluation import evaluate, score
 
     try:
-        version = client.get_model_version_by_alias(model_name, CHAMPION)
+        version = client.get_model_version_by_alias(mlflow_tracking.model_name, CHAMPION).version
     except MlflowException:  # no registered model or no champion alias yet
         return None, None
-    champion = mlflow.xgboost.load_model(f"models:/{model_name}@{CHAMPION}")
-    missing = [f for f in champion.get_booster().feature_names or [] if f not in holdout.columns]
-    if missing:
-        return None, version.version
-    return evaluate(holdout[label].to_numpy(), score(champion, holdout, list(champion.get_booster().feature_names))
-                    ).pr_auc, version.version
+    champion = mlflow.xgboost.load_model(mlflow_tracking.model_uri(CHAMPION))
+    inputs = list(champion.get_booster().feature_names or [])
+    if any(f not in holdout.columns for f in inputs):
+        return version, None
+    return version, evaluate(holdout[label].to_numpy(), score(champion, holdout, inputs)).pr_auc
 
 
 @dg.asset(
@@ -71,7 +71,7 @@ def fraud_model(
     # xgboost, scikit-learn and MLflow take seconds to import: only when the asset runs, not when the UI loads.
     from mlflow.models import infer_signature
 
-    from platform_assets.training.evaluation import evaluate, fit_classifier, model_inputs, score
+    from platform_assets.training.evaluation import evaluate, fit_classifier, score
 
     manifest = TrainingSetManifest.read(storage.training_sets_dir() / "latest.json")
     frame = pd.read_parquet(manifest.path)
@@ -95,10 +95,8 @@ def fraud_model(
 
     mlflow = mlflow_tracking.setup()
     client = mlflow_tracking.client()
-    champion_pr_auc, champion_version = _champion_pr_auc(
-        mlflow, client, mlflow_tracking.model_name, holdout, features, label
-    )
-    decision = decide(metrics.pr_auc, champion_pr_auc, config.min_pr_auc_improvement)
+    champion_version, champion_pr_auc = _champion_on_holdout(mlflow, mlflow_tracking, client, holdout, label)
+    decision = decide(metrics.pr_auc, champion_pr_auc, config.min_pr_auc_improvement, champion_version)
     with mlflow.start_run(run_name=f"fraud_model-{context.run_id[:8]}") as run:
         mlflow.log_params({**params, "best_iteration": int(model.best_iteration), "features": len(features)})
         mlflow.log_metrics({**metrics.as_dict("holdout_"), "train_seconds": train_seconds})

@@ -9,6 +9,8 @@ import pandas as pd
 import xgboost as xgb
 from sklearn.metrics import average_precision_score, log_loss, roc_auc_score
 
+from platform_assets.training_data import model_inputs
+
 
 @dataclass(frozen=True)
 class Metrics:
@@ -33,12 +35,6 @@ def evaluate(y_true: np.ndarray, scores: np.ndarray) -> Metrics:
         rows=len(y_true),
         positives=int(y_true.sum()),
     )
-
-
-def model_inputs(frame: pd.DataFrame, features: list[str]) -> pd.DataFrame:
-    """Every input as float64: a count with no feature row yet is NaN (missing), which an integer column
-    cannot hold, so the model's signature must not promise integers."""
-    return frame[features].astype("float64")
 
 
 def fit_classifier(train: pd.DataFrame, features: list[str], label: str, params: dict) -> xgb.XGBClassifier:

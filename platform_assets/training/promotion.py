@@ -11,9 +11,17 @@ class PromotionDecision:
     reason: str
 
 
-def decide(candidate_pr_auc: float, champion_pr_auc: float | None, min_improvement: float = 0.0) -> PromotionDecision:
-    """PR AUC is the yardstick: with ~1% positives it tracks what a fraud team sees; ROC AUC barely moves."""
+def decide(
+    candidate_pr_auc: float,
+    champion_pr_auc: float | None,
+    min_improvement: float = 0.0,
+    champion_version: str | None = None,
+) -> PromotionDecision:
+    """PR AUC is the yardstick: with ~1% positives it tracks what a fraud team sees; ROC AUC barely moves.
+    A champion that cannot be scored on the new holdout (its features are gone) cannot block a new model."""
     if champion_pr_auc is None:
+        if champion_version is not None:
+            return PromotionDecision(True, f"champion v{champion_version} reads features this holdout lacks")
         return PromotionDecision(True, "no champion yet")
     margin = candidate_pr_auc - champion_pr_auc
     if margin > min_improvement:

@@ -115,3 +115,8 @@ def test_fit_classifier_validates_on_the_newest_rows(monkeypatch):
     assert len(seen["fit"]) == 1_700 and len(seen["valid"]) == 300
     assert set(seen["fit"]).isdisjoint(seen["valid"])
     assert ts.loc[seen["fit"]].max() < ts.loc[seen["valid"]].min()
+
+
+def test_a_champion_that_cannot_read_the_new_holdout_does_not_block_and_says_why():
+    decision = decide(0.4, None, champion_version="3")
+    assert decision.promote and "v3" in decision.reason and "no champion yet" not in decision.reason
