@@ -21,7 +21,7 @@ VENV := $(ROOT)/.venv
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: help install prepare simulate demo test dev mlflow feast-apply dbt-build validate lint clean clean-data
+.PHONY: help install prepare simulate demo test dev mlflow feast-apply dbt-build validate lint doctor clean clean-data
 
 help:
 	@echo "make demo       install, simulate sample data and materialize the whole graph"
@@ -29,6 +29,7 @@ help:
 	@echo "make dev        Dagster UI + daemon on http://$(HOST):$(PORT)"
 	@echo "make mlflow     MLflow UI on http://$(HOST):$(MLFLOW_PORT)"
 	@echo "make simulate   only write sample data into the landing zone (ARGS='--days 30 --scenario none')"
+	@echo "make doctor     what is missing or in the way (manifest, sample data, DuckDB lock), and the fix"
 	@echo "make feast-apply / dbt-build / validate / lint / clean-data"
 
 $(UV):
@@ -65,7 +66,7 @@ dev: prepare $(DAGSTER_HOME)/dagster.yaml
 
 mlflow: install
 	mkdir -p $(PLATFORM_DATA_DIR)/mlflow
-	$(BIN)/mlflow ui --host $(HOST) --port $(MLFLOW_PORT) \
+	$(BIN)/mlflow ui --host $(HOST) --port $(MLFLOW_PORT) --workers 1 \
 		--backend-store-uri sqlite:///$(PLATFORM_DATA_DIR)/mlflow/mlflow.db \
 		--default-artifact-root file://$(PLATFORM_DATA_DIR)/mlflow/artifacts
 
@@ -77,6 +78,9 @@ dbt-build: prepare
 
 validate: prepare $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/dagster definitions validate -w workspace.yaml
+
+doctor: install
+	$(BIN)/python -m platform_assets.doctor
 
 lint: install
 	$(BIN)/ruff check platform_assets tests feature_repo

@@ -90,7 +90,7 @@ def test_loading_definitions_imports_no_heavy_library():
     """The UI loads this module on every reload: Feast, xgboost, MLflow and Evidently load only inside runs."""
     code = (
         "import json, sys; import platform_assets.definitions; "
-        "print(json.dumps(sorted(m for m in ('feast', 'xgboost', 'mlflow', 'evidently', 'sklearn') "
+        "print(json.dumps(sorted(m for m in ('feast', 'xgboost', 'mlflow', 'evidently', 'sklearn', 'matplotlib') "
         "if m in sys.modules)))"
     )
     out = subprocess.run([sys.executable, "-c", code], cwd=PROJECT_ROOT, capture_output=True, text=True, check=True)

@@ -16,6 +16,7 @@ from platform_assets.identifiers import partition_date
 from platform_assets.ingestion.loader import LoadResult, load_source
 from platform_assets.ingestion.sources import SOURCES, SourceSpec
 from platform_assets.partitions import daily_partitions
+from platform_assets.progress import ProgressLog
 from platform_assets.resources import WRITER_POOL, LandingZone, WarehouseResource
 
 GROUP = "ingestion"
@@ -77,8 +78,10 @@ def _build_ingestion_asset(spec: SourceSpec, description: str) -> dg.AssetsDefin
         landing_zone: LandingZone,
     ) -> dg.MaterializeResult:
         days = [partition_date(k) for k in context.partition_keys] if spec.partitioned else None
+        progress = ProgressLog(context.log.info, f"{spec.name} files loaded", len(days) if days else 1)
         with warehouse.get_connection() as con:
-            load = load_source(con, spec, Path(landing_zone.path), days, loaded_at=datetime.now(UTC))
+            load = load_source(con, spec, Path(landing_zone.path), days, loaded_at=datetime.now(UTC),
+                               on_file_loaded=progress.advance)
             con.execute("CHECKPOINT")
         context.log.info(
             f"{spec.name}: {load.rows_loaded:,} rows loaded, {load.rows_quarantined:,} quarantined "

@@ -8,6 +8,7 @@ table: rows of that partition are deleted before they are inserted again.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
@@ -152,15 +153,18 @@ def load_source(
     landing_dir: Path,
     days: list[date] | None,
     loaded_at: datetime,
+    on_file_loaded: Callable[[int], None] | None = None,
 ) -> LoadResult:
-    """Load the files of `days` (or the snapshot file) of one source, all or nothing."""
+    """Load the files of `days` (or the snapshot file) of one source, all or nothing. `on_file_loaded(rows_read)`
+    is called after each file, for progress reporting."""
     targets: list[date | None] = list(days) if spec.partitioned else [None]
     paths = [landing_file(landing_dir, spec, d) for d in targets]
     absent = [str(p) for p in paths if not p.is_file()]
     if absent:
         raise LandingFileMissing(
-            f"{len(absent)} landing file(s) missing for {spec.name}, e.g. {absent[0]}. Generate sample data with "
-            "`make simulate` (python -m platform_assets.simulator) or drop your own files there "
+            f"{len(absent)} landing file(s) missing for {spec.name}, e.g. {absent[0]}. No sample data yet? Run "
+            "`make simulate` (only writes the sample files, python -m platform_assets.simulator) or `make demo` "
+            "(writes them and materializes the whole graph); or drop your own files there "
             "(layout: docs/data-contracts.md)."
         )
     # Partition days are UTC days, whatever zone the caller's connection is in.
@@ -170,12 +174,15 @@ def load_source(
     con.begin()
     try:
         for day, path in zip(targets, paths):
-            result.rows_read += _stage_file(con, spec, path)
+            rows_read = _stage_file(con, spec, path)
+            result.rows_read += rows_read
             _classify(con, spec, day)
             loaded, reasons = _replace_partition(con, spec, day, loaded_at)
             result.rows_loaded += loaded
             result.quarantine_by_reason.update(reasons)
             result.files.append(str(path))
+            if on_file_loaded is not None:
+                on_file_loaded(rows_read)
         con.commit()
     except BaseException:
         con.rollback()

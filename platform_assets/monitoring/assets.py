@@ -11,6 +11,7 @@ import dagster as dg
 import pandas as pd
 from pydantic import Field
 
+from platform_assets import charts
 from platform_assets import training_data as td
 from platform_assets.monitoring.drift import drift_report, sample
 from platform_assets.resources import CHAMPION, FeastResource, MlflowResource, PlatformStorage
@@ -61,6 +62,11 @@ def feature_drift_report(
     enough = len(current) >= config.min_rows
     detected = enough and summary.is_drift(config.drift_share_threshold)
     verdict = "drift" if detected else ("no_drift" if enough else "insufficient_data")
+    figure = charts.drift_summary_figure(summary.column_scores, summary.drifted_columns)
+    # The champion's own MLflow run collects its drift checks: one picture per window, drift share over time.
+    client.log_figure(champion_version.run_id, figure, f"drift/{window_end}/drift_summary.png")
+    client.log_metric(champion_version.run_id, "drift_share", summary.drift_share)
+    drift_picture = charts.markdown_image(charts.to_png(figure), "drift score per column")
     context.log.info(
         f"{verdict}: {len(summary.drifted_columns)}/{summary.columns_tested} columns drifted "
         f"(share {summary.drift_share:.2f}, threshold {config.drift_share_threshold}): {summary.drifted_columns}"
@@ -84,6 +90,10 @@ def feature_drift_report(
             "reference_window": f"{manifest.holdout_start} .. {manifest.window_end}",
             "champion_version": str(champion_version.version),
             "training_set_id": training_set_id,
+            "drift_summary": dg.MetadataValue.md(drift_picture),
+            # One number per column, so Dagit plots each column's drift across materializations.
+            **{f"drift_score/{column}": dg.MetadataValue.float(score)
+               for column, score in summary.column_scores.items()},
         }
     )
 

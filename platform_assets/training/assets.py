@@ -13,6 +13,7 @@ import dagster as dg
 import pandas as pd
 from pydantic import Field
 
+from platform_assets import charts
 from platform_assets.resources import CHALLENGER, CHAMPION, MlflowResource, PlatformStorage
 from platform_assets.training.promotion import decide
 from platform_assets.training_data import TrainingSetManifest, model_inputs
@@ -39,6 +40,12 @@ def _pip_requirements() -> list[str]:
 
     return [f"xgboost=={xgb.__version__}", f"scikit-learn=={sklearn.__version__}", f"pandas=={pd.__version__}",
             f"numpy=={np.__version__}"]
+
+
+def _importances(model, features: list[str]) -> dict[str, float]:
+    """Gain per input; an input no tree splits on has gain 0 (xgboost leaves it out)."""
+    gain = model.get_booster().get_score(importance_type="gain")
+    return {f: float(gain.get(f, 0.0)) for f in features}
 
 
 def _champion_on_holdout(mlflow, mlflow_tracking: MlflowResource, client, holdout: pd.DataFrame, label: str):
@@ -115,6 +122,10 @@ def fraud_model(
             registered_model_name=mlflow_tracking.model_name,
             pip_requirements=_pip_requirements(),
         )
+        figures = charts.model_figures(holdout[label], holdout_scores, _importances(model, features))
+        for name, figure in figures.items():
+            mlflow.log_figure(figure, f"charts/{name}.png")
+        pictures = charts.markdown_gallery(charts.rendered(figures))
     version = str(info.registered_model_version)
     alias = CHAMPION if decision.promote else CHALLENGER
     client.set_registered_model_alias(mlflow_tracking.model_name, alias, version)
@@ -141,6 +152,7 @@ def fraud_model(
             "model_uri": f"models:/{mlflow_tracking.model_name}/{version}",
             "training_set_id": manifest.snapshot_id,
             "training_set_path": dg.MetadataValue.path(str(Path(manifest.path))),
+            "holdout_charts": dg.MetadataValue.md(pictures),
         }
     )
 

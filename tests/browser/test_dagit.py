@@ -1,0 +1,177 @@
+"""The platform used through Dagit, the way a person does it, in a real headless Chromium.
+
+UI actions covered (in this order, on one webserver + daemon over the demo platform):
+1. open the global asset lineage, see every stage's group, expand all groups;
+2. open each group's lineage and see every asset of the group as a node (expected list from the Definitions);
+3. select the drift report's node in its group's graph, click "Materialize selected", follow the "Launched run"
+   toast to the run page and watch the run reach Success;
+4. open the drift report asset's page, see the new materialization's metadata with its drift picture, follow
+   the `report` link to the Evidently HTML report;
+5. open the model asset's page and see the holdout charts (ROC, PR, calibration, feature importance);
+6. launch a run with dagster-graphql's DagsterGraphQLClient and find it on the Runs page.
+Every step leaves a screenshot under test-artifacts/browser/.
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+import time
+from collections import defaultdict
+from urllib.parse import unquote, urlparse
+
+import dagster as dg
+import pytest
+
+from platform_assets.definitions import defs
+
+pytestmark = pytest.mark.browser
+
+DRIFT_REPORT = "feature_drift_report"
+MODEL = "fraud_model"
+RUN_TIMEOUT_MS = 480_000  # an upper bound: ~30 s on an idle 2-core machine
+CODE_LOCATION = "platform_assets"
+
+
+def _display_name(key: dg.AssetKey) -> str:
+    return " / ".join(key.path)
+
+
+def expected_groups() -> dict[str, list[str]]:
+    """Group -> asset names, from the Definitions Dagit loads: new assets are expected without editing this test."""
+    graph = defs.resolve_asset_graph()
+    groups: dict[str, list[str]] = defaultdict(list)
+    for key in graph.materializable_asset_keys:
+        groups[graph.get(key).group_name].append(_display_name(key))
+    return {group: sorted(names) for group, names in sorted(groups.items())}
+
+
+def _group_of(name: str) -> str:
+    return next(group for group, names in expected_groups().items() if name in names)
+
+
+def _node(page, name: str):
+    """An asset's node in a lineage graph (not the link to an asset of another group)."""
+    return page.locator("[class*=AssetNode_assetName]").filter(has_text=re.compile(f"^{re.escape(name)}$"))
+
+
+def _wait_for_run_result(page) -> str:
+    status = page.get_by_text(re.compile(r"^(Success|Failure|Canceled)$")).first
+    status.wait_for(timeout=RUN_TIMEOUT_MS)
+    return status.inner_text()
+
+
+def test_lineage_graph_shows_every_group_and_asset(page, dagit, screenshot):
+    groups = expected_groups()
+    assert {"ingestion", "warehouse", "features", "training", "monitoring"} <= set(groups)
+
+    page.goto(f"{dagit.url}/asset-groups")
+    for group in groups:
+        # Collapsed, each group is one node of the global graph.
+        page.locator("svg").get_by_text(group, exact=True).first.wait_for()
+    page.get_by_role("button", name="settings", exact=True).click()
+    page.get_by_role("menuitem", name=re.compile("Expand all groups")).click()
+    page.keyboard.press("Escape")
+    page.wait_for_timeout(1_500)  # the layout animates to its new size
+    screenshot(page, "01-global-lineage-expanded")
+
+    for group, names in groups.items():
+        page.goto(f"{dagit.url}/locations/{CODE_LOCATION}/asset-groups/{group}/lineage")
+        for name in names:
+            _node(page, name).first.wait_for()
+        # Let the nodes' status (latest materialization, checks) load before the picture.
+        page.wait_for_function("() => !document.body.innerText.includes('Loading')", timeout=20_000)
+        screenshot(page, f"02-group-{group}")
+        assert page.locator("[class*=AssetNode_assetName]").count() >= len(names)
+
+
+def test_materialize_from_the_graph_and_watch_the_run_succeed(page, dagit, screenshot):
+    from dagster_graphql import DagsterGraphQLClient
+
+    page.goto(f"{dagit.url}/locations/{CODE_LOCATION}/asset-groups/{_group_of(DRIFT_REPORT)}/lineage")
+    _node(page, DRIFT_REPORT).first.click()
+    materialize = page.get_by_role("button", name=re.compile("Materialize selected"))
+    materialize.wait_for()
+    screenshot(page, "03-drift-report-selected")
+    materialize.click()
+
+    toast = page.get_by_text(re.compile(r"^Launched run [0-9a-f]{8}$"))
+    toast.wait_for()
+    short_id = toast.inner_text().split()[-1]
+    page.get_by_role("link", name="View", exact=True).click()
+    page.wait_for_url(re.compile(rf"/runs/{short_id}[0-9a-f-]*"))
+    run_id = page.url.rsplit("/", 1)[-1].split("?")[0]
+    assert run_id.startswith(short_id)
+
+    result = _wait_for_run_result(page)
+    if result == "Success":
+        page.get_by_text("RUN_SUCCESS").first.wait_for()
+    screenshot(page, "04-run-success")
+    assert result == "Success", f"run {run_id} ended {result}; see 04-run-success.png and the daemon log"
+    status = DagsterGraphQLClient("127.0.0.1", port_number=dagit.port).get_run_status(run_id)
+    assert status == dg.DagsterRunStatus.SUCCESS
+
+
+def _show_markdown_pictures(page, row: str):
+    """Click [Show Markdown] on a metadata row and return the dialog's pictures, once they have loaded."""
+    page.locator("tr", has_text=row).get_by_text("[Show Markdown]").first.click()
+    dialog = page.get_by_role("dialog")
+    pictures = dialog.locator("img[src^='data:image/png;base64,']")
+    pictures.first.wait_for()
+    for i in range(pictures.count()):
+        src = pictures.nth(i).get_attribute("src")
+        assert base64.b64decode(src.split(",", 1)[1]).startswith(b"\x89PNG")
+        assert pictures.nth(i).evaluate("img => img.complete && img.naturalWidth > 100"), f"{row} picture {i}"
+    return dialog, pictures
+
+
+def test_drift_report_link_and_picture_from_the_asset_metadata(page, dagit, screenshot):
+    page.goto(f"{dagit.url}/assets/{DRIFT_REPORT}")
+    dialog, pictures = _show_markdown_pictures(page, "drift_summary")
+    assert pictures.count() == 1
+    screenshot(page, "05-drift-summary-picture")
+    dialog.get_by_role("button", name="Close").click()
+
+    link = page.locator("a[href^='file://'][href$='.html']").first
+    assert link.inner_text().startswith("file://")
+    href = link.get_attribute("href")
+    report = unquote(urlparse(href).path)
+    assert report.startswith(str(dagit.platform.data_dir / "reports" / "feature_drift")), report
+    # Chromium does not follow a file:// link from an http:// page, so the report opens in a tab of its own,
+    # as a person does with a link the browser will not follow for them.
+    tab = page.context.new_page()
+    tab.goto(href)
+    tab.get_by_text("Dataset Drift").first.wait_for(timeout=60_000)
+    tab.get_by_text("Share of Drifted Columns").first.wait_for()
+    screenshot(tab, "06-evidently-drift-report")
+    tab.close()
+
+
+def test_model_charts_are_shown_on_the_model_asset(page, dagit, screenshot):
+    page.goto(f"{dagit.url}/assets/{MODEL}")
+    dialog, pictures = _show_markdown_pictures(page, "holdout_charts")
+    assert pictures.count() == 4, "ROC, PR, calibration and feature importance"
+    for title in ("roc_curve", "pr_curve", "calibration", "feature_importance"):
+        assert dialog.get_by_text(title, exact=True).count() == 1, title
+    screenshot(page, "07-model-holdout-charts")
+
+
+def test_graphql_client_launches_a_run(page, dagit, screenshot):
+    from dagster_graphql import DagsterGraphQLClient
+
+    client = DagsterGraphQLClient("127.0.0.1", port_number=dagit.port)
+    run_id = client.submit_job_execution(
+        "__ASSET_JOB", repository_location_name=CODE_LOCATION, asset_selection=[dg.AssetKey("raw_customers")],
+        tags={"launched_by": "graphql-test"},
+    )
+    deadline = time.monotonic() + RUN_TIMEOUT_MS / 1000
+    status = client.get_run_status(run_id)
+    while status not in (dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED):
+        assert time.monotonic() < deadline, f"run {run_id} still {status}"
+        time.sleep(2)
+        status = client.get_run_status(run_id)
+    assert status == dg.DagsterRunStatus.SUCCESS
+
+    page.goto(f"{dagit.url}/runs")
+    page.get_by_role("link", name=run_id[:8]).first.wait_for()
+    screenshot(page, "08-runs-list")
