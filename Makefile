@@ -21,7 +21,7 @@ VENV := $(ROOT)/.venv
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: help install prepare simulate demo test dev mlflow feast-apply dbt-build validate lint doctor clean clean-data
+.PHONY: help install prepare simulate demo test dev mlflow feast-apply dbt-build validate lint doctor clean clean-data bench
 
 help:
 	@echo "make demo       install, simulate sample data and materialize the whole graph"
@@ -31,6 +31,7 @@ help:
 	@echo "make simulate   only write sample data into the landing zone (ARGS='--days 30 --scenario none')"
 	@echo "make doctor     what is missing or in the way (manifest, sample data, DuckDB lock), and the fix"
 	@echo "make feast-apply / dbt-build / validate / lint / clean-data"
+	@echo "make bench      benchmarks vs stock Feast and the raw engines (SIZE=100k|1m|10m) -> docs/benchmarks.md"
 
 $(UV):
 	python3 -m venv $(TOOLS)
@@ -83,7 +84,13 @@ doctor: install
 	$(BIN)/python -m platform_assets.doctor
 
 lint: install
-	$(BIN)/ruff check platform_assets tests feature_repo
+	$(BIN)/ruff check platform_assets tests feature_repo benchmarks
+
+# Not part of `make test`: minutes at 1m, and the figures need a quiet machine (docs/benchmarks.md).
+SIZE ?= 100k
+bench: prepare
+	PYTHONPATH=$(ROOT) $(BIN)/python -m benchmarks.run --size $(SIZE) $(BENCH_ARGS)
+	PYTHONPATH=$(ROOT) $(BIN)/python -m benchmarks.report
 
 clean-data:
 	rm -rf $(PLATFORM_DATA_DIR)

@@ -69,7 +69,7 @@ class FeastResource(dg.ConfigurableResource):
         if raw.get("registry", {}) and isinstance(raw["registry"], str):
             Path(raw["registry"]).parent.mkdir(parents=True, exist_ok=True)
         online = raw.get("online_store") or {}
-        if online.get("type") == "sqlite":
+        if online.get("type") == "sqlite" or str(online.get("type", "")).endswith("SqliteOnlineStore"):
             Path(online["path"]).parent.mkdir(parents=True, exist_ok=True)
         config = RepoConfig(**raw)
         config.repo_path = Path(self.repo_path)

@@ -21,8 +21,9 @@ def test_local_config_points_into_the_data_dir(tmp_path):
     config = resource(tmp_path).render_config()
     assert config["project"] == "fraud_platform"
     assert config["registry"] == f"{tmp_path}/feast/registry.db"
-    assert config["online_store"] == {"type": "sqlite", "path": f"{tmp_path}/feast/online_store.db"}
-    assert config["offline_store"] == {"type": "duckdb"}
+    assert config["online_store"] == {"type": "platform_assets.feast_stores.sqlite_online.WideSqliteOnlineStore",
+                                      "path": f"{tmp_path}/feast/online_store.db"}
+    assert config["offline_store"] == {"type": "platform_assets.feast_stores.duckdb_offline.AsofDuckDBOfflineStore"}
     assert "${" not in repr(config)
 
 
