@@ -31,7 +31,7 @@ PLAN = [
     ("training_set", ["raw", "ours", "stock"]),
     ("xgboost", ["raw", "ours"]),
     ("drift", ["ours", "sampled"]),
-    ("main_job", ["ours"]),
+    ("main_job", ["ours", "stock"]),
     ("dbt", ["ours", "raw"]),
 ]
 # Stock Feast materialization needs ~7 GB and ~3 minutes per million entities: skipped beyond this size
@@ -83,6 +83,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--variants", default="")
     parser.add_argument("--timeout", type=float, default=3600)
     parser.add_argument("--keep", action="store_true", help="keep the work directory")
+    parser.add_argument("--results", type=Path, default=RESULTS, help="where <size>.json goes")
     args = parser.parse_args(argv)
     size = parse_size(args.size)
     stages = args.stages.split(",")
@@ -90,10 +91,11 @@ def main(argv: list[str] | None = None) -> None:
     work = Path(os.environ.get("BENCH_WORK", f"/tmp/platform-bench/{args.size}"))
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
-    RESULTS.mkdir(exist_ok=True)
-    out = RESULTS / f"{args.size}.json"
+    args.results.mkdir(parents=True, exist_ok=True)
+    out = args.results / f"{args.size}.json"
     records = json.loads(out.read_text()) if out.exists() else []
     info = {"machine": machine(), "started": datetime.now(UTC).isoformat(timespec="seconds")}
+    failed = False
     print(f"benchmarks at {args.size} ({size:,}) in {work} on {info['machine']}", flush=True)
     try:
         subprocess.run([sys.executable, "-m", "benchmarks.stages", "data", "-", "--size", str(size), "--work",
@@ -111,6 +113,7 @@ def main(argv: list[str] | None = None) -> None:
                 if stage == "drift" and variant == "ours" and size > DRIFT_LIMIT:
                     continue
                 result = run_stage(stage, variant, size, work, args.timeout)
+                failed = failed or "error" in result
                 result.update(info)
                 records = [r for r in records if not (r["stage"] == stage and r["variant"] == variant)]
                 records.append(result)
@@ -122,6 +125,8 @@ def main(argv: list[str] | None = None) -> None:
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)
     print(f"results: {out}")
+    if failed:
+        raise SystemExit("some stages failed: see the errors above")
 
 
 if __name__ == "__main__":

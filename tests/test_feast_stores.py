@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pytest
 from feast import Entity, FeatureService, FeatureStore, FeatureView, Field, FileSource, RepoConfig
 from feast.infra.key_encoding_utils import serialize_entity_key
@@ -152,11 +153,20 @@ def test_training_frame_with_a_feature_subset_and_the_stock_fallback(stores):
     refs = ["customer_stats:segment", "merchant_stats:merch_volume"]
     pd.testing.assert_frame_equal(_training_frame(ours, entity_df, features=refs),
                                   _training_frame(stock, entity_df, features=refs))
-    # filter_by_created_timestamp is not an ASOF join: ours hands it to Feast's implementation
-    pd.testing.assert_frame_equal(
-        _training_frame(ours, entity_df, features=refs, filter_by_created_timestamp=True),
-        _training_frame(stock, entity_df, features=refs, filter_by_created_timestamp=True),
-    )
+
+
+
+@pytest.mark.parametrize("full_feature_names", [False, True])
+def test_training_frames_with_the_created_timestamp_filter_are_identical_to_stock(stores, full_feature_names):
+    """A row counts only once it was loaded (created <= entity time): late corrections lose until then."""
+    stock, ours, entity_df = stores
+    kwargs = {"features": stock.get_feature_service("scoring"), "full_feature_names": full_feature_names,
+              "filter_by_created_timestamp": True}
+    expected = _training_frame(stock, entity_df, **kwargs)
+    actual = _training_frame(ours, entity_df, **kwargs)
+    pd.testing.assert_frame_equal(actual, expected)
+    unfiltered = _training_frame(ours, entity_df, features=kwargs["features"], full_feature_names=full_feature_names)
+    assert not actual.equals(unfiltered)  # the filter changed some rows, and ours changed the same ones
 
 
 def _online(store, service_name: str, rows):
@@ -214,6 +224,7 @@ def test_fast_entity_key_encoding_is_feasts():
         (["b_id", "a_id"], [["x", "y", "z"], [1, -2, 2**40]], [ValueType.STRING, ValueType.INT64]),
     ):
         fast = encode_entity_keys(join_keys, values, types)
+        assert encode_entity_keys(join_keys, [pa.array(v) for v in values], types) == fast  # Arrow path
         for i, encoded in enumerate(fast):
             protos = [ValueProto(string_val=col[i]) if t == ValueType.STRING else ValueProto(int64_val=col[i])
                       for col, t in zip(values, types)]
