@@ -55,6 +55,20 @@ def rows_vs_raw(runs: dict, stage: str, label: str) -> list[str]:
     return [f"**{label}**", "", *lines, ""]
 
 
+def summary_rows(runs: dict) -> list[str]:
+    rows = []
+    for size, run in runs.items():
+        cells = []
+        for stage, key in (("materialize", "seconds"), ("training_set", "seconds"),
+                           ("online_read", "1_entity.p50_ms"), ("online_read", "100_entities.p50_ms")):
+            raw, ours, stock = (get(run, stage, v, key) for v in ("raw", "ours", "stock"))
+            cells.append(f"{ratio(stock, raw)} -> {ratio(ours, raw)}")
+        stock_job, ours_job = get(run, "main_job", "stock"), get(run, "main_job", "ours")
+        cells.append(f"{fmt(stock_job)} s -> {fmt(ours_job)} s")
+        rows.append(f"| {size} | " + " | ".join(cells) + " |")
+    return rows
+
+
 def write_plot(runs: dict) -> None:
     import matplotlib
 
@@ -104,6 +118,16 @@ def main() -> None:
         + ", ".join(f"{n}: {min(r.get('load_before', 0) for r in run.values()):.1f}-"
                     f"{max(r.get('load_before', 0) for r in run.values()):.1f}" for n, run in runs.items())
         + ".",
+        "",
+        "## Before and after, as multiples of the raw engine",
+        "",
+        ("*before* = Feast's stock stores and engine, *after* = platform_assets.feast_stores, both measured in the "
+        "same run as the raw engine (lower is better, 1.0x = as fast as the engine underneath)."),
+        "",
+        ("| size | materialization | training set (PIT join) | online read 1 entity p50 | online read 100 p50 | "
+        "main job wall |"),
+        "|---|---|---|---|---|---|",
+        *summary_rows(runs),
         "",
         "## Feast hot paths",
         "",
