@@ -75,7 +75,8 @@ def _wait_for_code_location(url: str, webserver: subprocess.Popen, log: Path, ti
     pytest.fail(f"the webserver did not load {CODE_LOCATION} in {timeout:.0f}s:\n{log.read_text()[-3000:]}")
 
 
-@pytest.fixture(scope="session")
+# Module scope: the servers stop as soon as the browser tests are done, not at the end of the session.
+@pytest.fixture(scope="module")
 def dagit(demo_platform) -> Iterator[Dagit]:
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     port = _free_port()
@@ -93,7 +94,7 @@ def dagit(demo_platform) -> Iterator[Dagit]:
         _stop(daemon)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser():
     if not CHROMIUM.exists():
         message = f"{CHROMIUM} not found: install Debian's chromium (apt-get install -y chromium); .ci/run does"
