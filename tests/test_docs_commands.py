@@ -11,6 +11,7 @@ or create databases; tests/test_production_profile.py runs that profile for real
 from __future__ import annotations
 
 import re
+import shutil
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -51,6 +52,12 @@ def doc_commands(docs: Path = DOCS) -> list[DocCommand]:
 
 
 COMMANDS = doc_commands()
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _fresh_artifacts():
+    """Only this run's command logs: line numbers move when the docs change."""
+    shutil.rmtree(ARTIFACTS, ignore_errors=True)
 
 
 def test_the_fence_parser_finds_blocks_and_their_expectations(tmp_path):
