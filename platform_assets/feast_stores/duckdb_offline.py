@@ -6,8 +6,8 @@ JOIN finds the newest earlier row directly. Feast's semantics are kept, view by 
 
 - a feature row applies when `feature_ts <= entity_ts` and, with a TTL, `feature_ts >= entity_ts - ttl`
   (both inclusive, as in Feast's ibis join); older than the TTL means nulls;
-- among rows with the same key and event timestamp the newest `created_timestamp` wins (the rows are
-  deduplicated that way before the join, so the ASOF JOIN's pick is Feast's pick);
+- among rows with the same key and event timestamp the newest `created_timestamp` wins (the created time is
+  part of the ASOF key, so the ASOF JOIN's pick is Feast's pick);
 - with `filter_by_created_timestamp=True` a row applies only once `created_timestamp <= entity_ts` too (an ASOF
   JOIN on availability time over a running best row: `_view_cte`);
 - every entity row comes back (in no particular order, as from Feast), with nulls where no feature row applies.
@@ -132,14 +132,23 @@ def latest_rows_sql(path: str, join_keys: list[str], features: list[str], timest
     )
 
 
-def _view_cte(view: dict, filter_by_created: bool) -> tuple[str, str, list[str]]:
-    """(SELECT for one view, the column the ASOF JOIN matches `<=` entity time, the columns holding the chosen
+# Event time and created time folded into one ASOF key: (event µs) * 2^64 + (created µs). Ordering by it is
+# Feast's ordering (event time, then created time); an entity row's key is its own time with the largest
+# possible created part, so every row of the same event time still matches.
+_SHIFT = "18446744073709551616"
+_NO_CREATED = "-9223372036854775808"
+_ANY_CREATED = "9223372036854775807"
+
+
+def _view_cte(view: dict, filter_by_created: bool) -> tuple[str, str, str, list[str]]:
+    """(SELECT for one view, the entity-side and view-side ASOF match columns, the columns holding the chosen
     row's event time and features).
 
-    Without the created-time filter a row applies from its event time: rows tied on (key, event time) are first
-    reduced to the newest created time, so the ASOF JOIN's newest row is Feast's pick.
+    Without the created-time filter a row applies from its event time; rows tied on (key, event time) are
+    ordered by created time inside the ASOF key (`_SHIFT`), so the ASOF JOIN's newest row is Feast's pick, with
+    no window or deduplication pass (a row without created time loses a tie, as in Feast's `DESC` order).
 
-    With it, a row applies only from `greatest(event time, created time)` (once it has happened *and* been
+    With the filter a row applies only from `greatest(event time, created time)` (once it has happened *and* been
     loaded), yet the pick among applicable rows is still the newest event time, then created time. So rows are
     ordered by that availability time and each carries the best (event, created) row available up to it (a
     running max, peers included); the ASOF JOIN on availability then lands on exactly Feast's pick, and the TTL
@@ -159,12 +168,13 @@ def _view_cte(view: dict, filter_by_created: bool) -> tuple[str, str, list[str]]
             f"RANGE BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS __best "
             f"FROM {source} WHERE {ts} IS NOT NULL AND {created} IS NOT NULL"
         )
-        return body, "__at", ["__best.__ts", *(f"__best.{quote(f'__v{j}')}" for j in range(len(features)))]
-    columns = [*key_aliases, f"{ts} AS __ts", *(f"{f} AS {quote(f'__v{j}')}" for j, f in enumerate(features))]
+        return body, "__ets", "__at", ["__best.__ts",
+                                       *(f"__best.{quote(f'__v{j}')}" for j in range(len(features)))]
+    created_part = f"coalesce(epoch_us({created}), {_NO_CREATED})" if created else "0"
+    columns = [*key_aliases, f"{ts} AS __ts", f"epoch_us({ts})::HUGEINT * {_SHIFT} + {created_part} AS __m",
+               *(f"{f} AS {quote(f'__v{j}')}" for j, f in enumerate(features))]
     body = f"SELECT {', '.join(columns)} FROM {source} WHERE {ts} IS NOT NULL"
-    if created:
-        body += f" QUALIFY row_number() OVER (PARTITION BY {', '.join(keys)}, {ts} ORDER BY {created} DESC) = 1"
-    return body, "__ts", ["__ts", *(quote(f"__v{j}") for j in range(len(features)))]
+    return body, "__m", "__m", ["__ts", *(quote(f"__v{j}") for j in range(len(features)))]
 
 
 def point_in_time_sql(entity_columns: list[str], event_timestamp_col: str, views: list[dict],
@@ -173,11 +183,13 @@ def point_in_time_sql(entity_columns: list[str], event_timestamp_col: str, views
     turns a match older than the TTL into nulls."""
     ctes, joins, selected = [], [], [f"e.{quote(c)}" for c in entity_columns]
     ets = f"e.{quote(event_timestamp_col)}"
+    entity = (f"SELECT *, {quote(event_timestamp_col)} AS __ets, epoch_us({quote(event_timestamp_col)})::HUGEINT "
+              f"* {_SHIFT} + {_ANY_CREATED} AS __m FROM {ENTITY_TABLE}")
     for i, view in enumerate(views):
         alias = f"f{i}"
-        body, match_column, (picked_ts, *values) = _view_cte(view, filter_by_created)
+        body, entity_match, view_match, (picked_ts, *values) = _view_cte(view, filter_by_created)
         ctes.append(f"{alias} AS ({body})")
-        on = [f"{ets} >= {alias}.{match_column}"]
+        on = [f"e.{entity_match} >= {alias}.{view_match}"]
         on += [f"e.{quote(entity_col)} = {alias}.{quote(f'__k{j}')}"
                for j, entity_col in enumerate(view["join_key_map"].values())]
         joins.append(f"ASOF LEFT JOIN {alias} ON {' AND '.join(on)}")
@@ -190,7 +202,7 @@ def point_in_time_sql(entity_columns: list[str], event_timestamp_col: str, views
                          f"THEN {value} END")
             selected.append(f"{value} AS {quote(out)}")
     return (
-        f"WITH e AS (SELECT * FROM {ENTITY_TABLE}), {', '.join(ctes)} "
+        f"WITH e AS ({entity}), {', '.join(ctes)} "
         f"SELECT {', '.join(selected)} FROM e {' '.join(joins)}"
     )
 
