@@ -13,11 +13,14 @@ from platform_assets.monitoring import monitoring_assets
 from platform_assets.resources import (
     FeastResource,
     LandingZone,
+    LoopPolicy,
     MlflowResource,
+    Notifier,
     PlatformStorage,
     WarehouseResource,
 )
 from platform_assets.resources.dbt import PlatformDbtResource, dbt_executable, dbt_project
+from platform_assets.scoring import scoring_assets
 from platform_assets.settings import Settings, load_settings
 from platform_assets.training import training_assets
 from platform_assets.warehouse import warehouse_dbt_models
@@ -53,6 +56,9 @@ def build_resources(settings: Settings) -> dict:
             model_name=settings.model_name,
         ),
         "storage": PlatformStorage(data_dir=str(settings.data_dir)),
+        "policy": LoopPolicy(**dict(settings.policy_overrides)),
+        # The webhook URL may hold a token: resolved at run time, hidden in the UI; no webhook unless set.
+        "notifier": Notifier(webhook_url=dg.EnvVar("PLATFORM_WEBHOOK_URL") if settings.webhook_configured else None),
     }
 
 
@@ -77,7 +83,8 @@ def build_executor(settings: Settings) -> dg.ExecutorDefinition | None:
 
 def build_definitions(settings: Settings) -> dg.Definitions:
     return dg.Definitions(
-        assets=[*ingestion_assets, warehouse_dbt_models, *feature_assets, *training_assets, *monitoring_assets],
+        assets=[*ingestion_assets, warehouse_dbt_models, *feature_assets, *training_assets, *scoring_assets,
+                *monitoring_assets],
         jobs=automation.jobs,
         schedules=automation.schedules,
         sensors=automation.sensors,

@@ -18,6 +18,20 @@ from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 PROFILES = ("local", "production")
+# Knobs of the monitoring -> retrain -> promotion loop (fields of resources.policy.LoopPolicy) that the
+# environment may override, e.g. PLATFORM_LABEL_MATURITY_DAYS=21. Types are checked by the resource.
+POLICY_ENV = {
+    "PLATFORM_LABEL_MATURITY_DAYS": "label_maturity_days",
+    "PLATFORM_WARMUP_DAYS": "warmup_days",
+    "PLATFORM_HOLDOUT_DAYS": "holdout_days",
+    "PLATFORM_DRIFT_WINDOW_DAYS": "drift_window_days",
+    "PLATFORM_DRIFT_SHARE_THRESHOLD": "drift_share_threshold",
+    "PLATFORM_DRIFT_MIN_ROWS": "drift_min_rows",
+    "PLATFORM_REVIEW_BUDGET": "review_budget",
+    "PLATFORM_MIN_FRAUD_RECALL": "min_fraud_recall",
+    "PLATFORM_RETRAIN_COOLDOWN_DAYS": "retrain_cooldown_days",
+    "PLATFORM_RETRAIN_WAIT_DAYS": "retrain_wait_days",
+}
 EXECUTORS = ("multiprocess", "celery")
 
 
@@ -47,6 +61,9 @@ class Settings:
     model_name: str
     executor: str = "multiprocess"
     celery_key_prefix: str = "platform:"
+    # Only whether a webhook is configured: its URL may carry a token, so it reaches the resource as dg.EnvVar.
+    webhook_configured: bool = False
+    policy_overrides: tuple[tuple[str, str], ...] = ()
 
     @property
     def warehouse_path(self) -> Path:
@@ -105,4 +122,6 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         model_name=env.get("PLATFORM_MODEL_NAME", "fraud_detector"),
         executor=executor,
         celery_key_prefix=env.get("PLATFORM_CELERY_KEY_PREFIX", "platform:"),
+        webhook_configured=bool(env.get("PLATFORM_WEBHOOK_URL")),
+        policy_overrides=tuple((field, env[var]) for var, field in POLICY_ENV.items() if env.get(var)),
     )

@@ -54,10 +54,18 @@ class TrainingSetManifest:
         return cls(**json.loads(Path(path).read_text()))
 
 
-def labelled_transactions(exports_dir: Path, label_maturity_days: int, warmup_days: int) -> tuple[pd.DataFrame, dict]:
-    """The entity rows: matured transactions with their transaction-level features and label."""
+def labelled_transactions(
+    exports_dir: Path, label_maturity_days: int, warmup_days: int, as_of: datetime | None = None
+) -> tuple[pd.DataFrame, dict]:
+    """The entity rows: matured transactions with their transaction-level features and label.
+
+    `as_of` (default: the newest transaction) cuts the world at a point in time: only transactions and chargeback
+    reports known then count, so a retrain keyed to a drift window is reproducible whatever landed later."""
     bounds = query(
-        exports_dir, "SELECT min(event_ts) AS first_ts, max(event_ts) AS as_of FROM {tx}", tx="fct_transactions"
+        exports_dir,
+        "SELECT min(event_ts) AS first_ts, max(event_ts) AS as_of FROM {tx} WHERE $as_of IS NULL OR event_ts <= $as_of",
+        {"as_of": as_of},
+        tx="fct_transactions",
     ).iloc[0]
     if pd.isna(bounds.as_of):
         raise ValueError("fct_transactions is empty: ingest some transactions first")
@@ -101,6 +109,21 @@ def recent_transactions(exports_dir: Path, days: int) -> tuple[pd.DataFrame, dic
         tx="fct_transactions",
     )
     return frame, {"window_start": start, "window_end": as_of.to_pydatetime()}
+
+
+def transactions_between(exports_dir: Path, start: datetime, end: datetime) -> pd.DataFrame:
+    """Transactions with start <= event time < end and their transaction-level features (labels not needed):
+    what daily scoring reads."""
+    columns = ", ".join(TRANSACTION_FEATURES)
+    return query(
+        exports_dir,
+        f"""
+        SELECT transaction_id, customer_id, merchant_id, event_ts AS event_timestamp, {columns}
+        FROM {{tx}} WHERE event_ts >= $start AND event_ts < $end ORDER BY event_ts, transaction_id
+        """,
+        {"start": start, "end": end},
+        tx="fct_transactions",
+    )
 
 
 def join_features(store, entity_rows: pd.DataFrame, feature_service_name: str) -> pd.DataFrame:

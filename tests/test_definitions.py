@@ -17,7 +17,7 @@ import pytest
 from platform_assets.definitions import defs
 from platform_assets.settings import PROJECT_ROOT
 
-STAGES = {"ingestion", "warehouse", "features", "training", "monitoring"}
+STAGES = {"ingestion", "warehouse", "features", "training", "scoring", "monitoring"}
 RAW = ["raw_customers", "raw_merchants", "raw_transactions", "raw_chargebacks"]
 
 

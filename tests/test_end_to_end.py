@@ -167,8 +167,9 @@ def test_drift_report_flags_amount_inflation_and_not_none(clean_platform, drifte
 
 def _evaluate(sensor, platform, cursor=None) -> tuple[list, dg.SensorEvaluationContext]:
     """One sensor tick against the platform's instance: what it returned, and the context (with its new cursor)."""
+    defs = build_definitions(platform.settings)
     context = dg.build_sensor_context(
-        instance=platform.instance, cursor=cursor, definitions=build_definitions(platform.settings)
+        instance=platform.instance, cursor=cursor, definitions=defs, resources=defs.resources
     )
     result = sensor(context)
     if result is None:
@@ -182,20 +183,25 @@ def test_retrain_sensor_fires_once_per_drift_event(drifted_platform):
     assert len(run_requests) == 1
     run_key = run_requests[0].run_key
     assert run_key == f"drift-retrain:{drifted_platform.last_day.isoformat()}"
+    assert run_requests[0].run_config["ops"]["training_set"]["config"]["as_of"].startswith(
+        drifted_platform.last_day.isoformat())
 
     # Nothing new materialized: the advanced cursor yields nothing.
     again, _ = _evaluate(retrain_on_drift, drifted_platform, cursor=context.cursor)
     assert not any(isinstance(r, dg.RunRequest) for r in again)
 
-    # Re-checking the same window (e.g. after the retrain) asks with the same run key, which Dagster refuses
-    # to launch twice.
+    # Re-checking the same window (e.g. after the retrain) is the same drift event, inside the cooldown: no
+    # request. A sensor that lost its cursor asks again, with the same run key, which Dagster never launches twice.
     defs = build_definitions(drifted_platform.settings)
     dg.materialize(
         list(defs.assets), selection=dg.AssetSelection.assets("feature_drift_report"),
         instance=drifted_platform.instance, resources=defs.resources,
+        partition_key=drifted_platform.last_day.isoformat(),
     )
     repeat, _ = _evaluate(retrain_on_drift, drifted_platform, cursor=context.cursor)
-    assert [r.run_key for r in repeat if isinstance(r, dg.RunRequest)] == [run_key]
+    assert not any(isinstance(r, dg.RunRequest) for r in repeat)
+    fresh, _ = _evaluate(retrain_on_drift, drifted_platform)
+    assert [r.run_key for r in fresh if isinstance(r, dg.RunRequest)] == [run_key]
 
 
 def test_retrain_sensor_skips_clean_report(clean_platform):

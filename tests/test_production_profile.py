@@ -372,7 +372,7 @@ def test_production_profile_selects_the_celery_executor(production):
     from platform_assets.definitions import build_definitions
 
     defs = build_definitions(production.settings)
-    for job in ("daily_ingestion", "refresh_warehouse_features_and_monitoring", "retrain_fraud_model"):
+    for job in ("daily_ingestion", "refresh_warehouse_and_features", "retrain_fraud_model"):
         assert defs.resolve_job_def(job).executor_def.name == "celery", job
     assert defs.resolve_implicit_global_asset_job_def().executor_def.name == "celery"
     local = build_definitions(load_settings({**production.env, "PLATFORM_PROFILE": "local"}))

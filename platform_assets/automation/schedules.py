@@ -17,7 +17,7 @@ daily_ingestion_schedule = dg.build_schedule_from_partitioned_job(
     request_job=refresh_downstream_job,
     minimum_interval_seconds=30,
     default_status=dg.DefaultSensorStatus.RUNNING,
-    description="After a successful daily ingestion, rebuild the warehouse, features and drift report.",
+    description="After a successful daily ingestion, rebuild the warehouse and the features.",
 )
 def refresh_after_ingestion(context: dg.RunStatusSensorContext):
     return dg.RunRequest(run_key=f"refresh-after-{context.dagster_run.run_id}")

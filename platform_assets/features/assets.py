@@ -6,7 +6,7 @@ features as they were known at each transaction's timestamp.
 """
 
 import time
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import dagster as dg
 from pydantic import Field
@@ -28,6 +28,9 @@ class TrainingSetConfig(dg.Config):
     holdout_days: int = Field(default=7, description="Newest whole days kept for evaluation and as drift reference")
     feature_service: str = Field(default=FEATURE_SERVICE)
     min_positives_per_split: int = Field(default=10, description="Frauds each split needs for the check to pass")
+    as_of: str | None = Field(
+        default=None, description="ISO time to cut the world at (a retrain's drift window end); default: newest data"
+    )
 
 
 @dg.asset(
@@ -126,7 +129,8 @@ def training_set(
 ) -> dg.MaterializeResult:
     store = feast.store()
     exports = storage.exports_dir()
-    entity_rows, window = ts.labelled_transactions(exports, config.label_maturity_days, config.warmup_days)
+    as_of = datetime.fromisoformat(config.as_of) if config.as_of else None
+    entity_rows, window = ts.labelled_transactions(exports, config.label_maturity_days, config.warmup_days, as_of)
     context.log.info(f"joining features for {len(entity_rows):,} matured transactions")
     started = time.perf_counter()
     frame = ts.join_features(store, entity_rows, config.feature_service)

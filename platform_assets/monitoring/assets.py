@@ -1,101 +1,300 @@
-"""Monitoring: does the world the champion model sees today still look like the one it was trained on?
+"""Monitoring: does the world the champion sees still look like the one it was trained on, and does it still work?
 
-Reference: the holdout window of the champion's own training set (out-of-sample, so its scores are honest).
-Current: the latest `current_window_days` of transactions, joined to their features by Feast at each
-transaction's timestamp and scored by the champion. Evidently compares every model input and the score; the
-share of drifted columns against a threshold, and a minimum sample size, give the drift flag the retrain sensor
-acts on.
+Four daily-partitioned assets, so every day's verdict is kept and Dagit plots their figures across partitions.
+Partition D looks at the days up to D only:
+
+- `feature_drift_report`: Evidently drift of every model input, the champion's training holdout (out-of-sample,
+  the newest window it was trained for) vs the last `drift_window_days` of predictions.
+- `prediction_drift_report`: the champion's score distribution on that holdout vs on the same current window.
+- `model_performance`: label-delayed quality of what was served. On the days whose chargeback window has matured
+  (`label_maturity_days`), ROC AUC, PR AUC and precision at the review budget. And, because frauds are reported
+  long before the window closes, the share of recently *reported* frauds that had been sent to review: recall
+  needs only positives, so it sees a new fraud pattern weeks before precision can.
+- `data_quality_summary`: rows, missing values and all-null columns of the day as the model saw it.
+
+The first three set `drift_detected`; the retrain sensor (automation/sensors.py) turns those into retrains.
+All four re-materialize by themselves for the newest day when new predictions land (Declarative Automation).
 """
 
+from datetime import date, timedelta
+
 import dagster as dg
+import numpy as np
 import pandas as pd
-from pydantic import Field
 
 from platform_assets import charts
+from platform_assets import predictions as pr
 from platform_assets import training_data as td
-from platform_assets.monitoring.drift import drift_report, sample
-from platform_assets.resources import CHAMPION, FeastResource, MlflowResource, PlatformStorage
+from platform_assets.exports import query
+from platform_assets.monitoring.drift import drift_report, sample, summary_report
+from platform_assets.partitions import daily_partitions, refresh_latest_day
+from platform_assets.resources import LoopPolicy, MlflowResource, PlatformStorage
 
 GROUP = "monitoring"
-SCORE = "model_score"
+PREDICTIONS = dg.AssetKey("daily_predictions")
+MONITORED = [PREDICTIONS, dg.AssetKey("fraud_model")]
 
 
-class DriftConfig(dg.Config):
-    current_window_days: int = Field(default=7, description="Days of newest transactions compared to the reference")
-    drift_share_threshold: float = Field(default=0.2, description="Share of drifted columns that means drift")
-    min_rows: int = Field(default=1_000, description="Below this many current rows no verdict is given")
-    max_rows: int = Field(default=50_000, description="Each side is sampled down to this many rows")
+def _day(context: dg.AssetExecutionContext) -> date:
+    return context.partition_time_window.start.date()
+
+
+def _champion_reference(mlflow_tracking: MlflowResource, storage: PlatformStorage):
+    """(champion version, its training-set manifest, the model, its holdout scored by it)."""
+    champion = mlflow_tracking.champion_version()
+    if champion is None:
+        raise dg.Failure("no champion model yet: materialize fraud_model first")
+    manifest = td.TrainingSetManifest.read(storage.training_sets_dir() / f"{champion.tags['training_set_id']}.json")
+    model = mlflow_tracking.load_version(champion.version)
+    snapshot = pd.read_parquet(manifest.path)
+    reference = snapshot[snapshot["split"] == "holdout"]
+    reference = reference.assign(**{pr.SCORE: model.predict_proba(td.model_inputs(reference, manifest.feature_columns))[:, 1]})
+    return champion, manifest, model, reference
+
+
+def _verdict(enough: bool, drifted: bool) -> str:
+    return "drift" if enough and drifted else ("no_drift" if enough else "insufficient_data")
+
+
+def _window_metadata(day: date, first: date, days: list[date], total_rows: int) -> dict:
+    return {
+        "drift_window_end": day.isoformat(),
+        "current_window_start": first.isoformat(),
+        "current_window_end": day.isoformat(),
+        "days_with_predictions": len(days),
+        "current_rows_total": total_rows,
+    }
 
 
 @dg.asset(
     group_name=GROUP,
     kinds={"evidently", "html"},
-    deps=[dg.AssetKey("fraud_model"), dg.AssetKey("feast_feature_views"), dg.AssetKey("fct_transactions")],
-    description="Evidently data-drift report: champion's training holdout vs the latest window, features and scores.",
+    partitions_def=daily_partitions,
+    deps=MONITORED,
+    automation_condition=refresh_latest_day(),
+    description="Evidently drift of every model input: champion's training holdout vs the newest days.",
 )
 def feature_drift_report(
-    context: dg.AssetExecutionContext,
-    config: DriftConfig,
-    feast: FeastResource,
-    mlflow_tracking: MlflowResource,
-    storage: PlatformStorage,
+    context: dg.AssetExecutionContext, mlflow_tracking: MlflowResource, storage: PlatformStorage, policy: LoopPolicy
 ) -> dg.MaterializeResult:
-    mlflow = mlflow_tracking.setup()
-    client = mlflow_tracking.client()
-    champion_version = client.get_model_version_by_alias(mlflow_tracking.model_name, CHAMPION)
-    training_set_id = champion_version.tags["training_set_id"]
-    manifest = td.TrainingSetManifest.read(storage.training_sets_dir() / f"{training_set_id}.json")
-    champion = mlflow.xgboost.load_model(mlflow_tracking.model_uri(CHAMPION))
-    features = manifest.feature_columns
-
-    snapshot = pd.read_parquet(manifest.path)
-    reference = sample(snapshot[snapshot["split"] == "holdout"], config.max_rows)
-    reference = reference.assign(**{SCORE: champion.predict_proba(td.model_inputs(reference, features))[:, 1]})
-
-    entity_rows, window = td.recent_transactions(storage.exports_dir(), config.current_window_days)
-    current = td.join_features(feast.store(), sample(entity_rows, config.max_rows), manifest.feature_service)
-    current = current.assign(**{SCORE: champion.predict_proba(td.model_inputs(current, features))[:, 1]})
-
-    window_end = window["window_end"].date().isoformat()
-    html = storage.reports_dir() / "feature_drift" / f"{window_end}.html"
-    summary = drift_report(reference, current, [*features, SCORE], html)
-    enough = len(current) >= config.min_rows
-    detected = enough and summary.is_drift(config.drift_share_threshold)
-    verdict = "drift" if detected else ("no_drift" if enough else "insufficient_data")
+    day = _day(context)
+    first = day - timedelta(days=policy.drift_window_days - 1)
+    champion, manifest, _, reference = _champion_reference(mlflow_tracking, storage)
+    current_all, days = pr.read_days(storage.predictions_dir(), first, day)
+    current = sample(current_all, policy.max_report_rows)
+    enough = len(current_all) >= policy.drift_min_rows
+    metadata = {
+        **_window_metadata(day, first, days, len(current_all)),
+        "drift_share_threshold": dg.MetadataValue.float(policy.drift_share_threshold),
+        "drift_min_rows": policy.drift_min_rows,
+        "champion_version": str(champion.version),
+        "training_set_id": manifest.snapshot_id,
+        "reference_window": f"{manifest.holdout_start} .. {manifest.window_end}",
+    }
+    if current.empty:
+        context.log.info(f"{day}: no predictions in {first}..{day}, no drift verdict")
+        return dg.MaterializeResult(metadata={**metadata, "drift_detected": False, "verdict": "insufficient_data"})
+    html = storage.reports_dir() / "feature_drift" / f"{day.isoformat()}.html"
+    summary = drift_report(sample(reference, policy.max_report_rows), current, manifest.feature_columns, html)
+    detected = enough and summary.is_drift(policy.drift_share_threshold)
+    verdict = _verdict(enough, summary.is_drift(policy.drift_share_threshold))
     figure = charts.drift_summary_figure(summary.column_scores, summary.drifted_columns)
-    # The champion's own MLflow run collects its drift checks: one picture per window, drift share over time.
-    client.log_figure(champion_version.run_id, figure, f"drift/{window_end}/drift_summary.png")
-    client.log_metric(champion_version.run_id, "drift_share", summary.drift_share)
+    # The champion's own MLflow run collects its drift checks: one picture per day, drift share over time.
+    client = mlflow_tracking.client()
+    client.log_figure(champion.run_id, figure, f"drift/{day.isoformat()}/drift_summary.png")
+    client.log_metric(champion.run_id, "drift_share", summary.drift_share)
     drift_picture = charts.markdown_image(charts.to_png(figure), "drift score per column")
     context.log.info(
-        f"{verdict}: {len(summary.drifted_columns)}/{summary.columns_tested} columns drifted "
-        f"(share {summary.drift_share:.2f}, threshold {config.drift_share_threshold}): {summary.drifted_columns}"
+        f"{day} {verdict}: {len(summary.drifted_columns)}/{summary.columns_tested} columns drifted "
+        f"(share {summary.drift_share:.2f}, threshold {policy.drift_share_threshold}): {summary.drifted_columns}"
     )
     return dg.MaterializeResult(
         metadata={
+            **metadata,
             "drift_detected": detected,
             "verdict": verdict,
             "drift_share": dg.MetadataValue.float(summary.drift_share),
-            "drift_share_threshold": dg.MetadataValue.float(config.drift_share_threshold),
             "drifted_columns": dg.MetadataValue.json(summary.drifted_columns),
+            "drifted_column_count": len(summary.drifted_columns),
             "column_drift_scores": dg.MetadataValue.json({k: round(v, 4) for k, v in summary.column_scores.items()}),
             "skipped_columns": dg.MetadataValue.json(summary.skipped_columns),
             "report": dg.MetadataValue.url(html.as_uri()),
             "report_path": dg.MetadataValue.path(str(html)),
-            "current_window_start": window["window_start"].date().isoformat(),
-            "current_window_end": window_end,
             "current_rows": summary.current_rows,
-            "current_rows_total": len(entity_rows),
             "reference_rows": summary.reference_rows,
-            "reference_window": f"{manifest.holdout_start} .. {manifest.window_end}",
-            "champion_version": str(champion_version.version),
-            "training_set_id": training_set_id,
             "drift_summary": dg.MetadataValue.md(drift_picture),
-            # One number per column, so Dagit plots each column's drift across materializations.
+            # One number per column, so Dagit plots each column's drift across partitions.
             **{f"drift_score/{column}": dg.MetadataValue.float(score)
                for column, score in summary.column_scores.items()},
         }
     )
 
 
-monitoring_assets = [feature_drift_report]
+@dg.asset(
+    group_name=GROUP,
+    kinds={"evidently", "html"},
+    partitions_def=daily_partitions,
+    deps=MONITORED,
+    automation_condition=refresh_latest_day(),
+    description="Evidently drift of the champion's score distribution: its training holdout vs the newest days.",
+)
+def prediction_drift_report(
+    context: dg.AssetExecutionContext, mlflow_tracking: MlflowResource, storage: PlatformStorage, policy: LoopPolicy
+) -> dg.MaterializeResult:
+    day = _day(context)
+    first = day - timedelta(days=policy.drift_window_days - 1)
+    champion, manifest, model, reference = _champion_reference(mlflow_tracking, storage)
+    current_all, days = pr.read_days(storage.predictions_dir(), first, day)
+    metadata = {**_window_metadata(day, first, days, len(current_all)), "champion_version": str(champion.version)}
+    if current_all.empty:
+        return dg.MaterializeResult(metadata={**metadata, "drift_detected": False, "verdict": "insufficient_data"})
+    current = sample(current_all, policy.max_report_rows)
+    if all(c in current for c in manifest.feature_columns):
+        # Days scored by an earlier champion are re-scored, so both sides are the same model's scores.
+        current = current.assign(**{pr.SCORE: model.predict_proba(td.model_inputs(current, manifest.feature_columns))[:, 1]})
+    else:
+        current = current[current["model_version"] == str(champion.version)]
+    html = storage.reports_dir() / "prediction_drift" / f"{day.isoformat()}.html"
+    summary = drift_report(sample(reference, policy.max_report_rows), current, [pr.SCORE], html)
+    enough = len(current) >= policy.drift_min_rows
+    drifted = pr.SCORE in summary.drifted_columns
+    verdict = _verdict(enough, drifted)
+    ref_scores, cur_scores = reference[pr.SCORE], current[pr.SCORE]
+    context.log.info(f"{day} {verdict}: score drift {summary.column_scores.get(pr.SCORE, float('nan')):.3f}, "
+                     f"mean score {ref_scores.mean():.4f} -> {cur_scores.mean():.4f}")
+    return dg.MaterializeResult(
+        metadata={
+            **metadata,
+            "drift_detected": enough and drifted,
+            "verdict": verdict,
+            "score_drift": dg.MetadataValue.float(summary.column_scores.get(pr.SCORE, float("nan"))),
+            "mean_score_reference": dg.MetadataValue.float(float(ref_scores.mean())),
+            "mean_score_current": dg.MetadataValue.float(float(cur_scores.mean())),
+            "p99_score_reference": dg.MetadataValue.float(float(ref_scores.quantile(0.99))),
+            "p99_score_current": dg.MetadataValue.float(float(cur_scores.quantile(0.99))),
+            "report": dg.MetadataValue.url(html.as_uri()),
+            "report_path": dg.MetadataValue.path(str(html)),
+            "current_rows": len(current),
+            "reference_rows": summary.reference_rows,
+        }
+    )
+
+
+def performance_figures(scored: pd.DataFrame, label: pd.Series) -> dict[str, float]:
+    """ROC AUC, PR AUC and precision/recall of the review queue on labelled predictions (empty if one class)."""
+    from sklearn.metrics import average_precision_score, roc_auc_score
+
+    y = label.to_numpy().astype(int)
+    if len(y) == 0 or y.min() == y.max():
+        return {}
+    flagged = scored[pr.FLAGGED].to_numpy().astype(bool)
+    return {
+        "roc_auc": float(roc_auc_score(y, scored[pr.SCORE])),
+        "pr_auc": float(average_precision_score(y, scored[pr.SCORE])),
+        "precision_at_budget": float(y[flagged].mean()) if flagged.any() else 0.0,
+        "recall_at_budget": float(flagged[y == 1].mean()),
+    }
+
+
+@dg.asset(
+    group_name=GROUP,
+    kinds={"sklearn"},
+    partitions_def=daily_partitions,
+    deps=MONITORED,
+    automation_condition=refresh_latest_day(),
+    description="Label-delayed quality of the served scores: AUCs and precision at the review budget on matured "
+    "days, and the share of recently reported frauds that had been sent to review.",
+)
+def model_performance(
+    context: dg.AssetExecutionContext, storage: PlatformStorage, policy: LoopPolicy
+) -> dg.MaterializeResult:
+    day = _day(context)
+    end = context.partition_time_window.end
+    matured_last = day - timedelta(days=policy.label_maturity_days)
+    matured_first = matured_last - timedelta(days=policy.drift_window_days - 1)
+    served, _ = pr.read_days(storage.predictions_dir(), matured_first, day)
+    metadata: dict = {
+        "drift_window_end": day.isoformat(),
+        "matured_window": f"{matured_first} .. {matured_last}",
+        "label_maturity_days": policy.label_maturity_days,
+        "review_budget": dg.MetadataValue.float(policy.review_budget),
+    }
+    if served.empty:
+        return dg.MaterializeResult(metadata={**metadata, "drift_detected": False, "verdict": "insufficient_data"})
+    # Only what was known at the end of day D: a chargeback reported later does not count yet.
+    labels = query(
+        storage.exports_dir(),
+        "SELECT transaction_id, fraud_reported_at FROM {labels} WHERE event_ts >= $first AND event_ts < $end "
+        "AND fraud_reported_at < $end",
+        {"first": pd.Timestamp(matured_first, tz="UTC"), "end": end},
+        labels="fct_transaction_labels",
+    )
+    served = served.merge(labels, on="transaction_id", how="left")
+    served["is_fraud"] = served["fraud_reported_at"].notna()
+    event_day = pd.to_datetime(served["event_timestamp"], utc=True).dt.date
+    matured = served[(event_day >= matured_first) & (event_day <= matured_last)]
+    figures = performance_figures(matured, matured["is_fraud"])
+    recent_start = pd.Timestamp(day - timedelta(days=policy.drift_window_days - 1), tz="UTC")
+    reported = served[served["fraud_reported_at"] >= recent_start]
+    recall = float(reported[pr.FLAGGED].mean()) if len(reported) else float("nan")
+    enough = len(reported) >= policy.min_reported_frauds
+    degraded = enough and recall < policy.min_fraud_recall
+    verdict = _verdict(enough, degraded).replace("drift", "degraded")
+    context.log.info(f"{day} {verdict}: {int(reported[pr.FLAGGED].sum())}/{len(reported)} recently reported frauds "
+                     f"had been sent to review; matured {matured_first}..{matured_last}: {figures or 'one class only'}")
+    return dg.MaterializeResult(
+        metadata={
+            **metadata,
+            "drift_detected": degraded,
+            "verdict": verdict,
+            "reported_fraud_recall": dg.MetadataValue.float(recall),
+            "reported_frauds": len(reported),
+            "min_fraud_recall": dg.MetadataValue.float(policy.min_fraud_recall),
+            "matured_rows": len(matured),
+            "matured_frauds": int(matured["is_fraud"].sum()),
+            **{f"matured_{k}": dg.MetadataValue.float(v) for k, v in figures.items()},
+            "model_versions_served": dg.MetadataValue.json(sorted(served["model_version"].unique().tolist())),
+        }
+    )
+
+
+@dg.asset(
+    group_name=GROUP,
+    kinds={"evidently", "html"},
+    partitions_def=daily_partitions,
+    deps=[PREDICTIONS],
+    automation_condition=refresh_latest_day(),
+    description="Data-quality summary of one day as the model saw it: rows, missing values, empty columns.",
+)
+def data_quality_summary(
+    context: dg.AssetExecutionContext, mlflow_tracking: MlflowResource, storage: PlatformStorage
+) -> dg.MaterializeResult:
+    day = _day(context)
+    frame, _ = pr.read_days(storage.predictions_dir(), day, day)
+    champion = mlflow_tracking.champion_version()
+    features = [c for c in frame.columns if c not in {*td.KEYS, pr.SCORE, pr.FLAGGED, *pr.PROVENANCE, "scored_at"}]
+    if frame.empty:
+        return dg.MaterializeResult(metadata={"dagster/row_count": 0, "all_null_columns": dg.MetadataValue.json([])})
+    null_share = frame[features].isna().mean()
+    html = storage.reports_dir() / "data_quality" / f"{day.isoformat()}.html"
+    skipped = summary_report(frame, features, html)
+    scores = frame[pr.SCORE]
+    context.log.info(f"{day}: {len(frame):,} rows, {len(skipped)} empty columns, "
+                     f"max missing share {null_share.max():.3f}")
+    return dg.MaterializeResult(
+        metadata={
+            "dagster/row_count": len(frame),
+            "duplicate_transaction_ids": int(frame["transaction_id"].duplicated().sum()),
+            "max_missing_share": dg.MetadataValue.float(float(null_share.max()) if len(null_share) else 0.0),
+            "missing_share_by_column": dg.MetadataValue.json({k: round(float(v), 4) for k, v in null_share.items()}),
+            "all_null_columns": dg.MetadataValue.json(skipped),
+            "scores_out_of_range": int(((scores < 0) | (scores > 1) | scores.isna()).sum()),
+            "mean_amount": dg.MetadataValue.float(float(frame["amount"].mean())) if "amount" in frame else 0.0,
+            "report": dg.MetadataValue.url(html.as_uri()) if html.exists() else "none",
+            "champion_version": str(champion.version) if champion else "none",
+            "feature_columns_nonfinite": int(np.isinf(frame[features].select_dtypes("number")).sum().sum()),
+        }
+    )
+
+
+monitoring_assets = [feature_drift_report, prediction_drift_report, model_performance, data_quality_summary]

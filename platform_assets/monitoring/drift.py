@@ -72,10 +72,7 @@ def drift_report(
         if t["id"] == "drift" and str(t["status"].value if hasattr(t["status"], "value") else t["status"]) == "FAIL"
     )
     if html_path is not None:
-        html_path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = html_path.with_suffix(".html.tmp")
-        snapshot.save_html(str(tmp))
-        os.replace(tmp, html_path)
+        save_html(snapshot, html_path)
     return DriftSummary(
         drift_share=share,
         drifted_columns=drifted,
@@ -85,3 +82,24 @@ def drift_report(
         reference_rows=len(reference),
         current_rows=len(current),
     )
+
+
+def save_html(snapshot, html_path: Path) -> None:
+    """Write an Evidently snapshot's HTML atomically: a reader never sees half a report."""
+    html_path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = html_path.with_suffix(".html.tmp")
+    snapshot.save_html(str(tmp))
+    os.replace(tmp, html_path)
+
+
+def summary_report(frame: pd.DataFrame, columns: list[str], html_path: Path) -> list[str]:
+    """Evidently's data summary (counts, missing values, per-column stats) of the usable columns; returns the
+    columns left out because they are empty or all-null."""
+    from evidently import Report
+    from evidently.presets import DataSummaryPreset
+
+    keep, skipped = usable_columns(frame, frame, columns)
+    if keep:
+        save_html(Report([DataSummaryPreset(columns=keep)]).run(current_data=frame[keep], reference_data=None),
+                  html_path)
+    return skipped

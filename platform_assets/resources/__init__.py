@@ -3,6 +3,8 @@
 from platform_assets.resources.feature_store import FeastResource
 from platform_assets.resources.landing import LandingZone
 from platform_assets.resources.mlflow_tracking import CHALLENGER, CHAMPION, MlflowResource
+from platform_assets.resources.notifications import Notifier
+from platform_assets.resources.policy import LoopPolicy
 from platform_assets.resources.storage import PlatformStorage
 from platform_assets.resources.warehouse import WRITER_POOL, WarehouseLockedError, WarehouseResource
 
@@ -12,7 +14,9 @@ __all__ = [
     "WRITER_POOL",
     "FeastResource",
     "LandingZone",
+    "LoopPolicy",
     "MlflowResource",
+    "Notifier",
     "PlatformStorage",
     "WarehouseLockedError",
     "WarehouseResource",

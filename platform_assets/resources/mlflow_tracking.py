@@ -14,6 +14,10 @@ from pydantic import Field
 
 CHAMPION = "champion"
 CHALLENGER = "challenger"
+# Tags every registered version carries: the promotion gate's decision and why, and whom it replaced.
+PROMOTION_DECISION = "promotion_decision"
+PROMOTION_REASON = "promotion_reason"
+PREVIOUS_CHAMPION = "previous_champion"
 
 
 class MlflowResource(dg.ConfigurableResource):
@@ -46,3 +50,34 @@ class MlflowResource(dg.ConfigurableResource):
 
     def model_uri(self, alias: str = CHAMPION) -> str:
         return f"models:/{self.model_name}@{alias}"
+
+    def champion_version(self):
+        """The registry entry the `champion` alias points at, or None when there is no champion yet."""
+        from mlflow.exceptions import MlflowException
+
+        try:
+            return self.client().get_model_version_by_alias(self.model_name, CHAMPION)
+        except MlflowException:  # no registered model or no champion alias yet
+            return None
+
+    def load_version(self, version: str):
+        """An XGBoost model of our own registry, by version number (never from an outside path or URL)."""
+        return self.setup().xgboost.load_model(f"models:/{self.model_name}/{int(version)}")
+
+    def rollback_champion(self, reason: str) -> tuple[str, str]:
+        """Move the `champion` alias back to the version the current champion replaced (one step) and record why
+        on both versions. Returns (from_version, to_version); raises if there is nothing to roll back to."""
+        client = self.client()
+        current = client.get_model_version_by_alias(self.model_name, CHAMPION)
+        previous = current.tags.get(PREVIOUS_CHAMPION, "")
+        if not previous:
+            raise ValueError(f"{self.model_name} v{current.version} replaced no champion: nothing to roll back to")
+        client.get_model_version(self.model_name, previous)  # raises if that version was deleted
+        client.set_registered_model_alias(self.model_name, CHAMPION, previous)
+        for version, decision, why in (
+            (current.version, "rolled_back", f"rolled back: {reason}"),
+            (previous, CHAMPION, f"restored by rollback of v{current.version}: {reason}"),
+        ):
+            client.set_model_version_tag(self.model_name, version, PROMOTION_DECISION, decision)
+            client.set_model_version_tag(self.model_name, version, PROMOTION_REASON, why)
+        return str(current.version), str(previous)

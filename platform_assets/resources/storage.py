@@ -19,3 +19,6 @@ class PlatformStorage(dg.ConfigurableResource):
 
     def reports_dir(self) -> Path:
         return Path(self.data_dir) / "reports"
+
+    def predictions_dir(self) -> Path:
+        return Path(self.data_dir) / "predictions"

@@ -25,6 +25,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--scenario-start-day", type=int, default=None, help="default: two thirds in")
     parser.add_argument("--malformed-rate", type=float, default=0.0005)
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--max-label-delay-days", type=int, default=21, help="longest chargeback delay")
     parser.add_argument("--landing-dir", default=str(settings.landing_dir))
     args = parser.parse_args(argv)
 
@@ -42,6 +43,7 @@ def main(argv: list[str] | None = None) -> None:
         scenario_start_day=args.scenario_start_day,
         malformed_rate=args.malformed_rate,
         seed=args.seed,
+        max_label_delay_days=args.max_label_delay_days,
     )
     t0 = time.perf_counter()
     summary = write_landing_zone(config, Path(args.landing_dir))

@@ -81,6 +81,9 @@ class SimulationConfig:
     scenario_start_day: int | None = None
     malformed_rate: float = 0.0005
     seed: int = 7
+    # How long a chargeback may take. Real issuers allow weeks; a shorter process lets a test see the labels of a
+    # drifted world mature within its simulated span (the delay distribution keeps its shape, scaled down).
+    max_label_delay_days: int = MAX_LABEL_DELAY_DAYS
 
     def __post_init__(self) -> None:
         get_scenario(self.scenario)
@@ -88,6 +91,8 @@ class SimulationConfig:
             raise ValueError("days, customers, merchants and transactions_per_day must be positive")
         if not 0 <= self.fraud_rate < 0.5 or not 0 <= self.malformed_rate < 0.5:
             raise ValueError("fraud_rate and malformed_rate must be in [0, 0.5)")
+        if self.max_label_delay_days < 1:
+            raise ValueError("max_label_delay_days must be at least 1")
 
     @property
     def effective_start_day(self) -> int:
@@ -282,10 +287,12 @@ def simulate_day(config: SimulationConfig, world: World, day_index: int) -> DayB
     reported = is_fraud & (rng.random(n) < 0.92)
     disputed = ~is_fraud & (rng.random(n) < 0.001)
     cb_idx = np.flatnonzero(reported | disputed)
-    delay_days = np.clip(np.round(rng.lognormal(np.log(6.0), 0.6, len(cb_idx))), 1, MAX_LABEL_DELAY_DAYS)
+    max_delay = config.max_label_delay_days
+    median_delay = 6.0 * max_delay / MAX_LABEL_DELAY_DAYS
+    delay_days = np.clip(np.round(rng.lognormal(np.log(median_delay), 0.6, len(cb_idx))), 1, max_delay)
     reported_at = ts[cb_idx] + delay_days.astype(np.int64) * MICROS_PER_DAY + rng.integers(
         -6 * 3_600_000_000, 6 * 3_600_000_000, len(cb_idx))
-    reported_at = np.clip(reported_at, ts[cb_idx] + MICROS_PER_DAY, ts[cb_idx] + MAX_LABEL_DELAY_DAYS * MICROS_PER_DAY)
+    reported_at = np.clip(reported_at, ts[cb_idx] + MICROS_PER_DAY, ts[cb_idx] + max_delay * MICROS_PER_DAY)
     reasons = np.where(is_fraud[cb_idx], "fraud", rng.choice(NON_FRAUD_DISPUTES, len(cb_idx)))
     chargebacks = pa.table(
         {

@@ -2,8 +2,9 @@
 
 Each materialization trains on the newest training-set snapshot, logs params, metrics and the model (native
 xgboost format, with a signature) to MLflow, and registers a new version. The version becomes `champion` only if
-it beats the current champion's PR AUC on the same holdout; otherwise it is the `challenger`. The decision and
-its reason are tags on the version and metadata here.
+it beats the current champion's PR AUC on the same holdout and is not worse on the latest matured window
+(training/promotion.py); otherwise it is the `challenger`. The decision, its reason and both models' figures are
+tags on the version and on the MLflow run, metadata here, and a notification.
 """
 
 import time
@@ -14,8 +15,14 @@ import pandas as pd
 from pydantic import Field
 
 from platform_assets import charts
-from platform_assets.resources import CHALLENGER, CHAMPION, MlflowResource, PlatformStorage
-from platform_assets.training.promotion import decide
+from platform_assets.resources import CHALLENGER, CHAMPION, MlflowResource, Notifier, PlatformStorage
+from platform_assets.training.promotion import (
+    PREVIOUS_CHAMPION,
+    PROMOTION_DECISION,
+    PROMOTION_REASON,
+    GateScores,
+    decide,
+)
 from platform_assets.training_data import TrainingSetManifest, model_inputs
 
 GROUP = "training"
@@ -30,6 +37,10 @@ class ModelConfig(dg.Config):
     min_child_weight: float = 2.0
     early_stopping_rounds: int = 40
     min_pr_auc_improvement: float = Field(default=0.0, description="Margin a new model needs to become champion")
+    latest_window_days: int = Field(default=3, description="Newest holdout days forming the latest matured window")
+    max_latest_regression: float = Field(
+        default=0.02, description="How much worse than the champion a new model may be on the latest matured window"
+    )
 
 
 def _pip_requirements() -> list[str]:
@@ -48,22 +59,35 @@ def _importances(model, features: list[str]) -> dict[str, float]:
     return {f: float(gain.get(f, 0.0)) for f in features}
 
 
-def _champion_on_holdout(mlflow, mlflow_tracking: MlflowResource, client, holdout: pd.DataFrame, label: str):
-    """(champion version, its PR AUC on *this* holdout); (None, None) without a champion, (version, None) if the
-    champion reads features this holdout lacks."""
-    from mlflow.exceptions import MlflowException
+def latest_window(holdout: pd.DataFrame, days: int) -> pd.DataFrame:
+    """The newest `days` whole days of the holdout: the latest window whose labels have matured."""
+    ts = pd.to_datetime(holdout["event_timestamp"], utc=True)
+    return holdout[ts >= ts.max().normalize() - pd.Timedelta(days=days - 1)]
 
-    from platform_assets.training.evaluation import evaluate, score
 
-    try:
-        version = client.get_model_version_by_alias(mlflow_tracking.model_name, CHAMPION).version
-    except MlflowException:  # no registered model or no champion alias yet
+def gate_scores(model, frame: pd.DataFrame, latest: pd.DataFrame, features: list[str], label: str) -> GateScores:
+    from sklearn.metrics import average_precision_score
+
+    from platform_assets.training.evaluation import score
+
+    holdout_pr_auc = float(average_precision_score(frame[label], score(model, frame, features)))
+    latest_pr_auc = None
+    if latest[label].nunique() == 2:
+        latest_pr_auc = float(average_precision_score(latest[label], score(model, latest, features)))
+    return GateScores(holdout_pr_auc, latest_pr_auc)
+
+
+def _champion_scores(mlflow, mlflow_tracking: MlflowResource, holdout, latest, label):
+    """(champion version, its GateScores on *these* rows); (None, None) without a champion, (version, None) if
+    the champion reads features this holdout lacks."""
+    version = mlflow_tracking.champion_version()
+    if version is None:
         return None, None
     champion = mlflow.xgboost.load_model(mlflow_tracking.model_uri(CHAMPION))
     inputs = list(champion.get_booster().feature_names or [])
     if any(f not in holdout.columns for f in inputs):
-        return version, None
-    return version, evaluate(holdout[label].to_numpy(), score(champion, holdout, inputs)).pr_auc
+        return str(version.version), None
+    return str(version.version), gate_scores(champion, holdout, latest, inputs, label)
 
 
 @dg.asset(
@@ -73,7 +97,11 @@ def _champion_on_holdout(mlflow, mlflow_tracking: MlflowResource, client, holdou
     description="The fraud classifier: a new MLflow model version per run, champion only if it is better.",
 )
 def fraud_model(
-    context: dg.AssetExecutionContext, config: ModelConfig, mlflow_tracking: MlflowResource, storage: PlatformStorage
+    context: dg.AssetExecutionContext,
+    config: ModelConfig,
+    mlflow_tracking: MlflowResource,
+    storage: PlatformStorage,
+    notifier: Notifier,
 ) -> dg.MaterializeResult:
     # xgboost, scikit-learn and MLflow take seconds to import: only when the asset runs, not when the UI loads.
     from mlflow.models import infer_signature
@@ -102,8 +130,23 @@ def fraud_model(
 
     mlflow = mlflow_tracking.setup()
     client = mlflow_tracking.client()
-    champion_version, champion_pr_auc = _champion_on_holdout(mlflow, mlflow_tracking, client, holdout, label)
-    decision = decide(metrics.pr_auc, champion_pr_auc, config.min_pr_auc_improvement, champion_version)
+    latest = latest_window(holdout, config.latest_window_days)
+    candidate = gate_scores(model, holdout, latest, features, label)
+    champion_version, champion_scores = _champion_scores(mlflow, mlflow_tracking, holdout, latest, label)
+    decision = decide(candidate, champion_scores, config.min_pr_auc_improvement, champion_version,
+                      config.max_latest_regression)
+    champion_pr_auc = champion_scores.holdout_pr_auc if champion_scores else None
+    gate_tags = {
+        PROMOTION_DECISION: CHAMPION if decision.promote else CHALLENGER,
+        PROMOTION_REASON: decision.reason,
+        PREVIOUS_CHAMPION: (champion_version or "") if decision.promote else "",
+        "gate_challenger_holdout_pr_auc": f"{candidate.holdout_pr_auc:.6f}",
+        "gate_challenger_latest_pr_auc": "" if candidate.latest_pr_auc is None else f"{candidate.latest_pr_auc:.6f}",
+        "gate_champion_version": champion_version or "",
+        "gate_champion_holdout_pr_auc": "" if champion_scores is None else f"{champion_scores.holdout_pr_auc:.6f}",
+        "gate_champion_latest_pr_auc": "" if champion_scores is None or champion_scores.latest_pr_auc is None
+        else f"{champion_scores.latest_pr_auc:.6f}",
+    }
     with mlflow.start_run(run_name=f"fraud_model-{context.run_id[:8]}") as run:
         mlflow.log_params({**params, "best_iteration": int(model.best_iteration), "features": len(features)})
         mlflow.log_metrics({**metrics.as_dict("holdout_"), "train_seconds": train_seconds})
@@ -112,6 +155,7 @@ def fraud_model(
             "training_set_path": manifest.path,
             "feature_service": manifest.feature_service,
             "dagster_run_id": context.run_id,
+            **gate_tags,
         })
         sample = model_inputs(holdout.head(5), features)
         info = mlflow.xgboost.log_model(
@@ -130,20 +174,30 @@ def fraud_model(
     alias = CHAMPION if decision.promote else CHALLENGER
     client.set_registered_model_alias(mlflow_tracking.model_name, alias, version)
     for key, value in {
-        "promotion_decision": alias,
-        "promotion_reason": decision.reason,
-        "previous_champion": champion_version or "",
+        **gate_tags,
         "training_set_id": manifest.snapshot_id,
         "feature_service": manifest.feature_service,
     }.items():
         client.set_model_version_tag(mlflow_tracking.model_name, version, key, value)
-    context.log.info(f"{mlflow_tracking.model_name} v{version} -> {alias}: {decision.reason}")
+    notifier.send(
+        "promotion" if decision.promote else "promotion_refused",
+        f"{mlflow_tracking.model_name} v{version} -> {alias}: {decision.reason}",
+        {"model_version": version, "previous_champion": champion_version, **gate_tags},
+        log=context.log,
+    )
     return dg.MaterializeResult(
         metadata={
             **{k: dg.MetadataValue.float(v) for k, v in metrics.as_dict("holdout_").items()},
             "model_version": version,
             "alias": alias,
             "promotion_reason": decision.reason,
+            "promoted": decision.promote,
+            "champion_version_before": champion_version or "none",
+            "latest_window_pr_auc": dg.MetadataValue.float(candidate.latest_pr_auc)
+            if candidate.latest_pr_auc is not None else dg.MetadataValue.text("one class"),
+            "champion_latest_window_pr_auc": dg.MetadataValue.float(champion_scores.latest_pr_auc)
+            if champion_scores is not None and champion_scores.latest_pr_auc is not None
+            else dg.MetadataValue.text("none"),
             "champion_pr_auc_on_same_holdout": dg.MetadataValue.float(champion_pr_auc)
             if champion_pr_auc is not None else dg.MetadataValue.text("none"),
             "best_iteration": int(model.best_iteration),

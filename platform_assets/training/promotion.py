@@ -1,8 +1,25 @@
-"""The promotion gate: a new model becomes champion only if it beats the champion on the same holdout."""
+"""The promotion gate and the one-step rollback, free of Dagster so they can be unit-tested on their own.
+
+A new model version (the challenger) becomes champion only if it beats the champion on two yardsticks, both
+scored by the same code on the same rows:
+- the challenger's holdout (the newest matured whole days of its training set), by more than `min_improvement`;
+- the latest matured window (the newest `latest_window_days` of that holdout), where it may not be worse by more
+  than `max_latest_regression`: a model better on average but worse on the newest data is refused.
+PR AUC is the yardstick: with ~1% positives it tracks what a fraud team sees; ROC AUC barely moves. Every decision
+carries its reason, which the training asset writes to MLflow (tags) and to its metadata.
+
+The one-step rollback is `MlflowResource.rollback_champion` (ground floor, also run by the `rollback_champion`
+job); `python -m platform_assets.training.promotion rollback --reason "..."` runs it from a shell.
+"""
 
 from __future__ import annotations
 
+import argparse
 from dataclasses import dataclass
+
+from platform_assets.resources.mlflow_tracking import PREVIOUS_CHAMPION, PROMOTION_DECISION, PROMOTION_REASON
+
+__all__ = ["PREVIOUS_CHAMPION", "PROMOTION_DECISION", "PROMOTION_REASON", "GateScores", "PromotionDecision", "decide"]
 
 
 @dataclass(frozen=True)
@@ -11,25 +28,67 @@ class PromotionDecision:
     reason: str
 
 
+@dataclass(frozen=True)
+class GateScores:
+    """PR AUC of one model on the holdout and on the latest matured window (None: that window has one class)."""
+
+    holdout_pr_auc: float
+    latest_pr_auc: float | None = None
+
+
 def decide(
-    candidate_pr_auc: float,
-    champion_pr_auc: float | None,
+    candidate: GateScores | float,
+    champion: GateScores | float | None,
     min_improvement: float = 0.0,
     champion_version: str | None = None,
+    max_latest_regression: float = 0.0,
 ) -> PromotionDecision:
-    """PR AUC is the yardstick: with ~1% positives it tracks what a fraud team sees; ROC AUC barely moves.
-    A champion that cannot be scored on the new holdout (its features are gone) cannot block a new model."""
-    if champion_pr_auc is None:
+    """A champion that cannot be scored on the new holdout (its features are gone) cannot block a new model."""
+    candidate = candidate if isinstance(candidate, GateScores) else GateScores(candidate)
+    if champion is None:
         if champion_version is not None:
             return PromotionDecision(True, f"champion v{champion_version} reads features this holdout lacks")
         return PromotionDecision(True, "no champion yet")
-    margin = candidate_pr_auc - champion_pr_auc
-    if margin > min_improvement:
+    champion = champion if isinstance(champion, GateScores) else GateScores(champion)
+    margin = candidate.holdout_pr_auc - champion.holdout_pr_auc
+    if margin <= min_improvement:
         return PromotionDecision(
-            True, f"PR AUC {candidate_pr_auc:.4f} beats champion {champion_pr_auc:.4f} by {margin:+.4f}"
+            False,
+            f"PR AUC {candidate.holdout_pr_auc:.4f} does not beat champion {champion.holdout_pr_auc:.4f} by more "
+            f"than {min_improvement:.4f} on the same holdout",
         )
-    return PromotionDecision(
-        False,
-        f"PR AUC {candidate_pr_auc:.4f} does not beat champion {champion_pr_auc:.4f} by more than "
-        f"{min_improvement:.4f} on the same holdout",
+    reason = f"PR AUC {candidate.holdout_pr_auc:.4f} beats champion {champion.holdout_pr_auc:.4f} by {margin:+.4f}"
+    if candidate.latest_pr_auc is not None and champion.latest_pr_auc is not None:
+        latest_margin = candidate.latest_pr_auc - champion.latest_pr_auc
+        if latest_margin < -max_latest_regression:
+            return PromotionDecision(
+                False,
+                f"{reason} on the holdout, but on the latest matured window PR AUC {candidate.latest_pr_auc:.4f} "
+                f"is worse than champion {champion.latest_pr_auc:.4f} by more than {max_latest_regression:.4f}",
+            )
+        reason += f"; latest matured window {candidate.latest_pr_auc:.4f} vs {champion.latest_pr_auc:.4f}"
+    return PromotionDecision(True, reason)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """`python -m platform_assets.training.promotion rollback --reason "..."`: the same rollback as the
+    `rollback_champion` job, from a shell, on the active profile's registry."""
+    from platform_assets.resources import MlflowResource
+    from platform_assets.settings import load_settings
+
+    parser = argparse.ArgumentParser(description="Roll the champion model back one step")
+    parser.add_argument("command", choices=["rollback"])
+    parser.add_argument("--reason", required=True)
+    args = parser.parse_args(argv)
+    settings = load_settings()
+    mlflow_tracking = MlflowResource(
+        tracking_uri=settings.mlflow_tracking_uri, experiment_name=settings.mlflow_experiment,
+        model_name=settings.model_name, artifact_location=settings.mlflow_artifact_location,
     )
+    mlflow_tracking.setup()
+    old, new = mlflow_tracking.rollback_champion(args.reason)
+    print(f"{mlflow_tracking.model_name}: champion v{old} -> v{new}")
+
+
+if __name__ == "__main__":
+    main()

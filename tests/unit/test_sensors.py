@@ -1,50 +1,86 @@
-"""The retrain-on-drift sensor's run key: one retrain per drift window, none without drift."""
+"""The retrain trigger's state machine: one retrain per drift event, a cooldown, an optional label wait."""
+
+from datetime import date, timedelta
 
 import dagster as dg
-import pytest
 
-from platform_assets.automation.sensors import retrain_run_key
+from platform_assets.automation.sensors import TriggerState, Verdict, advance, new_verdicts, retrain_run_key
 
-
-@pytest.mark.parametrize(
-    "metadata",
-    [
-        {},
-        {"drift_detected": False, "current_window_end": "2026-03-10"},
-        {"drift_detected": dg.MetadataValue.bool(False), "current_window_end": dg.MetadataValue.text("2026-03-10")},
-        {"drift_detected": None},
-    ],
-)
-def test_no_drift_requests_no_retrain(metadata):
-    assert retrain_run_key(metadata) is None
+D0 = date(2026, 3, 10)
 
 
-def test_drift_requests_a_retrain_keyed_by_the_window():
-    assert retrain_run_key({"drift_detected": True, "current_window_end": "2026-03-10"}) == "drift-retrain:2026-03-10"
+def _verdicts(flags: list[bool], start: date = D0, first_id: int = 1, asset: str = "feature_drift_report"):
+    return [Verdict(first_id + i, asset, start + timedelta(days=i), f) for i, f in enumerate(flags)]
 
 
-def test_metadata_value_wrappers_are_unwrapped():
-    metadata = {"drift_detected": dg.MetadataValue.bool(True), "current_window_end": dg.MetadataValue.text("2026-03-10")}
-    assert retrain_run_key(metadata) == "drift-retrain:2026-03-10"
+def test_no_drift_requests_nothing():
+    state = advance(TriggerState(), _verdicts([False] * 10), cooldown_days=7, wait_days=0)
+    assert state.event_start is None and state.pending_as_of is None and state.after_storage_id == 10
 
 
-def test_same_window_gives_same_key_and_new_window_a_new_one():
-    a = retrain_run_key({"drift_detected": True, "current_window_end": "2026-03-10", "drift_share": 0.4})
-    b = retrain_run_key({"drift_detected": dg.MetadataValue.bool(True),
-                         "current_window_end": dg.MetadataValue.text("2026-03-10"), "drift_share": 0.9})
-    c = retrain_run_key({"drift_detected": True, "current_window_end": "2026-03-11"})
-    assert a == b != c
+def test_first_drifted_day_opens_an_event_and_requests_at_once_without_wait():
+    state = advance(TriggerState(), _verdicts([False, False, True, True]), cooldown_days=7, wait_days=0)
+    assert state.event_start == (D0 + timedelta(days=2)).isoformat()
+    assert state.pending_as_of == state.event_start
+    assert retrain_run_key(state.event_start) == f"drift-retrain:{D0 + timedelta(days=2)}"
+    assert state.notes == [f"drift event opened on {D0 + timedelta(days=2)} by feature_drift_report"]
 
 
-def test_materialized_metadata_round_trips_through_the_event_log():
-    """The sensor sees what Dagster stored, not what the asset returned: plain values come back wrapped."""
-    @dg.asset(name="feature_drift_report")
-    def report():
-        return dg.MaterializeResult(metadata={"drift_detected": True, "current_window_end": "2026-03-10"})
+def test_wait_defers_the_request_until_the_event_is_old_enough():
+    state = advance(TriggerState(), _verdicts([True] * 3), cooldown_days=7, wait_days=5)
+    assert state.event_start == D0.isoformat() and state.pending_as_of is None
+    state = advance(state, _verdicts([True] * 4, start=D0 + timedelta(days=3), first_id=4), 7, 5)
+    assert state.pending_as_of == (D0 + timedelta(days=5)).isoformat()
+
+
+def _request(state: TriggerState) -> str:
+    """What the sensor does when it emits the pending request."""
+    key = retrain_run_key(state.event_start)
+    state.last_request_day, state.event_start, state.pending_as_of = state.pending_as_of, None, None
+    return key
+
+
+def test_persisting_drift_within_the_cooldown_opens_no_second_event():
+    state = advance(TriggerState(), _verdicts([True]), cooldown_days=7, wait_days=0)
+    keys = [_request(state)]
+    for i in range(1, 7):  # drift keeps being reported for six more days
+        state = advance(state, [Verdict(1 + i, "feature_drift_report", D0 + timedelta(days=i), True)], 7, 0)
+        assert state.pending_as_of is None
+    state = advance(state, [Verdict(100, "model_performance", D0 + timedelta(days=7), True)], 7, 0)
+    keys.append(_request(state))
+    assert keys == [f"drift-retrain:{D0}", f"drift-retrain:{D0 + timedelta(days=7)}"]
+
+
+def test_replaying_the_same_events_gives_the_same_run_key():
+    """A daemon that crashed before saving its cursor replays from the old cursor: same key, deduplicated."""
+    cursor = TriggerState().to_cursor()
+    first = advance(TriggerState.from_cursor(cursor), _verdicts([False, True]), 7, 0)
+    replay = advance(TriggerState.from_cursor(cursor), _verdicts([False, True]), 7, 0)
+    assert first.event_start == replay.event_start and first.pending_as_of == replay.pending_as_of
+
+
+def test_several_assets_on_the_same_day_are_one_event():
+    verdicts = _verdicts([True], asset="feature_drift_report") + _verdicts([True], first_id=2, asset="model_performance")
+    state = advance(TriggerState(), verdicts, 7, 0)
+    assert state.event_start == D0.isoformat() and len(state.notes) == 1
+
+
+def test_cursor_round_trips():
+    state = TriggerState(after_storage_id=42, event_start="2026-03-10", pending_as_of=None, last_request_day="x")
+    assert TriggerState.from_cursor(state.to_cursor()) == TriggerState(42, "2026-03-10", None, "x")
+
+
+def test_verdicts_are_read_from_the_event_log_in_order():
+    """The sensor sees what Dagster stored: partitioned materializations with wrapped metadata values."""
+    partitions = dg.DailyPartitionsDefinition(start_date="2026-03-01")
+
+    @dg.asset(name="feature_drift_report", partitions_def=partitions)
+    def report(context: dg.AssetExecutionContext):
+        return dg.MaterializeResult(metadata={"drift_detected": context.partition_key == "2026-03-11"})
 
     with dg.instance_for_test() as instance:
-        assert dg.materialize([report], instance=instance).success
-        event = instance.get_latest_materialization_event(dg.AssetKey("feature_drift_report"))
-        metadata = event.asset_materialization.metadata
-        assert isinstance(metadata["drift_detected"], dg.MetadataValue)
-        assert retrain_run_key(metadata) == "drift-retrain:2026-03-10"
+        for day in ("2026-03-10", "2026-03-11"):
+            assert dg.materialize([report], instance=instance, partition_key=day).success
+        verdicts = new_verdicts(instance, 0)
+        assert [(v.day.isoformat(), v.drift) for v in verdicts] == [("2026-03-10", False), ("2026-03-11", True)]
+        assert new_verdicts(instance, verdicts[-1].storage_id) == []

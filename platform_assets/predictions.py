@@ -1,0 +1,56 @@
+"""The daily predictions files: written by scoring, read by monitoring (ground floor, so neither imports the other).
+
+One parquet file per day, `<predictions_dir>/<YYYY-MM-DD>.parquet`. Every row carries the transaction keys, the
+features the model read, its score, whether it went to review, and its provenance (model name and version,
+feature service, training-set id), so a single query walks from a prediction to the data that trained its model.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import date, timedelta
+from pathlib import Path
+
+import pandas as pd
+
+SCORE = "fraud_score"
+FLAGGED = "flagged_for_review"
+PROVENANCE = ["model_name", "model_version", "feature_service", "training_set_id"]
+
+
+def day_path(predictions_dir: Path, day: date) -> Path:
+    return Path(predictions_dir) / f"{day.isoformat()}.parquet"
+
+
+def flag_top(scores: pd.Series, budget: float) -> pd.Series:
+    """The review queue of one day: the `budget` share of its transactions with the highest scores (at least one
+    when there are any), ties broken by order."""
+    if len(scores) == 0:
+        return pd.Series([], dtype=bool, index=scores.index)
+    k = max(1, round(len(scores) * budget))
+    ranks = scores.rank(method="first", ascending=False)
+    return ranks <= k
+
+
+def write_day(frame: pd.DataFrame, predictions_dir: Path, day: date) -> Path:
+    """Replace one day's file atomically: a re-run for the day rewrites it, never appends."""
+    path = day_path(predictions_dir, day)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".parquet.tmp")
+    frame.to_parquet(tmp, index=False, coerce_timestamps="us", allow_truncated_timestamps=True)
+    os.replace(tmp, path)
+    return path
+
+
+def read_days(predictions_dir: Path, first: date, last: date) -> tuple[pd.DataFrame, list[date]]:
+    """The predictions of the days first..last that were scored, and which days those were."""
+    frames, days = [], []
+    day = first
+    while day <= last:
+        path = day_path(predictions_dir, day)
+        if path.exists():
+            frames.append(pd.read_parquet(path))
+            days.append(day)
+        day += timedelta(days=1)
+    frames = [f for f in frames if len(f)]
+    return (pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()), days

@@ -1,0 +1,91 @@
+"""Scoring: every day's transactions scored by the champion, each row with its provenance.
+
+The daily partition D scores the transactions of day D with the features Feast knew at each transaction's time
+(the same point-in-time join the training set used), marks the day's top `review_budget` share for review, and
+writes `predictions/D.parquet`. Every row names the model version, the feature service (its version is in the
+name) and the training-set id, so one query walks back from a prediction to the snapshot that trained its model:
+
+    SELECT p.transaction_id, p.fraud_score, p.model_version, t.*
+    FROM read_parquet('data/predictions/*.parquet') p
+    JOIN read_parquet('data/training_sets/*.parquet', filename = true) t
+      ON t.filename LIKE '%/' || p.training_set_id || '.parquet'
+
+Monitoring reads these files (prediction drift, label-delayed performance), never the model again for old days.
+"""
+
+from datetime import UTC, date, datetime
+
+import dagster as dg
+import pandas as pd
+
+from platform_assets import predictions as pr
+from platform_assets import training_data as td
+from platform_assets.partitions import daily_partitions, refresh_latest_day
+from platform_assets.resources import FeastResource, LoopPolicy, MlflowResource, PlatformStorage
+
+GROUP = "scoring"
+
+
+@dg.asset(
+    group_name=GROUP,
+    kinds={"xgboost", "parquet"},
+    partitions_def=daily_partitions,
+    # A backfill of many days is one run: one point-in-time join and one model load, one file per day.
+    backfill_policy=dg.BackfillPolicy.single_run(),
+    deps=[dg.AssetKey("fraud_model"), dg.AssetKey("feast_feature_views"), dg.AssetKey("fct_transactions")],
+    automation_condition=refresh_latest_day(),
+    description="The champion's fraud scores for one day's transactions, with model version, feature service "
+    "and training-set id on every row.",
+)
+def daily_predictions(
+    context: dg.AssetExecutionContext,
+    feast: FeastResource,
+    mlflow_tracking: MlflowResource,
+    storage: PlatformStorage,
+    policy: LoopPolicy,
+) -> dg.MaterializeResult:
+    window = context.partition_time_window
+    champion = mlflow_tracking.champion_version()
+    if champion is None:
+        raise dg.Failure("no champion model yet: materialize fraud_model first")
+    manifest = td.TrainingSetManifest.read(storage.training_sets_dir() / f"{champion.tags['training_set_id']}.json")
+    features = manifest.feature_columns
+    entity_rows = td.transactions_between(storage.exports_dir(), window.start, window.end)
+    if len(entity_rows):
+        frame = td.join_features(feast.store(), entity_rows, manifest.feature_service)
+        model = mlflow_tracking.load_version(champion.version)
+        frame[pr.SCORE] = model.predict_proba(td.model_inputs(frame, features))[:, 1]
+    else:
+        frame = entity_rows.reindex(columns=[*td.KEYS, *features]).assign(**{pr.SCORE: pd.Series(dtype=float)})
+    frame = frame[[*td.KEYS, *features, pr.SCORE]].assign(
+        model_name=mlflow_tracking.model_name,
+        model_version=str(champion.version),
+        feature_service=manifest.feature_service,
+        training_set_id=manifest.snapshot_id,
+        scored_at=datetime.now(UTC),
+    )
+    days = pd.to_datetime(frame["event_timestamp"], utc=True).dt.date
+    flagged = 0
+    for key in context.partition_keys:
+        day = date.fromisoformat(key)
+        one_day = frame[days == day].copy()
+        # The review queue is decided per day: the day's top `review_budget` share of scores.
+        one_day.insert(len(td.KEYS) + len(features) + 1, pr.FLAGGED, pr.flag_top(one_day[pr.SCORE], policy.review_budget))
+        pr.write_day(one_day, storage.predictions_dir(), day)
+        flagged += int(one_day[pr.FLAGGED].sum())
+    context.log.info(f"{window.start.date()}..{window.end.date()}: scored {len(frame):,} transactions "
+                     f"({len(context.partition_keys)} day(s)) with v{champion.version}, {flagged} sent to review")
+    return dg.MaterializeResult(
+        metadata={
+            "dagster/row_count": len(frame),
+            "path": dg.MetadataValue.path(str(pr.day_path(storage.predictions_dir(), window.start.date()))),
+            "model_version": str(champion.version),
+            "feature_service": manifest.feature_service,
+            "training_set_id": manifest.snapshot_id,
+            "flagged_for_review": flagged,
+            "mean_score": dg.MetadataValue.float(float(frame[pr.SCORE].mean()) if len(frame) else 0.0),
+        }
+    )
+
+
+scoring_assets = [daily_predictions]
