@@ -31,6 +31,7 @@ POLICY_ENV = {
     "PLATFORM_MIN_FRAUD_RECALL": "min_fraud_recall",
     "PLATFORM_RETRAIN_COOLDOWN_DAYS": "retrain_cooldown_days",
     "PLATFORM_RETRAIN_WAIT_DAYS": "retrain_wait_days",
+    "PLATFORM_RETRAIN_HALF_LIFE_DAYS": "retrain_half_life_days",
 }
 EXECUTORS = ("multiprocess", "celery")
 

@@ -41,7 +41,7 @@ START = date(2026, 3, 1)
 DAYS = 60
 SHIFT_DAY = 40
 FIRST_TICK = SHIFT_DAY - 2
-LAST_TICK = 56
+LAST_TICK = 54
 LOOP_ENV = {
     "PLATFORM_LABEL_MATURITY_DAYS": "3",
     "PLATFORM_WARMUP_DAYS": "7",
@@ -50,6 +50,7 @@ LOOP_ENV = {
     "PLATFORM_DRIFT_MIN_ROWS": "500",
     "PLATFORM_RETRAIN_WAIT_DAYS": "10",
     "PLATFORM_RETRAIN_COOLDOWN_DAYS": "14",
+    "PLATFORM_RETRAIN_HALF_LIFE_DAYS": "5",
 }
 DRIFT_ASSETS = ["feature_drift_report", "prediction_drift_report", "model_performance"]
 
@@ -253,13 +254,25 @@ def test_drift_is_caught_retrained_once_and_the_new_champion_is_better(tmp_path_
         summary["pr_auc_retrained"] = _pr_auc(run, versions[-1].version, unseen)
         summary["champion_after"] = champion.version
     _report(run, summary)
+    assert retrain is not None, summary
 
     assert summary["detection_delay_days"] is not None and 0 <= summary["detection_delay_days"] <= 5, summary
     assert not [d for d in run.drift_days() if d < day(SHIFT_DAY)], "drift flagged before the shift"
-    assert summary["retrain_runs"] == 1 and len(set(summary["retrain_run_keys"])) == 1, summary
+    # One drift event, one retrain: drift went on being reported every day after it (see drift_days).
+    assert summary["retrain_runs"] == 1 and run.skipped_duplicate_requests == 0, summary
     assert summary["retrain_run_keys"] == [f"drift-retrain:{summary['first_drift_day']}"]
-    assert champion.version == versions[-1].version == "2", summary["model_versions"]
-    assert summary["pr_auc_retrained"] > summary["pr_auc_old_champion"], summary
+    assert len(summary["drift_days"]) > 3
+    if scenario == "fraud_pattern_shift":
+        # The old champion learnt night-time, online, big-ticket fraud; the new pattern defeats it.
+        assert str(champion.version) == str(versions[-1].version) == "2", summary["model_versions"]
+        assert summary["pr_auc_retrained"] > summary["pr_auc_old_champion"] + 0.01, summary
+    else:
+        # Inflated amounts shift every feature's distribution but not what separates fraud (night, online,
+        # category, amount relative to the customer): the old champion keeps working. Whatever the gate decided,
+        # the champion after the loop is not worse on the drifted world.
+        champion_pr_auc = _pr_auc(run, str(champion.version), unseen)
+        summary["pr_auc_champion_after"] = champion_pr_auc
+        assert champion_pr_auc >= summary["pr_auc_old_champion"] - 0.02, summary
 
 
 def test_a_quiet_world_never_retrains(tmp_path_factory):

@@ -36,10 +36,18 @@ class LoopPolicy(dg.ConfigurableResource):
         description="Days a drift event waits before its retrain is requested, so drifted labels can mature",
     )
 
+    retrain_half_life_days: float = Field(
+        default=7.0, description="A drift retrain halves a training row's weight every this many days back"
+    )
+
     def retrain_run_config(self, as_of: str) -> dict:
-        """Run config of a retrain: the training set is cut as of the drift window's end, with this policy."""
+        """Run config of a retrain: the training set is cut as of the drift window's end, with this policy, and
+        the model weights the newest days most and is refit on all of them (training/evaluation.py)."""
         return {
             "ops": {
+                "fraud_model": {
+                    "config": {"recency_half_life_days": self.retrain_half_life_days, "refit_on_all_rows": True}
+                },
                 "training_set": {
                     "config": {
                         "as_of": as_of,

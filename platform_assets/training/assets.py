@@ -37,6 +37,12 @@ class ModelConfig(dg.Config):
     min_child_weight: float = 2.0
     early_stopping_rounds: int = 40
     min_pr_auc_improvement: float = Field(default=0.0, description="Margin a new model needs to become champion")
+    recency_half_life_days: float = Field(
+        default=0.0, description="Halve a training row's weight every this many days back (0: equal weights)"
+    )
+    refit_on_all_rows: bool = Field(
+        default=False, description="After early stopping, refit on every training row (the newest days included)"
+    )
     latest_window_days: int = Field(default=3, description="Newest holdout days forming the latest matured window")
     max_latest_regression: float = Field(
         default=0.02, description="How much worse than the champion a new model may be on the latest matured window"
@@ -122,7 +128,7 @@ def fraud_model(
         "early_stopping_rounds": config.early_stopping_rounds,
     }
     started = time.perf_counter()
-    model = fit_classifier(train, features, label, params)
+    model = fit_classifier(train, features, label, params, config.recency_half_life_days, config.refit_on_all_rows)
     train_seconds = time.perf_counter() - started
     holdout_scores = score(model, holdout, features)
     metrics = evaluate(holdout[label].to_numpy(), holdout_scores)
@@ -148,7 +154,9 @@ def fraud_model(
         else f"{champion_scores.latest_pr_auc:.6f}",
     }
     with mlflow.start_run(run_name=f"fraud_model-{context.run_id[:8]}") as run:
-        mlflow.log_params({**params, "best_iteration": int(model.best_iteration), "features": len(features)})
+        mlflow.log_params({**params, "best_iteration": int(model.best_iteration), "features": len(features),
+                           "recency_half_life_days": config.recency_half_life_days,
+                           "refit_on_all_rows": config.refit_on_all_rows})
         mlflow.log_metrics({**metrics.as_dict("holdout_"), "train_seconds": train_seconds})
         mlflow.set_tags({
             "training_set_id": manifest.snapshot_id,

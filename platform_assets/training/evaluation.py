@@ -37,24 +37,53 @@ def evaluate(y_true: np.ndarray, scores: np.ndarray) -> Metrics:
     )
 
 
-def fit_classifier(train: pd.DataFrame, features: list[str], label: str, params: dict) -> xgb.XGBClassifier:
-    """Fit on the older 85% of `train`, stop early on the newer 15%: validation always lies in the future."""
+def recency_weights(timestamps: pd.Series, half_life_days: float) -> np.ndarray:
+    """Weight 1 for the newest row, halving every `half_life_days` back: after a drift the newest days count most.
+    0 (or less) means equal weights."""
+    if half_life_days <= 0:
+        return np.ones(len(timestamps))
+    ts = pd.to_datetime(timestamps, utc=True)
+    age_days = (ts.max() - ts).dt.total_seconds().to_numpy() / 86_400
+    return np.power(0.5, age_days / half_life_days)
+
+
+def fit_classifier(
+    train: pd.DataFrame,
+    features: list[str],
+    label: str,
+    params: dict,
+    recency_half_life_days: float = 0.0,
+    refit_on_all_rows: bool = False,
+) -> xgb.XGBClassifier:
+    """Fit on the older 85% of `train`, stop early on the newer 15%: validation always lies in the future.
+
+    With `refit_on_all_rows` the model is then refit on every training row for the number of rounds early
+    stopping chose: after a drift the newest days are exactly the validation slice, and a retrain that never fits
+    them cannot learn the new world."""
     train = train.sort_values("event_timestamp", kind="stable")
+    weights = recency_weights(train["event_timestamp"], recency_half_life_days)
     cut = int(len(train) * 0.85)
     fit_part, valid_part = train.iloc[:cut], train.iloc[cut:]
-    model = xgb.XGBClassifier(
-        objective="binary:logistic",
-        tree_method="hist",
-        eval_metric="aucpr",
-        n_jobs=2,
-        **params,
-    )
+
+    def classifier(**overrides) -> xgb.XGBClassifier:
+        return xgb.XGBClassifier(
+            objective="binary:logistic", tree_method="hist", eval_metric="aucpr", n_jobs=2, **{**params, **overrides}
+        )
+
+    model = classifier()
     model.fit(
-        model_inputs(fit_part, features), fit_part[label],
+        model_inputs(fit_part, features), fit_part[label], sample_weight=weights[:cut],
         eval_set=[(model_inputs(valid_part, features), valid_part[label])],
+        sample_weight_eval_set=[weights[cut:]],
         verbose=False,
     )
-    return model
+    if not refit_on_all_rows:
+        return model
+    best = int(model.best_iteration)
+    final = classifier(n_estimators=best + 1, early_stopping_rounds=None)
+    final.fit(model_inputs(train, features), train[label], sample_weight=weights, verbose=False)
+    final.get_booster().set_attr(best_iteration=str(best))
+    return final
 
 
 def score(model: xgb.XGBClassifier, frame: pd.DataFrame, features: list[str]) -> np.ndarray:
