@@ -130,3 +130,25 @@ def demo_platform(tmp_path_factory) -> DemoPlatform:
     )
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-5000:]
     return DemoPlatform(data_dir, home, env, last_day - timedelta(days=E2E_DAYS - 1), last_day, out.stdout)
+@pytest.fixture
+def webhook():
+    """A local HTTP server (127.0.0.1) collecting the platform's webhook notifications: (url, received)."""
+    import json
+    import threading
+    from http.server import BaseHTTPRequestHandler, HTTPServer
+
+    received: list[dict] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self):
+            received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_port}/hook", received
+    server.shutdown()

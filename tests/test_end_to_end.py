@@ -275,3 +275,108 @@ def test_daemon_launches_exactly_one_retrain_per_drift_event(drifted_platform, m
         tick(start + timedelta(minutes=2))
         assert len(instance.get_runs(filters=sensor_runs)) == 1
     assert int(drifted_platform.metadata("fraud_model")["model_version"]) == versions_before + 1
+
+
+def _train(platform, webhook_url: str, config: dict) -> dict:
+    from platform_assets.resources import Notifier
+
+    defs = build_definitions(platform.settings)
+    result = dg.materialize(
+        list(defs.assets), selection=dg.AssetSelection.assets("fraud_model"), instance=platform.instance,
+        resources={**defs.resources, "notifier": Notifier(webhook_url=webhook_url)},
+        run_config={"ops": {"fraud_model": {"config": config}}},
+    )
+    assert result.success
+    return platform.metadata("fraud_model")
+
+
+def test_every_prediction_walks_back_to_the_training_set_of_its_model(clean_platform):
+    """One query: prediction -> model version -> training-set snapshot rows (and the feature service)."""
+    data = clean_platform.settings.data_dir
+    con = duckdb.connect()
+    rows = con.execute(
+        """
+        SELECT p.transaction_id, p.model_version, p.feature_service, p.training_set_id,
+               count(t.transaction_id) AS training_rows
+        FROM read_parquet($predictions) AS p
+        JOIN read_parquet($training_sets, filename = true) AS t
+          ON t.filename = $dir || '/' || p.training_set_id || '.parquet'
+        GROUP BY ALL
+        """,
+        {"predictions": str(data / "predictions" / "*.parquet"),
+         "training_sets": str(data / "training_sets" / "*.parquet"), "dir": str(data / "training_sets")},
+    ).df()
+    scored = con.execute("SELECT count(*) FROM read_parquet($p)", {"p": str(data / "predictions" / "*.parquet")})
+    assert len(rows) == scored.fetchone()[0] > 0  # every prediction found its training set
+    manifest = TrainingSetManifest.read(data / "training_sets" / f"{rows.training_set_id.iloc[0]}.json")
+    assert (rows.training_rows == manifest.rows).all()
+    assert (rows.feature_service == manifest.feature_service).all()
+    champion = build_resources(clean_platform.settings)["mlflow_tracking"].champion_version()
+    assert set(rows.model_version) == {str(champion.version)}
+    assert champion.tags["training_set_id"] == manifest.snapshot_id
+
+
+def test_monitoring_assets_keep_numeric_figures_per_day(clean_platform):
+    day = clean_platform.last_day.isoformat()
+    for key, figure in (("feature_drift_report", "drift_share"), ("prediction_drift_report", "score_drift"),
+                        ("data_quality_summary", "max_missing_share")):
+        event = clean_platform.instance.get_latest_materialization_event(dg.AssetKey(key))
+        assert event.asset_materialization.partition == day
+        assert isinstance(event.asset_materialization.metadata[figure], dg.FloatMetadataValue), (key, figure)
+    quality = clean_platform.metadata("data_quality_summary")
+    assert quality["dagster/row_count"] > 500 and quality["duplicate_transaction_ids"] == 0
+    assert quality["scores_out_of_range"] == 0
+    performance = clean_platform.metadata("model_performance")
+    assert performance["verdict"] in {"insufficient_data", "no_degraded"}  # labels of scored days not matured
+
+
+def test_gate_refuses_a_deliberately_worse_model_and_records_why(clean_platform, webhook):
+    url, received = webhook
+    mlflow_tracking = build_resources(clean_platform.settings)["mlflow_tracking"]
+    champion_before = mlflow_tracking.champion_version().version
+    # Two stumps on a tenth of the columns: a model no fraud team should get.
+    meta = _train(clean_platform, url, {"n_estimators": 2, "max_depth": 1, "colsample_bytree": 0.1,
+                                        "early_stopping_rounds": 1})
+    assert meta["promoted"] is False and meta["alias"] == "challenger"
+    assert "does not beat champion" in meta["promotion_reason"]
+    assert meta["holdout_pr_auc"] < meta["champion_pr_auc_on_same_holdout"]
+    assert mlflow_tracking.champion_version().version == champion_before
+    client = mlflow_tracking.client()
+    refused = client.get_model_version(mlflow_tracking.model_name, meta["model_version"])
+    assert refused.tags["promotion_decision"] == "challenger"
+    assert refused.tags["promotion_reason"] == meta["promotion_reason"]
+    assert float(refused.tags["gate_champion_holdout_pr_auc"]) > float(refused.tags["gate_challenger_holdout_pr_auc"])
+    run = client.get_run(meta["mlflow_run_id"])
+    assert run.data.tags["promotion_decision"] == "challenger"
+    assert [m["kind"] for m in received] == ["promotion_refused"]
+    assert meta["model_version"] in received[0]["message"]
+
+
+def test_rollback_restores_the_previous_champion_in_one_step(clean_platform, webhook):
+    url, received = webhook
+    mlflow_tracking = build_resources(clean_platform.settings)["mlflow_tracking"]
+    previous = mlflow_tracking.champion_version().version
+    # Force a promotion (a negative margin lets an equal model through), then take it back.
+    meta = _train(clean_platform, url, {"min_pr_auc_improvement": -1.0, "max_latest_regression": 1.0})
+    assert meta["promoted"] is True and mlflow_tracking.champion_version().version == int(meta["model_version"])
+    from platform_assets.automation.jobs import rollback_champion_job
+    from platform_assets.resources import Notifier
+
+    defs = build_definitions(clean_platform.settings)
+    job = dg.Definitions(
+        jobs=[rollback_champion_job], resources={**defs.resources, "notifier": Notifier(webhook_url=url)}
+    ).resolve_job_def("rollback_champion")
+    result = job.execute_in_process(
+        run_config={"ops": {"rollback_champion_op": {"config": {"reason": "test: the new model misbehaves"}}}},
+        instance=clean_platform.instance,
+    )
+    assert result.success
+    assert mlflow_tracking.champion_version().version == previous
+    client = mlflow_tracking.client()
+    rolled_back = client.get_model_version(mlflow_tracking.model_name, meta["model_version"])
+    assert rolled_back.tags["promotion_decision"] == "rolled_back"
+    assert "the new model misbehaves" in rolled_back.tags["promotion_reason"]
+    assert [m["kind"] for m in received] == ["promotion", "rollback"]
+    # One step only: the restored champion replaced nobody, so there is nothing further back.
+    with pytest.raises(ValueError, match="nothing to roll back to"):
+        mlflow_tracking.rollback_champion("again")

@@ -79,3 +79,13 @@ def test_drift_report_without_comparable_columns_raises(frames):
 def test_is_drift_threshold_is_inclusive():
     summary = DriftSummary(drift_share=0.3, drifted_columns=["a"], column_scores={}, columns_tested=3)
     assert summary.is_drift(0.3) and not summary.is_drift(0.31)
+
+
+def test_data_summary_skips_all_null_columns_and_writes_html(frames, tmp_path):
+    from platform_assets.monitoring.drift import summary_report
+
+    _, current = frames
+    html = tmp_path / "quality.html"
+    skipped = summary_report(current.assign(nothing=None), ["shifted", "empty_now", "nothing", "gone"], html)
+    assert skipped == ["empty_now", "nothing", "gone"]
+    assert html.exists() and html.stat().st_size > 10_000
