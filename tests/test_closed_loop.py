@@ -91,12 +91,18 @@ def _launch(run: LoopRun, result) -> None:
         for partition in result.get_requested_partitions(key):
             by_partition.setdefault(partition, []).append(key)
     assets = list(run.defs.assets)
+    graph = run.defs.resolve_asset_graph()
+    scoring = dg.AssetSelection.groups("scoring").resolve(graph)
     for partition, keys in sorted(by_partition.items(), key=lambda kv: str(kv[0])):
-        materialized = dg.materialize(
-            assets, selection=dg.AssetSelection.assets(*keys), partition_key=partition,
-            instance=run.instance, resources=run.defs.resources,
-        )
-        assert materialized.success
+        # Scoring (single-run backfill policy) and monitoring (one partition per run) go in separate runs.
+        for part in ([k for k in keys if k in scoring], [k for k in keys if k not in scoring]):
+            if not part:
+                continue
+            materialized = dg.materialize(
+                assets, selection=dg.AssetSelection.assets(*part), partition_key=partition,
+                instance=run.instance, resources=run.defs.resources,
+            )
+            assert materialized.success
 
 
 def _tick(run: LoopRun, d: date, automation_cursor, sensor_cursor):
