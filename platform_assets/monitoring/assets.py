@@ -96,8 +96,9 @@ def feature_drift_report(
         return dg.MaterializeResult(metadata={**metadata, "drift_detected": False, "verdict": "insufficient_data"})
     html = storage.reports_dir() / "feature_drift" / f"{day.isoformat()}.html"
     summary = drift_report(sample(reference, policy.max_report_rows), current, manifest.feature_columns, html)
-    detected = enough and summary.is_drift(policy.drift_share_threshold)
-    verdict = _verdict(enough, summary.is_drift(policy.drift_share_threshold))
+    drifted = summary.is_drift(policy.drift_share_threshold)
+    detected = enough and drifted
+    verdict = _verdict(enough, drifted)
     figure = charts.drift_summary_figure(summary.column_scores, summary.drifted_columns)
     # The champion's own MLflow run collects its drift checks: one picture per day, drift share over time.
     client = mlflow_tracking.client()
