@@ -88,7 +88,7 @@ doctor: install
 	$(BIN)/python -m platform_assets.doctor
 
 lint: install
-	$(BIN)/ruff check platform_assets tests feature_repo benchmarks
+	$(BIN)/ruff check platform_assets tests feature_repo benchmarks notebooks
 
 # Not part of `make test`: minutes at 1m, and the figures need a quiet machine (docs/benchmarks.md).
 SIZE ?= 100k

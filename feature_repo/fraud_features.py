@@ -1,8 +1,12 @@
-"""Feast definitions for the fraud model: two entities, a feature view per dbt feature mart, one service.
+"""Feast definitions for the fraud model: entities, a feature view per dbt feature mart, an on-demand view of
+transaction-level features, and one feature service per model version.
 
-The sources are the parquet exports of `fct_customer_daily_features` and `fct_merchant_daily_features`. A row's
-`event_timestamp` is the end of the day it summarises, so the point-in-time join only ever hands a transaction
-the figures of days that had ended before it happened.
+The sources are the parquet exports of the dbt feature marts. A row's `event_timestamp` is the end of the day it
+summarises, so the point-in-time join only ever hands a transaction the figures of days that had ended before it
+happened; `created_timestamp` breaks ties between rows of the same event time (the later load wins).
+
+`transaction_features` is computed from the request (the transaction being scored) and the stored views by
+`transaction_level_features`, the same pandas function offline (training sets) and online (serving).
 
 `build_feature_objects` builds everything for a given exports directory; the module-level names below are what
 `feast apply` finds when run from the CLI (PLATFORM_DATA_DIR, default ../data).
@@ -10,38 +14,114 @@ the figures of days that had ended before it happened.
 
 from __future__ import annotations
 
+import builtins
+import inspect
 import os
+import types
 from datetime import timedelta
 from pathlib import Path
 from typing import NamedTuple
 
-from feast import Entity, FeatureService, FeatureView, Field, FileSource, ValueType
+from feast import Entity, FeatureService, FeatureView, Field, FileSource, RequestSource, ValueType
+from feast.on_demand_feature_view import OnDemandFeatureView
 from feast.types import Float64, Int64
 
 CUSTOMER_FEATURES = {
     "cust_txn_count_1d": Int64,
     "cust_amount_sum_1d": Float64,
+    "cust_amount_avg_1d": Float64,
+    "cust_amount_max_1d": Float64,
     "cust_txn_count_7d": Int64,
     "cust_amount_sum_7d": Float64,
     "cust_amount_avg_7d": Float64,
     "cust_amount_max_7d": Float64,
     "cust_night_txn_share_7d": Float64,
     "cust_online_txn_share_7d": Float64,
+    "cust_distinct_merchants_7d": Int64,
     "cust_txn_count_30d": Int64,
+    "cust_amount_sum_30d": Float64,
     "cust_amount_avg_30d": Float64,
+    "cust_amount_max_30d": Float64,
+    "cust_distinct_merchants_30d": Int64,
+    "cust_last_txn_epoch": Int64,
     "cust_account_age_days": Int64,
 }
 MERCHANT_FEATURES = {
     "merch_txn_count_1d": Int64,
     "merch_txn_count_7d": Int64,
     "merch_amount_avg_7d": Float64,
+    "merch_amount_max_7d": Float64,
     "merch_night_txn_share_7d": Float64,
     "merch_online_txn_share_7d": Float64,
+    "merch_distinct_customers_7d": Int64,
+    "merch_txn_count_30d": Int64,
+    "merch_amount_avg_30d": Float64,
+    "merch_known_frauds_30d": Int64,
+    "merch_chargeback_rate_30d": Float64,
     "merch_category_code": Int64,
+    "merch_high_risk_mcc": Int64,
 }
-# Beyond this age a feature row no longer describes the entity: the join returns nulls instead.
+CUSTOMER_MERCHANT_FEATURES = {"cm_txn_count_to_date": Int64}
+# What the request (the transaction being scored) carries: its amount and its time as Unix seconds.
+REQUEST_FIELDS = {"amount": Float64, "transaction_epoch": Int64}
+TRANSACTION_FEATURES = {
+    "amount_to_cust_avg_30d": Float64,
+    "amount_to_cust_max_30d": Float64,
+    "txn_hour_of_day": Int64,
+    "seconds_since_last_txn": Float64,
+    "first_purchase_at_merchant_30d": Int64,
+}
+# Beyond this age a daily feature row no longer describes the entity: the join returns nulls instead (and the
+# online freshness guard reports it stale). A customer x merchant pair not seen for 30 days counts as new again:
+# the pair view is by far the largest (one row per pair), and a 30-day horizon keeps its online load bounded.
 FEATURE_TTL = timedelta(days=30)
-FEATURE_SERVICE_NAME = "fraud_detector_v1"
+PAIR_TTL = timedelta(days=30)
+
+# Model version -> the features it reads. A new model version gets a new service; old ones stay servable.
+V1_CUSTOMER = ["cust_txn_count_1d", "cust_amount_sum_1d", "cust_txn_count_7d", "cust_amount_sum_7d",
+               "cust_amount_avg_7d", "cust_amount_max_7d", "cust_night_txn_share_7d", "cust_online_txn_share_7d",
+               "cust_txn_count_30d", "cust_amount_avg_30d", "cust_account_age_days"]
+V1_MERCHANT = ["merch_txn_count_1d", "merch_txn_count_7d", "merch_amount_avg_7d", "merch_night_txn_share_7d",
+               "merch_online_txn_share_7d", "merch_category_code"]
+# cust_last_txn_epoch is an input of seconds_since_last_txn, not a model feature (a raw clock value would leak
+# the calendar into the model).
+V2_CUSTOMER = [n for n in CUSTOMER_FEATURES if n != "cust_last_txn_epoch"]
+LATEST_FEATURE_SERVICE = "fraud_detector_v2"
+
+
+def transaction_level_features(inputs):
+    """Transaction-level features from the request and the customer's and pair's stored figures.
+
+    Plain pandas with no Feast in it, so training (offline), serving (online) and the freshness guard all run
+    exactly this code. A missing stored value (no history yet, or expired) gives NaN, never a made-up number,
+    except `first_purchase_at_merchant_30d`, whose "no pair row within the TTL" *is* the answer. Self-contained
+    (imports inside) because Feast serializes the function by value into its registry.
+    """
+    import numpy as np
+    import pandas as pd
+
+    def numeric(column):
+        return pd.to_numeric(inputs[column], errors="coerce").astype("float64")
+
+    amount, epoch = numeric("amount"), numeric("transaction_epoch")
+    average, maximum = numeric("cust_amount_avg_30d"), numeric("cust_amount_max_30d")
+    out = pd.DataFrame(index=inputs.index)
+    out["amount_to_cust_avg_30d"] = (amount / average.where(average > 0)).astype("float64")
+    out["amount_to_cust_max_30d"] = (amount / maximum.where(maximum > 0)).astype("float64")
+    out["txn_hour_of_day"] = (np.floor(epoch / 3600) % 24).astype("int64")
+    out["seconds_since_last_txn"] = (epoch - numeric("cust_last_txn_epoch")).astype("float64")
+    out["first_purchase_at_merchant_30d"] = (numeric("cm_txn_count_to_date").fillna(0) <= 0).astype("int64")
+    return out
+
+
+def _portable(function):
+    """A copy of `function` that Feast's serializer (dill) stores by value: it belongs to no importable module and
+    sees only builtins, so any process can load it from the registry. (Feast's own decorator does this by
+    rewriting the original's module, which breaks when the definitions are built more than once.)"""
+    copy = types.FunctionType(function.__code__, {"__builtins__": builtins}, function.__name__)
+    copy.__module__ = "__main__"
+    copy.__doc__ = function.__doc__
+    return copy
 
 
 class FeatureObjects(NamedTuple):
@@ -49,18 +129,24 @@ class FeatureObjects(NamedTuple):
     merchant: Entity
     customer_daily_source: FileSource
     merchant_daily_source: FileSource
+    customer_merchant_source: FileSource
+    transaction_request: RequestSource
     customer_daily_features: FeatureView
     merchant_daily_features: FeatureView
+    customer_merchant_features: FeatureView
+    transaction_features: OnDemandFeatureView
     fraud_detector_v1: FeatureService
+    fraud_detector_v2: FeatureService
 
     def all(self) -> list:
         return list(self)
 
 
-def _daily_view(
-    exports_dir: Path, mart: str, name: str, entity: Entity, features: dict, description: str
+def _view(
+    exports_dir: Path, mart: str, name: str, entities: list[Entity], features: dict, ttl: timedelta,
+    description: str,
 ) -> tuple[FileSource, FeatureView]:
-    """A feature view over one daily dbt feature mart, read from its parquet export."""
+    """A feature view over one dbt feature mart, read from its parquet export."""
     source = FileSource(
         name=mart,
         path=str(Path(exports_dir) / f"{mart}.parquet"),
@@ -70,8 +156,8 @@ def _daily_view(
     )
     view = FeatureView(
         name=name,
-        entities=[entity],
-        ttl=FEATURE_TTL,
+        entities=entities,
+        ttl=ttl,
         schema=[Field(name=n, dtype=t) for n, t in features.items()],
         source=source,
         online=True,
@@ -86,22 +172,49 @@ def build_feature_objects(exports_dir: Path) -> FeatureObjects:
                       description="A card holder")
     merchant = Entity(name="merchant", join_keys=["merchant_id"], value_type=ValueType.STRING,
                       description="A card acceptor")
-    customer_source, customer_view = _daily_view(
-        exports_dir, "fct_customer_daily_features", "customer_daily_features", customer, CUSTOMER_FEATURES,
-        "Customer spending over the last 1, 7 and 30 days, as of the end of each day",
+    customer_source, customer_view = _view(
+        exports_dir, "fct_customer_daily_features", "customer_daily_features", [customer], CUSTOMER_FEATURES,
+        FEATURE_TTL, "Customer spending over the last 1, 7 and 30 days, as of the end of each day",
     )
-    merchant_source, merchant_view = _daily_view(
-        exports_dir, "fct_merchant_daily_features", "merchant_daily_features", merchant, MERCHANT_FEATURES,
-        "Merchant volume and mix over the last 1 and 7 days, as of the end of each day",
+    merchant_source, merchant_view = _view(
+        exports_dir, "fct_merchant_daily_features", "merchant_daily_features", [merchant], MERCHANT_FEATURES,
+        FEATURE_TTL, "Merchant volume, mix and known chargeback rate over the last 1, 7 and 30 days",
     )
-    service = FeatureService(
-        name=FEATURE_SERVICE_NAME,
-        features=[customer_view, merchant_view],
-        description="Every feature the fraud_detector model reads",
-        tags={"model": "fraud_detector"},
+    pair_source, pair_view = _view(
+        exports_dir, "fct_customer_merchant_features", "customer_merchant_features", [customer, merchant],
+        CUSTOMER_MERCHANT_FEATURES, PAIR_TTL, "How often the customer has paid this merchant so far (a pair unseen for 30 days expires)",
     )
-    return FeatureObjects(customer, merchant, customer_source, merchant_source, customer_view, merchant_view,
-                          service)
+    request = RequestSource(
+        name="transaction_request",
+        schema=[Field(name=n, dtype=t) for n, t in REQUEST_FIELDS.items()],
+        description="The transaction being scored: its amount and its time (Unix seconds)",
+    )
+    transaction_features = OnDemandFeatureView(
+        name="transaction_features",
+        sources=[customer_view, pair_view, request],
+        schema=[Field(name=n, dtype=t) for n, t in TRANSACTION_FEATURES.items()],
+        mode="pandas",
+        udf=_portable(transaction_level_features),
+        udf_string=inspect.getsource(transaction_level_features),
+        description="Amount relative to the customer's history, hour of day, time since the last transaction, "
+                    "first purchase at this merchant",
+        tags={"team": "fraud"},
+    )
+    v1 = FeatureService(
+        name="fraud_detector_v1",
+        features=[customer_view[V1_CUSTOMER], merchant_view[V1_MERCHANT]],
+        description="The features fraud_detector model version 1 reads (daily customer and merchant figures)",
+        tags={"model": "fraud_detector", "model_version": "1"},
+    )
+    v2 = FeatureService(
+        name="fraud_detector_v2",
+        features=[customer_view[V2_CUSTOMER], merchant_view, transaction_features],
+        description="The features fraud_detector model version 2 reads: v1 plus 30-day windows, distinct "
+                    "counterparties, known chargeback rate and transaction-level on-demand features",
+        tags={"model": "fraud_detector", "model_version": "2"},
+    )
+    return FeatureObjects(customer, merchant, customer_source, merchant_source, pair_source, request,
+                          customer_view, merchant_view, pair_view, transaction_features, v1, v2)
 
 
 _objects = build_feature_objects(
@@ -111,6 +224,11 @@ customer = _objects.customer
 merchant = _objects.merchant
 customer_daily_source = _objects.customer_daily_source
 merchant_daily_source = _objects.merchant_daily_source
+customer_merchant_source = _objects.customer_merchant_source
+transaction_request = _objects.transaction_request
 customer_daily_features = _objects.customer_daily_features
 merchant_daily_features = _objects.merchant_daily_features
+customer_merchant_features = _objects.customer_merchant_features
+transaction_features = _objects.transaction_features
 fraud_detector_v1 = _objects.fraud_detector_v1
+fraud_detector_v2 = _objects.fraud_detector_v2

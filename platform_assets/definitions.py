@@ -23,7 +23,7 @@ from platform_assets.resources.dbt import PlatformDbtResource, dbt_executable, d
 from platform_assets.scoring import scoring_assets
 from platform_assets.settings import Settings, load_settings
 from platform_assets.training import training_assets
-from platform_assets.warehouse import warehouse_dbt_models
+from platform_assets.warehouse import warehouse_assets
 
 
 def build_resources(settings: Settings) -> dict:
@@ -83,7 +83,7 @@ def build_executor(settings: Settings) -> dg.ExecutorDefinition | None:
 
 def build_definitions(settings: Settings) -> dg.Definitions:
     return dg.Definitions(
-        assets=[*ingestion_assets, warehouse_dbt_models, *feature_assets, *training_assets, *scoring_assets,
+        assets=[*ingestion_assets, *warehouse_assets, *feature_assets, *training_assets, *scoring_assets,
                 *monitoring_assets],
         jobs=automation.jobs,
         schedules=automation.schedules,

@@ -18,6 +18,7 @@ MARTS = frozenset({
     "fct_transaction_labels",
     "fct_customer_daily_features",
     "fct_merchant_daily_features",
+    "fct_customer_merchant_features",
     "dim_customers",
     "dim_merchants",
 })

@@ -1,17 +1,21 @@
 """Entry points for notebooks and scripts: the same stores the assets use, for the active profile.
 
-    from platform_assets.notebook import feature_store, champion_model
+    from platform_assets.notebook import feature_store, online_features, historical_features, champion_model
     store = feature_store()
-    store.get_online_features(features=store.get_feature_service("fraud_detector_v1"),
-                              entity_rows=[{"customer_id": "C0000001", "merchant_id": "M00001"}]).to_dict()
+    online_features([{"customer_id": "C0000001", "merchant_id": "M00001", "amount": 42.0,
+                      "transaction_epoch": 1767225600}]).values          # TTL-guarded, stale values reported
+    frame = historical_features("2026-03-01", "2026-03-08")              # point-in-time join of a date range
 
 Resources are initialized here as Dagster would at run time, so `dg.EnvVar` values (production URLs and
-passwords) are read from the environment and never need to appear in the notebook.
+passwords) are read from the environment and never need to appear in the notebook. `notebooks/` has a starter.
 """
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from platform_assets.settings import Settings, load_settings
+from platform_assets.training_data import DEFAULT_FEATURE_SERVICE
 
 
 def _resource(name: str, settings: Settings | None):
@@ -23,6 +27,38 @@ def _resource(name: str, settings: Settings | None):
 def feature_store(settings: Settings | None = None):
     """The Feast `FeatureStore` of the platform (registry, offline and online store of the active profile)."""
     return _resource("feast", settings).store()
+
+
+def online_features(
+    entity_rows: list[dict],
+    feature_service: str = DEFAULT_FEATURE_SERVICE,
+    now: datetime | None = None,
+    settings: Settings | None = None,
+):
+    """Online feature vectors with the freshness guard: values older than their view's TTL at `now` (default: the
+    wall clock) come back as None and are listed in `.stale`, instead of being served silently."""
+    from platform_assets.feature_freshness import fresh_online_features
+
+    return fresh_online_features(feature_store(settings), feature_service, entity_rows, now)
+
+
+def _utc(value) -> datetime:
+    moment = datetime.fromisoformat(value) if isinstance(value, str) else value
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def historical_features(
+    start, end, feature_service: str = DEFAULT_FEATURE_SERVICE, settings: Settings | None = None
+):
+    """The transactions in [start, end) with their features as known at each transaction's time (Feast's
+    point-in-time join, exactly as training sets are built; labels are not included)."""
+    from platform_assets import training_data as td
+
+    settings = settings or load_settings()
+    entity_rows = td.transactions_between(settings.exports_dir, _utc(start), _utc(end))
+    if entity_rows.empty:
+        raise ValueError(f"no transactions between {start} and {end}")
+    return td.join_features(feature_store(settings), entity_rows, feature_service)
 
 
 def champion_model(settings: Settings | None = None):

@@ -7,9 +7,12 @@ windows (up to 30 days) are not yet full there. The newest `holdout_days` whole 
 is judged on; whole days, and by default a whole week, so that the holdout (also the drift reference) has the
 same hours and weekdays as the week it is compared with.
 
-The snapshot id hashes what determines the rows: the feature service, the entity window, the as-of time and the
-content of the frame. The manifest (`<id>.json`, and `latest.json` for the newest) tells the training stage the
-feature and label columns, so that stage never imports this one.
+The snapshot id hashes what determines the rows *before* they are built: the feature service and its version
+(a fingerprint of every feature's definition, the on-demand code included), the entity window, the as-of time,
+the build parameters and the versions (content hashes) of the upstream parquet exports. So the same id always
+means the same recipe, and `rebuild_training_set(id)` can rebuild it and prove the rows identical (the manifest
+also records the frame's content hash). The manifest (`<id>.json`, and `latest.json` for the newest) tells the
+training stage the feature and label columns, so that stage never imports this one.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -25,9 +28,15 @@ import pandas as pd
 
 from platform_assets.exports import query
 
-TRANSACTION_FEATURES = ["amount", "hour_of_day", "is_online", "is_night"]
+# Model inputs taken from the transaction itself; the hour of day comes from the on-demand feature view.
+TRANSACTION_FEATURES = ["amount", "is_online", "is_night"]
+# What an on-demand feature view gets from the request: the transaction's amount and its time in Unix seconds.
+REQUEST_COLUMNS = ["amount", "transaction_epoch"]
 LABEL = "is_fraud"
+# The feature service of the model version trained now (feature_repo/fraud_features.py keeps older ones servable).
+DEFAULT_FEATURE_SERVICE = "fraud_detector_v2"
 KEYS = ["transaction_id", "customer_id", "merchant_id", "event_timestamp"]
+ENTITY_MARTS = ("fct_transactions", "fct_transaction_labels")
 
 
 @dataclass(frozen=True)
@@ -45,6 +54,13 @@ class TrainingSetManifest:
     positives: int
     holdout_rows: int
     holdout_positives: int
+    # The recipe (defaults keep manifests written before these fields readable; they cannot be rebuilt by id).
+    feature_service_version: str = ""
+    upstream_versions: dict[str, str] = field(default_factory=dict)
+    label_maturity_days: int | None = None
+    warmup_days: int | None = None
+    holdout_days: int | None = None
+    content_hash: str = ""
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2)
@@ -54,13 +70,12 @@ class TrainingSetManifest:
         return cls(**json.loads(Path(path).read_text()))
 
 
-def labelled_transactions(
+def entity_window(
     exports_dir: Path, label_maturity_days: int, warmup_days: int, as_of: datetime | None = None
-) -> tuple[pd.DataFrame, dict]:
-    """The entity rows: matured transactions with their transaction-level features and label.
-
-    `as_of` (default: the newest transaction) cuts the world at a point in time: only transactions and chargeback
-    reports known then count, so a retrain keyed to a drift window is reproducible whatever landed later."""
+) -> dict:
+    """The window of transactions whose label has matured: as-of = the newest transaction (or `as_of`, which cuts
+    the world at a point in time so a retrain keyed to a drift window is reproducible whatever landed later); the
+    window ends `label_maturity_days` whole days before it and starts `warmup_days` after the first transaction."""
     bounds = query(
         exports_dir,
         "SELECT min(event_ts) AS first_ts, max(event_ts) AS as_of FROM {tx} WHERE $as_of IS NULL OR event_ts <= $as_of",
@@ -77,11 +92,22 @@ def labelled_transactions(
             f"no transaction has a matured label yet: data spans {bounds.first_ts} .. {as_of}, and a label needs "
             f"{label_maturity_days} days after a {warmup_days}-day warm-up; simulate more days"
         )
+    return {"window_start": start, "window_end": end, "as_of": as_of}
+
+
+def labelled_transactions(
+    exports_dir: Path, label_maturity_days: int, warmup_days: int, window: dict | None = None,
+    as_of: datetime | None = None,
+) -> tuple[pd.DataFrame, dict]:
+    """The entity rows: matured transactions with their transaction-level features and label as known at the
+    as-of time (a chargeback reported later does not count). `window` pins the window (a rebuild by id)."""
+    window = window or entity_window(exports_dir, label_maturity_days, warmup_days, as_of)
+    as_of, start, end = window["as_of"], window["window_start"], window["window_end"]
     frame = query(
         exports_dir,
         """
         SELECT t.transaction_id, t.customer_id, t.merchant_id, t.event_ts AS event_timestamp,
-               t.amount, t.hour_of_day, t.is_online, t.is_night,
+               t.amount, t.is_online, t.is_night, CAST(epoch(t.event_ts) AS BIGINT) AS transaction_epoch,
                CASE WHEN l.fraud_reported_at <= $as_of THEN 1 ELSE 0 END AS is_fraud
         FROM {tx} AS t JOIN {labels} AS l USING (transaction_id)
         WHERE t.event_ts >= $start AND t.event_ts < $end
@@ -91,7 +117,21 @@ def labelled_transactions(
         tx="fct_transactions",
         labels="fct_transaction_labels",
     )
-    return frame, {"window_start": start, "window_end": end, "as_of": as_of}
+    return frame, window
+
+
+def transactions_between(exports_dir: Path, start: datetime, end: datetime) -> pd.DataFrame:
+    """Entity rows of the transactions in [start, end), with what on-demand features need from the request."""
+    return query(
+        exports_dir,
+        """
+        SELECT transaction_id, customer_id, merchant_id, event_ts AS event_timestamp,
+               amount, hour_of_day, is_online, is_night, CAST(epoch(event_ts) AS BIGINT) AS transaction_epoch
+        FROM {tx} WHERE event_ts >= $start AND event_ts < $end ORDER BY event_ts, transaction_id
+        """,
+        {"start": start, "end": end},
+        tx="fct_transactions",
+    )
 
 
 def recent_transactions(exports_dir: Path, days: int) -> tuple[pd.DataFrame, dict]:
@@ -102,7 +142,7 @@ def recent_transactions(exports_dir: Path, days: int) -> tuple[pd.DataFrame, dic
         exports_dir,
         """
         SELECT transaction_id, customer_id, merchant_id, event_ts AS event_timestamp,
-               amount, hour_of_day, is_online, is_night
+               amount, hour_of_day, is_online, is_night, CAST(epoch(event_ts) AS BIGINT) AS transaction_epoch
         FROM {tx} WHERE event_ts >= $start ORDER BY event_ts, transaction_id
         """,
         {"start": start},
@@ -111,25 +151,15 @@ def recent_transactions(exports_dir: Path, days: int) -> tuple[pd.DataFrame, dic
     return frame, {"window_start": start, "window_end": as_of.to_pydatetime()}
 
 
-def transactions_between(exports_dir: Path, start: datetime, end: datetime) -> pd.DataFrame:
-    """Transactions with start <= event time < end and their transaction-level features (labels not needed):
-    what daily scoring reads."""
-    columns = ", ".join(TRANSACTION_FEATURES)
-    return query(
-        exports_dir,
-        f"""
-        SELECT transaction_id, customer_id, merchant_id, event_ts AS event_timestamp, {columns}
-        FROM {{tx}} WHERE event_ts >= $start AND event_ts < $end ORDER BY event_ts, transaction_id
-        """,
-        {"start": start, "end": end},
-        tx="fct_transactions",
-    )
-
-
 def join_features(store, entity_rows: pd.DataFrame, feature_service_name: str) -> pd.DataFrame:
-    """Feast's point-in-time join, returned in the entity rows' order with the service's feature columns."""
+    """Feast's point-in-time join, returned in the entity rows' order with the service's feature columns.
+
+    `filter_by_created_timestamp`: when a feature row was (re)loaded after the entity's time, it was not known
+    then, so it must not win over the row that was; without it a late backfill leaks into training."""
     service = store.get_feature_service(feature_service_name)
-    joined = store.get_historical_features(entity_df=entity_rows, features=service).to_df()
+    joined = store.get_historical_features(
+        entity_df=entity_rows, features=service, filter_by_created_timestamp=True
+    ).to_df()
     joined["event_timestamp"] = pd.to_datetime(joined["event_timestamp"], utc=True)
     joined = joined.sort_values(["event_timestamp", "transaction_id"], kind="stable").reset_index(drop=True)
     if len(joined) != len(entity_rows):
@@ -155,10 +185,66 @@ def content_hash(frame: pd.DataFrame) -> str:
     return digest.hexdigest()
 
 
-def snapshot_id(feature_service: str, window: dict, frame: pd.DataFrame) -> str:
-    parts = [feature_service, window["window_start"].isoformat(), window["window_end"].isoformat(),
-             window["as_of"].isoformat(), content_hash(frame)]
-    return hashlib.sha256("|".join(parts).encode()).hexdigest()[:16]
+def file_version(path: Path) -> str:
+    """Content hash of an export: the dbt marts are written in a fixed row order, so a rebuild of the same
+    data is byte-identical and keeps its version."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()[:16]
+
+
+def _source_path(view) -> str | None:
+    return getattr(view.batch_source, "path", None)
+
+
+def feature_service_recipe(store, feature_service_name: str) -> tuple[str, list[str]]:
+    """(version, source files) of a feature service: the version fingerprints every feature's name, type,
+    view, entities, TTL, source and timestamp columns, and the code of on-demand views."""
+    service = store.get_feature_service(feature_service_name)
+    spec, sources = [], set()
+
+    def describe_view(view_name: str) -> dict:
+        view = store.get_feature_view(view_name)
+        path = _source_path(view)
+        if path:
+            sources.add(path)
+        return {"view": view.name, "entities": sorted(view.entities), "ttl": str(view.ttl), "source": path,
+                "timestamp": view.batch_source.timestamp_field,
+                "created": view.batch_source.created_timestamp_column,
+                "features": [[f.name, str(f.dtype)] for f in view.features]}
+
+    on_demand = {v.name for v in store.list_on_demand_feature_views()}
+    for projection in service.feature_view_projections:
+        item = {"name": projection.name, "features": [[f.name, str(f.dtype)] for f in projection.features]}
+        if projection.name not in on_demand:
+            item["definition"] = describe_view(projection.name)
+        else:
+            odfv = store.get_on_demand_feature_view(projection.name)
+            item["code"] = odfv.feature_transformation.udf_string
+            item["inputs"] = [describe_view(name) for name in sorted(odfv.source_feature_view_projections)]
+        spec.append(item)
+    version = hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:16]
+    return version, sorted(sources)
+
+
+def upstream_versions(exports_dir: Path, feature_sources: list[str]) -> dict[str, str]:
+    """{file name: content hash} of every parquet file a training set reads."""
+    paths = [Path(exports_dir) / f"{mart}.parquet" for mart in ENTITY_MARTS] + [Path(p) for p in feature_sources]
+    return {p.name: file_version(p) for p in sorted(set(paths))}
+
+
+def snapshot_id(feature_service: str, service_version: str, window: dict, versions: dict, params: dict) -> str:
+    """What determines the rows, known before they are built: equal ids mean equal recipes."""
+    recipe = {
+        "feature_service": feature_service,
+        "feature_service_version": service_version,
+        "window": {k: window[k].isoformat() for k in ("window_start", "window_end", "as_of")},
+        "upstream_versions": versions,
+        "params": params,
+    }
+    return hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def assign_split(frame: pd.DataFrame, window_end: datetime, holdout_days: int) -> tuple[pd.DataFrame, datetime]:
@@ -183,3 +269,94 @@ def save_snapshot(frame: pd.DataFrame, manifest_fields: dict, out_dir: Path) -> 
         tmp_json.write_text(manifest.to_json())
         os.replace(tmp_json, out_dir / name)
     return manifest
+
+
+class SnapshotNotReproducibleError(RuntimeError):
+    pass
+
+
+@dataclass
+class BuiltTrainingSet:
+    frame: pd.DataFrame
+    manifest_fields: dict
+    join_seconds: float
+
+
+def build_training_set(
+    store,
+    exports_dir: Path,
+    feature_service: str,
+    label_maturity_days: int,
+    warmup_days: int,
+    holdout_days: int,
+    window: dict | None = None,
+    as_of: datetime | None = None,
+) -> BuiltTrainingSet:
+    """Entity rows -> point-in-time join -> time split -> manifest fields. Building and rebuilding-by-id run
+    exactly this code; `window` pins the entity window and as-of time of a rebuild."""
+    import time
+
+    service_version, feature_sources = feature_service_recipe(store, feature_service)
+    versions = upstream_versions(exports_dir, feature_sources)
+    entity_rows, window = labelled_transactions(exports_dir, label_maturity_days, warmup_days, window, as_of)
+    started = time.perf_counter()
+    frame = join_features(store, entity_rows, feature_service)
+    join_seconds = time.perf_counter() - started
+    frame, holdout_start = assign_split(frame, window["window_end"], holdout_days)
+    feature_columns = TRANSACTION_FEATURES + [
+        c for c in service_feature_columns(store, feature_service) if c not in TRANSACTION_FEATURES
+    ]
+    frame = frame[[*KEYS, *feature_columns, LABEL, "split"]].reset_index(drop=True)
+    holdout = frame[frame["split"] == "holdout"]
+    params = {"label_maturity_days": label_maturity_days, "warmup_days": warmup_days, "holdout_days": holdout_days}
+    fields = {
+        "snapshot_id": snapshot_id(feature_service, service_version, window, versions, params),
+        "feature_service": feature_service,
+        "feature_columns": feature_columns,
+        "label_column": LABEL,
+        "window_start": window["window_start"].isoformat(),
+        "window_end": window["window_end"].isoformat(),
+        "as_of": window["as_of"].isoformat(),
+        "holdout_start": holdout_start.isoformat(),
+        "rows": len(frame),
+        "positives": int(frame[LABEL].sum()),
+        "holdout_rows": len(holdout),
+        "holdout_positives": int(holdout[LABEL].sum()),
+        "feature_service_version": service_version,
+        "upstream_versions": versions,
+        **params,
+        "content_hash": content_hash(frame),
+    }
+    return BuiltTrainingSet(frame, fields, join_seconds)
+
+
+def rebuild_training_set(store, exports_dir: Path, training_sets_dir: Path, snapshot: str) -> pd.DataFrame:
+    """Rebuild snapshot `snapshot` from its recipe and prove the rows identical to the saved ones.
+
+    Raises `SnapshotNotReproducibleError` naming what differs when the feature definitions or the upstream data
+    changed since (then the saved parquet file is the record of that training set, not the current stores)."""
+    manifest = TrainingSetManifest.read(Path(training_sets_dir) / f"{snapshot}.json")
+    if not manifest.content_hash or manifest.label_maturity_days is None:
+        raise SnapshotNotReproducibleError(f"snapshot {snapshot} predates recorded recipes: it cannot be rebuilt")
+    service_version, feature_sources = feature_service_recipe(store, manifest.feature_service)
+    if service_version != manifest.feature_service_version:
+        raise SnapshotNotReproducibleError(
+            f"feature service {manifest.feature_service} changed since snapshot {snapshot} "
+            f"(version {manifest.feature_service_version} -> {service_version})"
+        )
+    versions = upstream_versions(exports_dir, feature_sources)
+    changed = sorted(k for k in set(versions) | set(manifest.upstream_versions)
+                     if versions.get(k) != manifest.upstream_versions.get(k))
+    if changed:
+        raise SnapshotNotReproducibleError(f"upstream data changed since snapshot {snapshot}: {changed}")
+    window = {k: datetime.fromisoformat(getattr(manifest, k)) for k in ("window_start", "window_end", "as_of")}
+    built = build_training_set(
+        store, exports_dir, manifest.feature_service, manifest.label_maturity_days, manifest.warmup_days,
+        manifest.holdout_days, window,
+    )
+    if built.manifest_fields["snapshot_id"] != snapshot or built.manifest_fields["content_hash"] != manifest.content_hash:
+        raise SnapshotNotReproducibleError(
+            f"rebuilding {snapshot} gave different rows (id {built.manifest_fields['snapshot_id']}, content hash "
+            f"{built.manifest_fields['content_hash']} vs {manifest.content_hash})"
+        )
+    return built.frame

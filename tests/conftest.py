@@ -80,8 +80,9 @@ def _platform(tmp_path_factory, scenario: str) -> Iterator[PlatformUnderTest]:
             yield PlatformUnderTest(settings, instance, run, config.start_date, config.end_date)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def clean_platform(tmp_path_factory) -> Iterator[PlatformUnderTest]:
+    """Shared by every module that reads the stationary world (built once per session)."""
     yield from _platform(tmp_path_factory, "none")
 
 

@@ -195,16 +195,19 @@ def _mart(key: str, ids: list[str], features: dict, rng: np.random.Generator) ->
 
 @pytest.fixture(scope="module")
 def feature_marts(production) -> dict[str, pd.DataFrame]:
-    """The two dbt feature marts Feast reads, as parquet exports of the documented schema (small and synthetic)."""
+    """The dbt feature marts Feast reads, as parquet exports of the documented schema (small and synthetic)."""
     sys.path.insert(0, str(production.settings.feature_repo_dir))
     try:
-        from fraud_features import CUSTOMER_FEATURES, MERCHANT_FEATURES
+        from fraud_features import CUSTOMER_FEATURES, CUSTOMER_MERCHANT_FEATURES, MERCHANT_FEATURES
     finally:
         sys.path.pop(0)
     rng = np.random.default_rng(11)
+    pairs = _mart("customer_id", CUSTOMERS, CUSTOMER_MERCHANT_FEATURES, rng)
+    pairs.insert(1, "merchant_id", [MERCHANTS[CUSTOMERS.index(c) % len(MERCHANTS)] for c in pairs.customer_id])
     marts = {
         "fct_customer_daily_features": _mart("customer_id", CUSTOMERS, CUSTOMER_FEATURES, rng),
         "fct_merchant_daily_features": _mart("merchant_id", MERCHANTS, MERCHANT_FEATURES, rng),
+        "fct_customer_merchant_features": pairs,
     }
     exports = production.settings.exports_dir
     exports.mkdir(parents=True, exist_ok=True)
@@ -292,9 +295,9 @@ def test_feast_registry_lives_in_postgres(production, feast_run):
         services = {s for (s,) in con.execute(
             "SELECT feature_service_name FROM feature_services WHERE project_id = %s", (project,)).fetchall()}
     assert {"projects", "entities", "feature_views", "feature_services", "data_sources"} <= tables
-    assert views == {"customer_daily_features", "merchant_daily_features"}
+    assert views == {"customer_daily_features", "merchant_daily_features", "customer_merchant_features"}
     assert entities - {"__dummy"} == {"customer", "merchant"}  # Feast adds its own __dummy entity
-    assert services == {"fraud_detector_v1"}
+    assert services == {"fraud_detector_v1", "fraud_detector_v2"}
     assert not (production.settings.data_dir / "feast").exists(), "no local registry or online store file"
 
 
@@ -320,7 +323,8 @@ def test_online_features_are_served_from_redis(production, feast_run, feature_ma
         for name in ("merch_txn_count_7d", "merch_amount_avg_7d", "merch_category_code"):
             assert online[name][i] == pytest.approx(latest_m[name]), (row, name)
     keys = list(_redis().scan_iter(match=f"*{production.feast_project}".encode(), count=1000))
-    assert len(keys) == len(CUSTOMERS) + len(MERCHANTS), "one Redis hash per entity of this run's project"
+    # one Redis hash per entity key of this run's project: customers, merchants and customer x merchant pairs
+    assert len(keys) == len(CUSTOMERS) + len(MERCHANTS) + len(CUSTOMERS)
 
 
 # --- MLflow: tracking and registry in PostgreSQL, artifacts in a folder ----------------------------------------

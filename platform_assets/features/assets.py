@@ -1,8 +1,9 @@
 """Features: the Feast registry, the online store and point-in-time training sets, as assets.
 
-`feast_feature_views` applies `feature_repo/` (the registry diff is its metadata); `feast_online_store` loads the
-newest feature values into the online store; `training_set` joins matured, labelled transactions to their
-features as they were known at each transaction's timestamp.
+`feast_feature_views` applies `feature_repo/` (the registry diff is its metadata); `feast_online_store` loads only
+the new windows of feature values into the online store, in bounded chunks; `training_set` joins matured, labelled
+transactions to their features as they were known at each transaction's timestamp and saves a snapshot that can be
+rebuilt by its id.
 """
 
 import time
@@ -12,14 +13,23 @@ import dagster as dg
 from pydantic import Field
 
 from platform_assets import training_data as ts
-from platform_assets.exports import query
+from platform_assets.exports import connect as _parquet_reader
 from platform_assets.features.online import materialize_new_windows
+from platform_assets.identifiers import sql_identifier
 from platform_assets.resources import FeastResource, PlatformStorage
 
 GROUP = "features"
-FEATURE_MARTS = [dg.AssetKey("fct_customer_daily_features"), dg.AssetKey("fct_merchant_daily_features")]
-FEATURE_SERVICE = "fraud_detector_v1"
+FEATURE_MARTS = [
+    dg.AssetKey("fct_customer_daily_features"),
+    dg.AssetKey("fct_merchant_daily_features"),
+    dg.AssetKey("fct_customer_merchant_features"),
+]
+FEATURE_SERVICE = ts.DEFAULT_FEATURE_SERVICE
 TRAINABLE_CHECK = "enough_labelled_fraud_in_each_split"
+
+
+class OnlineStoreConfig(dg.Config):
+    chunk_days: int = Field(default=30, description="Longest window one materialize call loads (bounds memory)")
 
 
 class TrainingSetConfig(dg.Config):
@@ -68,46 +78,57 @@ def feast_feature_views(context: dg.AssetExecutionContext, feast: FeastResource)
     description="The online store holding each customer's and merchant's newest feature values for serving.",
 )
 def feast_online_store(
-    context: dg.AssetExecutionContext, feast: FeastResource, storage: PlatformStorage
+    context: dg.AssetExecutionContext, config: OnlineStoreConfig, feast: FeastResource, storage: PlatformStorage
 ) -> dg.MaterializeResult:
     store = feast.store()
-    exports = storage.exports_dir()
-    latest = query(
-        exports,
-        "SELECT (SELECT max(event_timestamp) FROM {c}) AS c, (SELECT max(event_timestamp) FROM {m}) AS m",
-        c="fct_customer_daily_features",
-        m="fct_merchant_daily_features",
-    ).iloc[0]
+    views = store.list_feature_views()
+    sources = {v.name: (v.batch_source.path, [c.name for c in v.entity_columns]) for v in views}
+    newest = max(_newest_event(path) for path, _ in sources.values())
     # Data time, not wall time: the newest feature row is included whatever day the run happens on.
-    end = max(latest.c, latest.m).to_pydatetime() + timedelta(seconds=1)
+    end = newest + timedelta(seconds=1)
+    written: dict[str, int] = {}
+
+    def count_chunk(chunk) -> None:
+        path, keys = sources[chunk.view]
+        rows = _entities_in_window(path, keys, chunk.start, chunk.end)
+        written[chunk.view] = written.get(chunk.view, 0) + rows
+        context.log.info(f"{chunk.view} {chunk.start:%Y-%m-%d}..{chunk.end:%Y-%m-%d}: {rows:,} entities")
+
     started = time.perf_counter()
-    windows = materialize_new_windows(store, end)
+    chunks = materialize_new_windows(store, end, timedelta(days=config.chunk_days), on_chunk=count_chunk)
     elapsed = time.perf_counter() - started
-    window_start = min((w.start for w in windows), default=end)
-    counts = query(
-        exports,
-        """
-        SELECT (SELECT count(DISTINCT customer_id) FROM {c} WHERE event_timestamp >= $s) AS customers,
-               (SELECT count(DISTINCT merchant_id) FROM {m} WHERE event_timestamp >= $s) AS merchants
-        """,
-        {"s": window_start},
-        c="fct_customer_daily_features",
-        m="fct_merchant_daily_features",
-    ).iloc[0]
-    entities = int(counts.customers) + int(counts.merchants)
-    context.log.info(f"materialized up to {end.isoformat()}: {entities:,} entities in {elapsed:.1f}s")
+    rows = sum(written.values())
+    context.log.info(f"materialized up to {end.isoformat()}: {rows:,} entity rows in {elapsed:.1f}s")
     return dg.MaterializeResult(
         metadata={
             "materialized_until": end.isoformat(),
+            "chunks": len(chunks),
             "windows": dg.MetadataValue.json(
-                [{"view": w.view, "start": w.start.isoformat(), "end": w.end.isoformat()} for w in windows]
+                [{"view": w.view, "start": w.start.isoformat(), "end": w.end.isoformat()} for w in chunks]
             ),
-            "customers_updated": int(counts.customers),
-            "merchants_updated": int(counts.merchants),
+            "rows_written": dg.MetadataValue.json(written),
+            "dagster/row_count": rows,
             "materialize_seconds": round(elapsed, 3),
+            "rows_per_second": round(rows / elapsed, 1) if elapsed > 0 else 0.0,
             "online_store": store.config.online_store.type,
         }
     )
+
+
+def _newest_event(path: str):
+    with _parquet_reader() as con:
+        return con.execute("SELECT max(event_timestamp) FROM read_parquet(?)", [path]).fetchone()[0]
+
+
+def _entities_in_window(path: str, keys: list[str], start, end) -> int:
+    """Entity rows one materialize call writes: the entities with a feature row in [start, end)."""
+    columns = ", ".join(sql_identifier(k) for k in keys)
+    with _parquet_reader() as con:
+        return con.execute(
+            f"SELECT count(*) FROM (SELECT DISTINCT {columns} FROM read_parquet(?) "
+            "WHERE event_timestamp >= ? AND event_timestamp < ?)",
+            [path, start, end],
+        ).fetchone()[0]
 
 
 @dg.asset(
@@ -128,38 +149,20 @@ def training_set(
     context: dg.AssetExecutionContext, config: TrainingSetConfig, feast: FeastResource, storage: PlatformStorage
 ) -> dg.MaterializeResult:
     store = feast.store()
-    exports = storage.exports_dir()
     as_of = datetime.fromisoformat(config.as_of) if config.as_of else None
-    entity_rows, window = ts.labelled_transactions(exports, config.label_maturity_days, config.warmup_days, as_of)
-    context.log.info(f"joining features for {len(entity_rows):,} matured transactions")
     started = time.perf_counter()
-    frame = ts.join_features(store, entity_rows, config.feature_service)
-    join_seconds = time.perf_counter() - started
-    frame, holdout_start = ts.assign_split(frame, window["window_end"], config.holdout_days)
-    feature_columns = ts.TRANSACTION_FEATURES + ts.service_feature_columns(store, config.feature_service)
-    frame = frame[[*ts.KEYS, *feature_columns, ts.LABEL, "split"]]
+    built = ts.build_training_set(
+        store, storage.exports_dir(), config.feature_service, config.label_maturity_days, config.warmup_days,
+        config.holdout_days, as_of=as_of,
+    )
+    frame, feature_columns = built.frame, built.manifest_fields["feature_columns"]
+    context.log.info(f"joined features for {len(frame):,} matured transactions in {built.join_seconds:.1f}s")
     holdout = frame[frame["split"] == "holdout"]
     train_positives = int(frame.loc[frame["split"] == "train", ts.LABEL].sum())
     holdout_positives = int(holdout[ts.LABEL].sum())
     trainable = min(train_positives, holdout_positives) >= config.min_positives_per_split
-    manifest = ts.save_snapshot(
-        frame,
-        {
-            "snapshot_id": ts.snapshot_id(config.feature_service, window, frame),
-            "feature_service": config.feature_service,
-            "feature_columns": feature_columns,
-            "label_column": ts.LABEL,
-            "window_start": window["window_start"].isoformat(),
-            "window_end": window["window_end"].isoformat(),
-            "as_of": window["as_of"].isoformat(),
-            "holdout_start": holdout_start.isoformat(),
-            "rows": len(frame),
-            "positives": int(frame[ts.LABEL].sum()),
-            "holdout_rows": len(holdout),
-            "holdout_positives": int(holdout[ts.LABEL].sum()),
-        },
-        storage.training_sets_dir(),
-    )
+    manifest = ts.save_snapshot(frame, built.manifest_fields, storage.training_sets_dir())
+    build_seconds = time.perf_counter() - started
     return dg.MaterializeResult(
         metadata={
             "snapshot_id": manifest.snapshot_id,
@@ -171,8 +174,13 @@ def training_set(
             "window_start": manifest.window_start,
             "window_end": manifest.window_end,
             "as_of": manifest.as_of,
+            "feature_service": manifest.feature_service,
+            "feature_service_version": manifest.feature_service_version,
+            "upstream_versions": dg.MetadataValue.json(manifest.upstream_versions),
+            "content_hash": manifest.content_hash,
             "feature_columns": len(feature_columns),
-            "join_seconds": round(join_seconds, 3),
+            "join_seconds": round(built.join_seconds, 3),
+            "build_seconds": round(build_seconds, 3),
         },
         check_results=[
             dg.AssetCheckResult(

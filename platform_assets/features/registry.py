@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-from feast import Entity, FeatureService, FeatureView, FileSource
+from feast import Entity, FeatureService, FeatureView
+from feast.data_source import DataSource
 from feast.diff.property_diff import TransitionType
+from feast.on_demand_feature_view import OnDemandFeatureView
 from feast.repo_contents import RepoContents
 from feast.repo_operations import extract_objects_for_apply_delete
 
@@ -13,9 +15,9 @@ from feast.repo_operations import extract_objects_for_apply_delete
 def repo_contents(objects: list) -> RepoContents:
     return RepoContents(
         projects=[],
-        data_sources=[o for o in objects if isinstance(o, FileSource)],
+        data_sources=[o for o in objects if isinstance(o, DataSource)],
         feature_views=[o for o in objects if isinstance(o, FeatureView)],
-        on_demand_feature_views=[],
+        on_demand_feature_views=[o for o in objects if isinstance(o, OnDemandFeatureView)],
         stream_feature_views=[],
         label_views=[],
         entities=[o for o in objects if isinstance(o, Entity)],
@@ -34,9 +36,16 @@ def summarize_diff(registry_diff) -> dict[str, list[str]]:
     }
     summary: dict[str, list[str]] = defaultdict(list)
     for diff in registry_diff.feast_object_diffs:
+        if _internal(diff):
+            continue
         kind = labels.get(diff.transition_type, "unknown")
         summary[kind].append(f"{diff.feast_object_type.value}:{diff.name}")
     return {k: sorted(summary.get(k, [])) for k in ("added", "changed", "removed", "unchanged")}
+
+
+def _internal(diff) -> bool:
+    """Feast's own bookkeeping objects (the project record, the `__dummy` entity), not repository objects."""
+    return diff.name.startswith("__") or diff.feast_object_type.value.lower() == "project"
 
 
 def apply_repo(store, objects: list) -> dict[str, list[str]]:

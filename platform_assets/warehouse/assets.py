@@ -1,20 +1,35 @@
-"""Warehouse: the dbt project (staging -> intermediate -> marts) built by `dbt build`.
+"""Warehouse: the dbt project (seeds -> staging -> intermediate -> marts) built by `dbt build`.
+
+Two dbt asset definitions share the project. `warehouse_daily_dbt_models` holds the daily incremental models (dbt
+tag `daily`, e.g. `fct_transactions`): partitioned like ingestion, each run passes its partition window to dbt as
+vars (`min_date`, `max_date`) and the model replaces only those days; a backfill of any number of days is one run
+(single-run backfill policy), so 90 days cost one dbt invocation, not 90. `warehouse_dbt_models` holds everything
+else (seeds, views, whole-history marts such as rolling windows and labels), rebuilt unpartitioned.
 
 `dbt build` runs models and their tests in DAG order; the tests surface as Dagster asset checks (severity error
-= blocking). The marts are written as parquet exports (dbt-duckdb `external`), which is what Feast and the ML
-stages read, so no reader ever needs the DuckDB file a writer might hold.
+= blocking) and store their failing rows in the `audit` schema. The marts are written as parquet exports, which is
+what Feast and the ML stages read, so no reader ever needs the DuckDB file a writer might hold.
 """
 
+import json
 import shutil
 from pathlib import Path
 
 import dagster as dg
 from dagster_dbt import dbt_assets
 
+from platform_assets.partitions import daily_partitions
 from platform_assets.resources import WRITER_POOL
 from platform_assets.resources.dbt import PlatformDbtResource, dbt_project, require_manifest
 from platform_assets.settings import exports_dir
 from platform_assets.warehouse.translator import WarehouseTranslator
+
+DAILY_MODELS = "tag:daily"
+
+
+def partition_vars(start, end) -> dict[str, str]:
+    """The dbt vars of a partition window [start, end): the days the daily incremental models replace."""
+    return {"min_date": start.date().isoformat(), "max_date": end.date().isoformat()}
 
 
 def _with_export_row_count(context: dg.AssetExecutionContext, event, exports: Path):
@@ -30,17 +45,41 @@ def _with_export_row_count(context: dg.AssetExecutionContext, event, exports: Pa
     return event.with_metadata({**event.metadata, "dagster/row_count": pq.read_metadata(export).num_rows})
 
 
-@dbt_assets(
-    manifest=require_manifest(dbt_project),
-    project=dbt_project,
-    dagster_dbt_translator=WarehouseTranslator(),
-    pool=WRITER_POOL,
-)
-def warehouse_dbt_models(context: dg.AssetExecutionContext, dbt: PlatformDbtResource):
-    invocation = dbt.cli(["build"], context=context)
+def _build(context: dg.AssetExecutionContext, dbt: PlatformDbtResource, args: list[str]):
+    invocation = dbt.cli(["build", *args], context=context)
     exports = exports_dir(dbt.data_dir)
     for event in invocation.stream():
         yield _with_export_row_count(context, event, exports)
     # dagster-dbt gives every invocation a folder of its own under target/; its artifacts are in the event
     # log by now, and left alone they pile up run after run.
     shutil.rmtree(invocation.target_path, ignore_errors=True)
+
+
+@dbt_assets(
+    manifest=require_manifest(dbt_project),
+    project=dbt_project,
+    dagster_dbt_translator=WarehouseTranslator(),
+    exclude=DAILY_MODELS,
+    pool=WRITER_POOL,
+)
+def warehouse_dbt_models(context: dg.AssetExecutionContext, dbt: PlatformDbtResource):
+    yield from _build(context, dbt, [])
+
+
+@dbt_assets(
+    manifest=require_manifest(dbt_project),
+    project=dbt_project,
+    dagster_dbt_translator=WarehouseTranslator(),
+    select=DAILY_MODELS,
+    partitions_def=daily_partitions,
+    backfill_policy=dg.BackfillPolicy.single_run(),
+    pool=WRITER_POOL,
+)
+def warehouse_daily_dbt_models(context: dg.AssetExecutionContext, dbt: PlatformDbtResource):
+    window = context.partition_time_window
+    dbt_vars = partition_vars(window.start, window.end)
+    context.log.info(f"dbt vars {dbt_vars}: {len(context.partition_keys)} daily partition(s)")
+    yield from _build(context, dbt, ["--vars", json.dumps(dbt_vars)])
+
+
+warehouse_assets = [warehouse_dbt_models, warehouse_daily_dbt_models]

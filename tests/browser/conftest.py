@@ -111,7 +111,8 @@ def browser():
 
 @pytest.fixture
 def page(browser, dagit):
-    context = browser.new_context(viewport={"width": 1600, "height": 1000})
+    # tall enough that the warehouse group (seed, staging, intermediate, marts) fits when zoomed to fit
+    context = browser.new_context(viewport={"width": 1800, "height": 3200})
     context.set_default_timeout(30_000)
     page = context.new_page()
     # Dagit greets a new instance with a "Join the Dagster community" dialog over every page until someone

@@ -70,4 +70,28 @@ def test_feature_objects_read_the_exports_of_their_own_data_dir(tmp_path):
     assert service.name == "fraud_detector_v1"
     assert {p.name for p in service.feature_view_projections} == {"customer_daily_features",
                                                                    "merchant_daily_features"}
-    assert len(first.all()) == 7
+    v2 = first.fraud_detector_v2
+    assert {p.name for p in v2.feature_view_projections} == {"customer_daily_features", "merchant_daily_features",
+                                                              "transaction_features"}
+    assert first.customer_merchant_source.path == str(
+        tmp_path / "one" / "exports" / "fct_customer_merchant_features.parquet")
+    assert len(first.all()) == 12
+
+
+def test_on_demand_code_is_portable_and_computes_transaction_features():
+    """The on-demand function Feast stores runs without the repository's module (it is serialized by value)."""
+    import dill
+    import pandas as pd
+
+    objects = resource("/nonexistent").feature_objects()
+    udf = dill.loads(dill.dumps(objects.transaction_features.feature_transformation.udf, recurse=True))
+    out = udf(pd.DataFrame({
+        "amount": [50.0, 10.0], "transaction_epoch": [3 * 3600 + 5, 26 * 3600],
+        "cust_amount_avg_30d": [25.0, None], "cust_amount_max_30d": [100.0, None],
+        "cust_last_txn_epoch": [5, None], "cm_txn_count_to_date": [None, 3],
+    }))
+    assert out["amount_to_cust_avg_30d"].tolist()[0] == 2.0 and pd.isna(out["amount_to_cust_avg_30d"][1])
+    assert out["amount_to_cust_max_30d"].tolist()[0] == 0.5
+    assert out["txn_hour_of_day"].tolist() == [3, 2]
+    assert out["seconds_since_last_txn"].tolist()[0] == 3 * 3600 and pd.isna(out["seconds_since_last_txn"][1])
+    assert out["first_purchase_at_merchant_30d"].tolist() == [1, 0]

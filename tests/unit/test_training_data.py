@@ -59,22 +59,35 @@ def test_assign_split_without_training_rows_raises():
         assign_split(f, WINDOW["window_end"], holdout_days=21)
 
 
-def test_snapshot_id_is_stable_and_content_addressed():
-    f = frame()
-    sid = snapshot_id("fraud_detector_v1", WINDOW, f)
-    assert len(sid) == 16 and int(sid, 16) >= 0
-    assert snapshot_id("fraud_detector_v1", WINDOW, f.copy()) == sid
-    assert snapshot_id("fraud_detector_v1", dict(WINDOW), frame()) == sid
+VERSIONS = {"fct_transactions.parquet": "aaaa", "fct_customer_daily_features.parquet": "bbbb"}
+PARAMS = {"label_maturity_days": 21, "warmup_days": 30, "holdout_days": 7}
 
+
+def sid_of(service="fraud_detector_v1", version="v1hash", window=None, versions=None, params=None) -> str:
+    return snapshot_id(service, version, window or WINDOW, versions or VERSIONS, params or PARAMS)
+
+
+def test_snapshot_id_is_stable_and_derived_from_the_recipe():
+    sid = sid_of()
+    assert len(sid) == 16 and int(sid, 16) >= 0
+    assert sid_of(window=dict(WINDOW), versions=dict(VERSIONS)) == sid
+    # every ingredient of the recipe changes it
+    assert sid_of(service="fraud_detector_v2") != sid
+    assert sid_of(version="other") != sid
+    assert sid_of(window={**WINDOW, "as_of": WINDOW["as_of"] + timedelta(days=1)}) != sid
+    assert sid_of(window={**WINDOW, "window_start": WINDOW["window_start"] + timedelta(days=1)}) != sid
+    assert sid_of(versions={**VERSIONS, "fct_transactions.parquet": "cccc"}) != sid
+    assert sid_of(params={**PARAMS, "label_maturity_days": 28}) != sid
+
+
+def test_content_hash_sees_values_and_labels():
+    f = frame()
     changed = f.copy()
     changed.loc[3, "amount"] += 0.01
-    assert snapshot_id("fraud_detector_v1", WINDOW, changed) != sid
     flipped = f.copy()
     flipped.loc[5, "is_fraud"] = 1 - flipped.loc[5, "is_fraud"]
-    assert snapshot_id("fraud_detector_v1", WINDOW, flipped) != sid
-    assert snapshot_id("fraud_detector_v2", WINDOW, f) != sid
-    assert snapshot_id("fraud_detector_v1", {**WINDOW, "as_of": WINDOW["as_of"] + timedelta(days=1)}, f) != sid
-    assert snapshot_id("fraud_detector_v1", WINDOW, f.iloc[:-1]) != sid
+    hashes = {content_hash(f), content_hash(changed), content_hash(flipped), content_hash(f.iloc[:-1])}
+    assert len(hashes) == 4 and content_hash(f.copy()) == content_hash(f)
 
 
 def test_snapshot_id_changes_when_a_column_is_renamed():
@@ -103,7 +116,7 @@ def manifest_fields(f: pd.DataFrame, sid: str) -> dict:
 def test_save_snapshot_writes_parquet_manifest_and_latest(tmp_path):
     f = frame()
     f.loc[0, "event_timestamp"] = pd.Timestamp("2026-03-01T00:00:00.123456Z")
-    sid = snapshot_id("fraud_detector_v1", WINDOW, f)
+    sid = sid_of(versions={"f": content_hash(f)})
     out = tmp_path / "training_sets"
     manifest = save_snapshot(f, manifest_fields(f, sid), out)
 
@@ -118,8 +131,8 @@ def test_save_snapshot_writes_parquet_manifest_and_latest(tmp_path):
 
 def test_second_snapshot_moves_latest_and_keeps_the_first(tmp_path):
     first, second = frame(), frame(days=22)
-    sid1 = snapshot_id("fraud_detector_v1", WINDOW, first)
-    sid2 = snapshot_id("fraud_detector_v1", WINDOW, second)
+    sid1 = sid_of(versions={"f": content_hash(first)})
+    sid2 = sid_of(versions={"f": content_hash(second)})
     save_snapshot(first, manifest_fields(first, sid1), tmp_path)
     m2 = save_snapshot(second, manifest_fields(second, sid2), tmp_path)
 

@@ -6,17 +6,26 @@ merchants as (
 
 ),
 
+category_codes as (
+
+    select * from {{ ref('merchant_category_codes') }}
+
+),
+
 final as (
 
     select
-        merchant_id,
-        merchant_name,
-        merchant_category_code,
-        category,
-        country,
-        created_at
+        merchants.merchant_id,
+        merchants.merchant_name,
+        merchants.merchant_category_code,
+        merchants.category,
+        category_codes.description as merchant_category_description,
+        coalesce(category_codes.risk_level, 'unknown') as mcc_risk_level,
+        merchants.country,
+        merchants.created_at
 
     from merchants
+    left join category_codes using (merchant_category_code)
 
 )
 

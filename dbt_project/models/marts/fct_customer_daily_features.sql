@@ -6,9 +6,23 @@ daily as (
 
 ),
 
+pairs as (
+
+    select customer_id, merchant_id, activity_date from {{ ref('int_customer_merchant_daily_activity') }}
+
+),
+
 customers as (
 
     select customer_id, created_at from {{ ref('stg_customers') }}
+
+),
+
+last_transactions as (
+
+    select customer_id, transaction_date as activity_date, max(event_ts) as last_txn_ts
+    from {{ ref('int_transactions_enriched') }}
+    group by 1, 2
 
 ),
 
@@ -20,13 +34,15 @@ windowed as (
         last_loaded_at,
         txn_count,
         amount_sum,
+        amount_max,
         sum(txn_count) over last_7_days as txn_count_7d,
         sum(amount_sum) over last_7_days as amount_sum_7d,
         max(amount_max) over last_7_days as amount_max_7d,
         sum(night_txn_count) over last_7_days as night_txn_count_7d,
         sum(online_txn_count) over last_7_days as online_txn_count_7d,
         sum(txn_count) over last_30_days as txn_count_30d,
-        sum(amount_sum) over last_30_days as amount_sum_30d
+        sum(amount_sum) over last_30_days as amount_sum_30d,
+        max(amount_max) over last_30_days as amount_max_30d
 
     from daily
     window
@@ -43,27 +59,56 @@ windowed as (
 
 ),
 
+-- distinct counts do not add up across days: count them from the customer x merchant x day grain
+distinct_merchants as (
+
+    select
+        daily.customer_id,
+        daily.activity_date,
+        count(distinct pairs.merchant_id) filter (where pairs.activity_date > daily.activity_date - 7)
+            as distinct_merchants_7d,
+        count(distinct pairs.merchant_id) as distinct_merchants_30d
+
+    from daily
+    inner join pairs
+        on pairs.customer_id = daily.customer_id
+        and pairs.activity_date between daily.activity_date - 29 and daily.activity_date
+    group by 1, 2
+
+),
+
 final as (
 
     select
         windowed.customer_id,
-        activity_date as feature_date,
-        timezone('UTC', cast(activity_date + interval 1 day as timestamp)) as event_timestamp,
-        last_loaded_at as created_timestamp,
-        cast(txn_count as bigint) as cust_txn_count_1d,
-        cast(amount_sum as double) as cust_amount_sum_1d,
-        cast(txn_count_7d as bigint) as cust_txn_count_7d,
-        cast(amount_sum_7d as double) as cust_amount_sum_7d,
-        cast(amount_sum_7d as double) / txn_count_7d as cust_amount_avg_7d,
-        cast(amount_max_7d as double) as cust_amount_max_7d,
-        cast(night_txn_count_7d as double) / txn_count_7d as cust_night_txn_share_7d,
-        cast(online_txn_count_7d as double) / txn_count_7d as cust_online_txn_share_7d,
-        cast(txn_count_30d as bigint) as cust_txn_count_30d,
-        cast(amount_sum_30d as double) / txn_count_30d as cust_amount_avg_30d,
+        windowed.activity_date as feature_date,
+        timezone('UTC', cast(windowed.activity_date + interval 1 day as timestamp)) as event_timestamp,
+        {{ knowable_at("timezone('UTC', cast(windowed.activity_date + interval 1 day as timestamp))", 'windowed.last_loaded_at') }}
+            as created_timestamp,
+        cast(windowed.txn_count as bigint) as cust_txn_count_1d,
+        cast(windowed.amount_sum as double) as cust_amount_sum_1d,
+        cast(windowed.amount_sum as double) / windowed.txn_count as cust_amount_avg_1d,
+        cast(windowed.amount_max as double) as cust_amount_max_1d,
+        cast(windowed.txn_count_7d as bigint) as cust_txn_count_7d,
+        cast(windowed.amount_sum_7d as double) as cust_amount_sum_7d,
+        cast(windowed.amount_sum_7d as double) / windowed.txn_count_7d as cust_amount_avg_7d,
+        cast(windowed.amount_max_7d as double) as cust_amount_max_7d,
+        cast(windowed.night_txn_count_7d as double) / windowed.txn_count_7d as cust_night_txn_share_7d,
+        cast(windowed.online_txn_count_7d as double) / windowed.txn_count_7d as cust_online_txn_share_7d,
+        cast(distinct_merchants.distinct_merchants_7d as bigint) as cust_distinct_merchants_7d,
+        cast(windowed.txn_count_30d as bigint) as cust_txn_count_30d,
+        cast(windowed.amount_sum_30d as double) as cust_amount_sum_30d,
+        cast(windowed.amount_sum_30d as double) / windowed.txn_count_30d as cust_amount_avg_30d,
+        cast(windowed.amount_max_30d as double) as cust_amount_max_30d,
+        cast(distinct_merchants.distinct_merchants_30d as bigint) as cust_distinct_merchants_30d,
+        -- the newest transaction known at `event_timestamp`; the on-demand view turns it into "seconds since"
+        cast(epoch(last_transactions.last_txn_ts) as bigint) as cust_last_txn_epoch,
         -- young accounts are where card-testing fraud starts
         date_diff('day', cast(customers.created_at as date), windowed.activity_date) as cust_account_age_days
 
     from windowed
+    inner join distinct_merchants using (customer_id, activity_date)
+    inner join last_transactions using (customer_id, activity_date)
     left join customers using (customer_id)
 
 )

@@ -6,6 +6,24 @@ daily as (
 
 ),
 
+pairs as (
+
+    select customer_id, merchant_id, activity_date from {{ ref('int_customer_merchant_daily_activity') }}
+
+),
+
+fraud_reports as (
+
+    select * from {{ ref('int_merchant_fraud_reports') }}
+
+),
+
+category_codes as (
+
+    select merchant_category_code, risk_level from {{ ref('merchant_category_codes') }}
+
+),
+
 windowed as (
 
     select
@@ -16,8 +34,11 @@ windowed as (
         txn_count,
         sum(txn_count) over last_7_days as txn_count_7d,
         sum(amount_sum) over last_7_days as amount_sum_7d,
+        max(amount_max) over last_7_days as amount_max_7d,
         sum(night_txn_count) over last_7_days as night_txn_count_7d,
-        sum(online_txn_count) over last_7_days as online_txn_count_7d
+        sum(online_txn_count) over last_7_days as online_txn_count_7d,
+        sum(txn_count) over last_30_days as txn_count_30d,
+        sum(amount_sum) over last_30_days as amount_sum_30d
 
     from daily
     window
@@ -25,25 +46,75 @@ windowed as (
             partition by merchant_id
             order by activity_date
             range between interval 6 days preceding and current row
+        ),
+        last_30_days as (
+            partition by merchant_id
+            order by activity_date
+            range between interval 29 days preceding and current row
         )
+
+),
+
+distinct_customers as (
+
+    select
+        daily.merchant_id,
+        daily.activity_date,
+        count(distinct pairs.customer_id) as distinct_customers_7d
+
+    from daily
+    inner join pairs
+        on pairs.merchant_id = daily.merchant_id
+        and pairs.activity_date between daily.activity_date - 6 and daily.activity_date
+    group by 1, 2
+
+),
+
+-- Frauds among the merchant's last 30 days of transactions that had been reported by the end of the day: a
+-- report made later is not known yet when the feature row becomes visible (event_timestamp), so it must not
+-- count, or training would see chargebacks that serving cannot.
+known_frauds as (
+
+    select
+        daily.merchant_id,
+        daily.activity_date,
+        coalesce(sum(fraud_reports.fraud_reports), 0) as known_frauds_30d
+
+    from daily
+    left join fraud_reports
+        on fraud_reports.merchant_id = daily.merchant_id
+        and fraud_reports.transaction_date between daily.activity_date - 29 and daily.activity_date
+        and fraud_reports.reported_date <= daily.activity_date
+    group by 1, 2
 
 ),
 
 final as (
 
     select
-        merchant_id,
-        activity_date as feature_date,
-        timezone('UTC', cast(activity_date + interval 1 day as timestamp)) as event_timestamp,
-        last_loaded_at as created_timestamp,
-        cast(txn_count as bigint) as merch_txn_count_1d,
-        cast(txn_count_7d as bigint) as merch_txn_count_7d,
-        cast(amount_sum_7d as double) / txn_count_7d as merch_amount_avg_7d,
-        cast(night_txn_count_7d as double) / txn_count_7d as merch_night_txn_share_7d,
-        cast(online_txn_count_7d as double) / txn_count_7d as merch_online_txn_share_7d,
-        merchant_category_code as merch_category_code
+        windowed.merchant_id,
+        windowed.activity_date as feature_date,
+        timezone('UTC', cast(windowed.activity_date + interval 1 day as timestamp)) as event_timestamp,
+        {{ knowable_at("timezone('UTC', cast(windowed.activity_date + interval 1 day as timestamp))", 'windowed.last_loaded_at') }}
+            as created_timestamp,
+        cast(windowed.txn_count as bigint) as merch_txn_count_1d,
+        cast(windowed.txn_count_7d as bigint) as merch_txn_count_7d,
+        cast(windowed.amount_sum_7d as double) / windowed.txn_count_7d as merch_amount_avg_7d,
+        cast(windowed.amount_max_7d as double) as merch_amount_max_7d,
+        cast(windowed.night_txn_count_7d as double) / windowed.txn_count_7d as merch_night_txn_share_7d,
+        cast(windowed.online_txn_count_7d as double) / windowed.txn_count_7d as merch_online_txn_share_7d,
+        cast(distinct_customers.distinct_customers_7d as bigint) as merch_distinct_customers_7d,
+        cast(windowed.txn_count_30d as bigint) as merch_txn_count_30d,
+        cast(windowed.amount_sum_30d as double) / windowed.txn_count_30d as merch_amount_avg_30d,
+        cast(known_frauds.known_frauds_30d as bigint) as merch_known_frauds_30d,
+        cast(known_frauds.known_frauds_30d as double) / windowed.txn_count_30d as merch_chargeback_rate_30d,
+        cast(windowed.merchant_category_code as bigint) as merch_category_code,
+        cast(coalesce(category_codes.risk_level = 'high', false) as bigint) as merch_high_risk_mcc
 
     from windowed
+    inner join distinct_customers using (merchant_id, activity_date)
+    inner join known_frauds using (merchant_id, activity_date)
+    left join category_codes using (merchant_category_code)
 
 )
 

@@ -1,8 +1,25 @@
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='append',
+        on_schema_change='append_new_columns',
+        tags=['daily'],
+        pre_hook="{{ delete_partition_window('transaction_date') }}",
+        post_hook="{{ export_table_to_parquet('event_ts, transaction_id') }}",
+    )
+}}
+
+{#
+    Daily incremental: a run processes only the partition window Dagster passes (vars min_date/max_date), after
+    the pre-hook deleted that window's rows. The table stays in DuckDB; the post-hook exports it as parquet.
+#}
+
 with
 
 transactions as (
 
     select * from {{ ref('int_transactions_enriched') }}
+    where {{ partition_window_filter('transaction_date') }}
 
 ),
 
@@ -26,6 +43,4 @@ final as (
 
 )
 
--- a fixed row order makes rebuilt files byte-identical
 select * from final
-order by event_ts, transaction_id
