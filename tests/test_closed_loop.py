@@ -105,9 +105,19 @@ def _launch(run: LoopRun, result) -> None:
             assert materialized.success
 
 
+def _partitioned_keys(defs: dg.Definitions) -> list[dg.AssetKey]:
+    graph = defs.resolve_asset_graph()
+    return [key for key in graph.materializable_asset_keys if graph.get(key).partitions_def is not None]
+
+
 def _tick(run: LoopRun, d: date, automation_cursor, sensor_cursor):
     """The morning after day d: Declarative Automation, then the retrain sensor, as the daemons would run them."""
     morning = datetime(d.year, d.month, d.day, 2, tzinfo=UTC) + timedelta(days=1)
+    # This world loaded all 60 days at once, so at an earlier simulated morning some materialized partitions lie
+    # in the future. Dagster's partition-status cache drops partitions that do not exist yet when it is built and
+    # never adds them back, so the days after the first tick would look missing forever. A real deployment never
+    # materializes a day before it exists; rebuilding the cache each morning gives the automation that view.
+    run.instance.wipe_asset_cached_status(_partitioned_keys(run.defs))
     result = dg.evaluate_automation_conditions(
         defs=run.defs, instance=run.instance, cursor=automation_cursor, evaluation_time=morning
     )
