@@ -16,6 +16,7 @@ The first three set `drift_detected`; the retrain sensor (automation/sensors.py)
 All four re-materialize by themselves for the newest day when new predictions land (Declarative Automation).
 """
 
+from dataclasses import dataclass
 from datetime import date, timedelta
 
 import dagster as dg
@@ -26,7 +27,7 @@ from platform_assets import charts
 from platform_assets import predictions as pr
 from platform_assets import training_data as td
 from platform_assets.exports import query
-from platform_assets.monitoring.drift import drift_report, sample, summary_report
+from platform_assets.monitoring.drift import calibrated_thresholds, drift_report, sample, summary_report
 from platform_assets.partitions import daily_partitions, refresh_latest_day
 from platform_assets.resources import LoopPolicy, MlflowResource, PlatformStorage
 
@@ -40,7 +41,7 @@ def _day(context: dg.AssetExecutionContext) -> date:
 
 
 def _champion_reference(mlflow_tracking: MlflowResource, storage: PlatformStorage):
-    """(champion version, its training-set manifest, the model, its holdout scored by it)."""
+    """(champion version, its training-set manifest, the model, its holdout scored by it, its training rows)."""
     champion = mlflow_tracking.champion_version()
     if champion is None:
         raise dg.Failure("no champion model yet: materialize fraud_model first")
@@ -49,21 +50,43 @@ def _champion_reference(mlflow_tracking: MlflowResource, storage: PlatformStorag
     snapshot = pd.read_parquet(manifest.path)
     reference = snapshot[snapshot["split"] == "holdout"]
     reference = reference.assign(**{pr.SCORE: model.predict_proba(td.model_inputs(reference, manifest.feature_columns))[:, 1]})
-    return champion, manifest, model, reference
+    return champion, manifest, model, reference, snapshot[snapshot["split"] == "train"]
 
 
-def _verdict(enough: bool, drifted: bool) -> str:
-    return "drift" if enough and drifted else ("no_drift" if enough else "insufficient_data")
+@dataclass(frozen=True)
+class _DriftWindow:
+    """What both drift reports of day `day` compare: the champion's holdout vs the predictions of first..day."""
+
+    day: date
+    champion: object
+    manifest: td.TrainingSetManifest
+    model: object
+    reference: pd.DataFrame
+    history: pd.DataFrame
+    current: pd.DataFrame
+    metadata: dict
 
 
-def _window_metadata(day: date, first: date, days: list[date], total_rows: int) -> dict:
-    return {
+def _drift_window(
+    context: dg.AssetExecutionContext, mlflow_tracking: MlflowResource, storage: PlatformStorage, policy: LoopPolicy
+) -> _DriftWindow:
+    day = _day(context)
+    first = day - timedelta(days=policy.drift_window_days - 1)
+    champion, manifest, model, reference, history = _champion_reference(mlflow_tracking, storage)
+    current, days = pr.read_days(storage.predictions_dir(), first, day)
+    metadata = {
         "drift_window_end": day.isoformat(),
         "current_window_start": first.isoformat(),
         "current_window_end": day.isoformat(),
         "days_with_predictions": len(days),
-        "current_rows_total": total_rows,
+        "current_rows_total": len(current),
+        "champion_version": str(champion.version),
     }
+    return _DriftWindow(day, champion, manifest, model, reference, history, current, metadata)
+
+
+def _verdict(enough: bool, drifted: bool) -> str:
+    return "drift" if enough and drifted else ("no_drift" if enough else "insufficient_data")
 
 
 @dg.asset(
@@ -77,25 +100,24 @@ def _window_metadata(day: date, first: date, days: list[date], total_rows: int) 
 def feature_drift_report(
     context: dg.AssetExecutionContext, mlflow_tracking: MlflowResource, storage: PlatformStorage, policy: LoopPolicy
 ) -> dg.MaterializeResult:
-    day = _day(context)
-    first = day - timedelta(days=policy.drift_window_days - 1)
-    champion, manifest, _, reference = _champion_reference(mlflow_tracking, storage)
-    current_all, days = pr.read_days(storage.predictions_dir(), first, day)
-    current = sample(current_all, policy.max_report_rows)
-    enough = len(current_all) >= policy.drift_min_rows
+    window = _drift_window(context, mlflow_tracking, storage, policy)
+    day, champion, manifest, reference = window.day, window.champion, window.manifest, window.reference
+    current = sample(window.current, policy.max_report_rows)
+    enough = len(window.current) >= policy.drift_min_rows
     metadata = {
-        **_window_metadata(day, first, days, len(current_all)),
+        **window.metadata,
         "drift_share_threshold": dg.MetadataValue.float(policy.drift_share_threshold),
         "drift_min_rows": policy.drift_min_rows,
-        "champion_version": str(champion.version),
         "training_set_id": manifest.snapshot_id,
         "reference_window": f"{manifest.holdout_start} .. {manifest.window_end}",
     }
     if current.empty:
-        context.log.info(f"{day}: no predictions in {first}..{day}, no drift verdict")
+        context.log.info(f"{day}: no predictions in {metadata['current_window_start']}..{day}, no drift verdict")
         return dg.MaterializeResult(metadata={**metadata, "drift_detected": False, "verdict": "insufficient_data"})
     html = storage.reports_dir() / "feature_drift" / f"{day.isoformat()}.html"
-    summary = drift_report(sample(reference, policy.max_report_rows), current, manifest.feature_columns, html)
+    reference = sample(reference, policy.max_report_rows)
+    thresholds = calibrated_thresholds(reference, window.history, manifest.feature_columns, policy.drift_window_days)
+    summary = drift_report(reference, current, manifest.feature_columns, html, thresholds)
     drifted = summary.is_drift(policy.drift_share_threshold)
     detected = enough and drifted
     verdict = _verdict(enough, drifted)
@@ -118,6 +140,8 @@ def feature_drift_report(
             "drifted_columns": dg.MetadataValue.json(summary.drifted_columns),
             "drifted_column_count": len(summary.drifted_columns),
             "column_drift_scores": dg.MetadataValue.json({k: round(v, 4) for k, v in summary.column_scores.items()}),
+            # Calibrated on the champion's training history (monitoring/drift.py): what a quiet window looks like.
+            "column_drift_thresholds": dg.MetadataValue.json(thresholds),
             "skipped_columns": dg.MetadataValue.json(summary.skipped_columns),
             "report": dg.MetadataValue.url(html.as_uri()),
             "report_path": dg.MetadataValue.path(str(html)),
@@ -142,14 +166,14 @@ def feature_drift_report(
 def prediction_drift_report(
     context: dg.AssetExecutionContext, mlflow_tracking: MlflowResource, storage: PlatformStorage, policy: LoopPolicy
 ) -> dg.MaterializeResult:
-    day = _day(context)
-    first = day - timedelta(days=policy.drift_window_days - 1)
-    champion, manifest, model, reference = _champion_reference(mlflow_tracking, storage)
-    current_all, days = pr.read_days(storage.predictions_dir(), first, day)
-    metadata = {**_window_metadata(day, first, days, len(current_all)), "champion_version": str(champion.version)}
-    if current_all.empty:
+    window = _drift_window(context, mlflow_tracking, storage, policy)
+    day, champion, manifest, model, reference = (
+        window.day, window.champion, window.manifest, window.model, window.reference
+    )
+    metadata = window.metadata
+    if window.current.empty:
         return dg.MaterializeResult(metadata={**metadata, "drift_detected": False, "verdict": "insufficient_data"})
-    current = sample(current_all, policy.max_report_rows)
+    current = sample(window.current, policy.max_report_rows)
     if all(c in current for c in manifest.feature_columns):
         # Days scored by an earlier champion are re-scored, so both sides are the same model's scores.
         current = current.assign(**{pr.SCORE: model.predict_proba(td.model_inputs(current, manifest.feature_columns))[:, 1]})

@@ -89,3 +89,65 @@ def test_data_summary_skips_all_null_columns_and_writes_html(frames, tmp_path):
     skipped = summary_report(current.assign(nothing=None), ["shifted", "empty_now", "nothing", "gone"], html)
     assert skipped == ["empty_now", "nothing", "gone"]
     assert html.exists() and html.stat().st_size > 10_000
+
+
+def _weekly_world(rng, start: str, days: int, rows_per_day: int = 400, level: float = 0.0) -> pd.DataFrame:
+    """Rows of a world whose `seasonal` column follows the weekday (a quiet world that is not i.i.d.)."""
+    frames = []
+    for i, stamp in enumerate(pd.date_range(start, periods=days, freq="D", tz="UTC")):
+        frames.append(pd.DataFrame({
+            "event_timestamp": stamp + pd.to_timedelta(rng.integers(0, 86_400, rows_per_day), unit="s"),
+            "seasonal": rng.normal(3.0 * np.sin(2 * np.pi * stamp.dayofweek / 7) + level, 1.0, rows_per_day),
+            "steady": rng.normal(level, 1.0, rows_per_day),
+            "count": rng.integers(0, 4, rows_per_day),
+            "sparse": np.where(rng.random(rows_per_day) < 0.5, np.nan, rng.normal(0, 1, rows_per_day)),
+        }))
+        assert i < days
+    return pd.concat(frames, ignore_index=True)
+
+
+def test_calibrated_thresholds_learn_a_columns_natural_wander_from_the_reference_period():
+    from platform_assets.monitoring.drift import THRESHOLD_FLOOR, calibrated_thresholds
+
+    rng = np.random.default_rng(7)
+    history = _weekly_world(rng, "2026-01-01", 28)
+    reference = _weekly_world(rng, "2026-01-29", 3)
+    columns = ["seasonal", "steady", "count", "sparse"]
+    thresholds = calibrated_thresholds(reference, history, columns, window_days=3)
+
+    assert set(thresholds) == set(columns)
+    assert thresholds["seasonal"] > 0.5  # weekdays move it far more than the fixed 0.1
+    assert thresholds["steady"] == pytest.approx(THRESHOLD_FLOOR)  # i.i.d. noise stays under the floor
+    assert all(t >= THRESHOLD_FLOOR for t in thresholds.values())
+
+    quiet = _weekly_world(rng, "2026-02-02", 3)  # other weekdays, same world
+    fixed = drift_report(reference, quiet, columns)
+    calibrated = drift_report(reference, quiet, columns, thresholds=thresholds)
+    assert "seasonal" in fixed.drifted_columns  # the false alarm of a fixed threshold
+    assert calibrated.drifted_columns == []
+
+    # The world really moved: a shift of 1 sigma is drift for the steady column, not for one that wanders by 3.
+    moved = drift_report(reference, _weekly_world(rng, "2026-02-05", 3, level=1.0), columns, thresholds=thresholds)
+    assert moved.drifted_columns == ["steady"]
+    moved_far = _weekly_world(rng, "2026-02-05", 3, level=6.0)
+    assert drift_report(reference, moved_far, columns, thresholds=thresholds).drifted_columns == ["seasonal", "steady"]
+
+
+def test_calibration_scores_are_evidentlys_own_column_scores(frames):
+    from platform_assets.monitoring.drift import normed_wasserstein
+
+    reference, current = frames
+    summary = drift_report(reference, current, ["shifted", "stable"], thresholds={})
+    for column in ("shifted", "stable"):
+        assert normed_wasserstein(reference[column], current[column]) == pytest.approx(
+            summary.column_scores[column], rel=1e-6)
+
+
+def test_calibration_without_two_history_windows_keeps_the_floor():
+    from platform_assets.monitoring.drift import THRESHOLD_FLOOR, calibrated_thresholds
+
+    rng = np.random.default_rng(1)
+    history = _weekly_world(rng, "2026-01-01", 3)
+    reference = _weekly_world(rng, "2026-01-04", 3)
+    assert calibrated_thresholds(reference, history, ["seasonal"], window_days=7) == {"seasonal": THRESHOLD_FLOOR}
+    assert calibrated_thresholds(reference, history.iloc[:0], ["seasonal"], window_days=3) == {"seasonal": THRESHOLD_FLOOR}
