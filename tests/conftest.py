@@ -131,6 +131,8 @@ def demo_platform(tmp_path_factory) -> DemoPlatform:
     )
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-5000:]
     return DemoPlatform(data_dir, home, env, last_day - timedelta(days=E2E_DAYS - 1), last_day, out.stdout)
+
+
 @pytest.fixture
 def webhook():
     """A local HTTP server (127.0.0.1) collecting the platform's webhook notifications: (url, received)."""
@@ -142,7 +144,8 @@ def webhook():
 
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self):
-            received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            received.append({**body, "headers": {"Idempotency-Key": self.headers.get("Idempotency-Key")}})
             self.send_response(204)
             self.end_headers()
 

@@ -140,7 +140,7 @@ def retrain_on_drift(context: dg.SensorEvaluationContext, policy: LoopPolicy, no
     as_of = datetime.combine(date.fromisoformat(as_of_day), time.max).isoformat() + "+00:00"
     run_key = retrain_run_key(event_start)
     notifier.send("retrain_requested", f"retrain {run_key} as of {as_of_day}",
-                  {"event_start": event_start, "as_of": as_of_day}, log=context.log)
+                  {"event_start": event_start, "as_of": as_of_day}, log=context.log, event_id=run_key)
     state.last_request_day, state.event_start, state.pending_as_of = as_of_day, None, None
     context.update_cursor(state.to_cursor())
     return dg.RunRequest(

@@ -37,3 +37,18 @@ def test_unreachable_webhook_is_a_warning_not_a_failure(caplog):
 def test_unknown_kind_is_refused():
     with pytest.raises(ValueError, match="unknown notification kind"):
         Notifier().send("gossip", "x")
+
+
+def test_a_replayed_event_carries_the_same_id_so_the_receiver_can_drop_it(webhook):
+    """A sensor tick replayed after a crash notifies again (at least once); the id makes the repeat detectable."""
+    url, received = webhook
+    notifier = Notifier(webhook_url=url)
+    for _ in range(2):
+        notifier.send("drift_event", "drift event opened on 2026-04-12", {"event_start": "2026-04-12"})
+    notifier.send("drift_event", "drift event opened on 2026-04-13", {"event_start": "2026-04-13"})
+    notifier.send("retrain_requested", "retrain drift-retrain:2026-04-12", event_id="drift-retrain:2026-04-12")
+
+    ids = [r["event_id"] for r in received]
+    assert ids[0] == ids[1] != ids[2]
+    assert ids[0].startswith("drift_event:") and ids[3] == "drift-retrain:2026-04-12"
+    assert [r["headers"]["Idempotency-Key"] for r in received] == ids
