@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -17,6 +16,7 @@ from datetime import UTC, date, datetime
 import dagster as dg
 import duckdb
 import pytest
+from process_helpers import stop_process_group
 
 from platform_assets.definitions import build_definitions
 from platform_assets.ingestion.loader import load_source
@@ -215,9 +215,4 @@ def test_make_mlflow_serves_the_ui_on_loopback_only(tmp_path):
             with pytest.raises(OSError):
                 socket.create_connection((other, port), timeout=2).close()
     finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        try:
-            server.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.pid, signal.SIGKILL)
-            server.wait(timeout=15)
+        stop_process_group(server, timeout=15)

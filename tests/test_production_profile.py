@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -32,6 +31,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
+from process_helpers import stop_process_group
 
 from platform_assets.settings import PROJECT_ROOT, Settings, load_settings
 
@@ -406,13 +406,7 @@ def _start_worker(production: Production, log_path: Path) -> subprocess.Popen:
 
 def _stop_worker(worker: subprocess.Popen) -> None:
     """Stop the worker we started and its pool processes (its own process group), by id."""
-    if worker.poll() is None:
-        os.killpg(worker.pid, signal.SIGTERM)
-        try:
-            worker.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(worker.pid, signal.SIGKILL)
-            worker.wait(timeout=10)
+    stop_process_group(worker)
     worker.log_file.close()
 
 

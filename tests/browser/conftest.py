@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import signal
 import socket
 import subprocess
 import time
@@ -16,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from process_helpers import stop_process_group
 
 from platform_assets.settings import PROJECT_ROOT
 
@@ -43,16 +43,6 @@ def _start(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen:
     # A session of its own, so stopping it also stops the code servers and run workers it started.
     return subprocess.Popen(args, cwd=PROJECT_ROOT, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT,
                             start_new_session=True)
-
-
-def _stop(process: subprocess.Popen) -> None:
-    if process.poll() is None:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait(timeout=10)
 
 
 def _wait_for_code_location(url: str, webserver: subprocess.Popen, log: Path, timeout: float = 120) -> None:
@@ -90,8 +80,8 @@ def dagit(demo_platform) -> Iterator[Dagit]:
         _wait_for_code_location(url, webserver, web_log)
         yield Dagit(url, port, demo_platform)
     finally:
-        _stop(webserver)
-        _stop(daemon)
+        stop_process_group(webserver)
+        stop_process_group(daemon)
 
 
 @pytest.fixture(scope="module")
