@@ -21,7 +21,7 @@ VENV := $(ROOT)/.venv
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: help install prepare simulate demo test test-scenarios dev mlflow feast-apply dbt-build validate lint doctor clean clean-data bench
+.PHONY: help install prepare simulate demo test dev mlflow feast-apply dbt-build validate lint doctor clean clean-data bench
 
 help:
 	@echo "make demo       install, simulate sample data and materialize the whole graph"
@@ -61,10 +61,6 @@ demo: prepare $(DAGSTER_HOME)/dagster.yaml
 
 test: lint prepare $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
-
-# The closed-loop scenario tests in all three worlds (make test runs fraud_pattern_shift only): ~10 CPU-minutes.
-test-scenarios: prepare $(DAGSTER_HOME)/dagster.yaml
-	RUN_ALL_SCENARIOS=1 $(BIN)/python -m pytest tests/test_closed_loop.py $(PYTEST_ARGS)
 
 dev: prepare $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/dagster dev -w workspace.yaml -h $(HOST) -p $(PORT)
