@@ -69,13 +69,13 @@ TRANSACTION_FEATURES = {
     "amount_to_cust_max_30d": Float64,
     "txn_hour_of_day": Int64,
     "seconds_since_last_txn": Float64,
-    "first_purchase_at_merchant_30d": Int64,
+    "first_purchase_at_merchant": Int64,
 }
 # Beyond this age a daily feature row no longer describes the entity: the join returns nulls instead (and the
-# online freshness guard reports it stale). A customer x merchant pair not seen for 30 days counts as new again:
-# the pair view is by far the largest (one row per pair), and a 30-day horizon keeps its online load bounded.
+# online freshness guard reports it stale). The pair view holds a count to date, which never goes out of date, so
+# it has no TTL (0 = never expires, offline and online): "first purchase at this merchant" looks at all history.
 FEATURE_TTL = timedelta(days=30)
-PAIR_TTL = timedelta(days=30)
+PAIR_TTL = timedelta(0)
 
 # Model version -> the features it reads. A new model version gets a new service; old ones stay servable.
 V1_CUSTOMER = ["cust_txn_count_1d", "cust_amount_sum_1d", "cust_txn_count_7d", "cust_amount_sum_7d",
@@ -94,7 +94,7 @@ def transaction_level_features(inputs):
 
     Plain pandas with no Feast in it, so training (offline), serving (online) and the freshness guard all run
     exactly this code. A missing stored value (no history yet, or expired) gives NaN, never a made-up number,
-    except `first_purchase_at_merchant_30d`, whose "no pair row within the TTL" *is* the answer. Self-contained
+    except `first_purchase_at_merchant`, whose "no pair row yet" *is* the answer. Self-contained
     (imports inside) because Feast serializes the function by value into its registry.
     """
     import numpy as np
@@ -110,7 +110,7 @@ def transaction_level_features(inputs):
     out["amount_to_cust_max_30d"] = (amount / maximum.where(maximum > 0)).astype("float64")
     out["txn_hour_of_day"] = (np.floor(epoch / 3600) % 24).astype("int64")
     out["seconds_since_last_txn"] = (epoch - numeric("cust_last_txn_epoch")).astype("float64")
-    out["first_purchase_at_merchant_30d"] = (numeric("cm_txn_count_to_date").fillna(0) <= 0).astype("int64")
+    out["first_purchase_at_merchant"] = (numeric("cm_txn_count_to_date").fillna(0) <= 0).astype("int64")
     return out
 
 
@@ -182,7 +182,7 @@ def build_feature_objects(exports_dir: Path) -> FeatureObjects:
     )
     pair_source, pair_view = _view(
         exports_dir, "fct_customer_merchant_features", "customer_merchant_features", [customer, merchant],
-        CUSTOMER_MERCHANT_FEATURES, PAIR_TTL, "How often the customer has paid this merchant so far (a pair unseen for 30 days expires)",
+        CUSTOMER_MERCHANT_FEATURES, PAIR_TTL, "How often the customer has paid this merchant so far (all history: no TTL)",
     )
     request = RequestSource(
         name="transaction_request",

@@ -94,4 +94,4 @@ def test_on_demand_code_is_portable_and_computes_transaction_features():
     assert out["amount_to_cust_max_30d"].tolist()[0] == 0.5
     assert out["txn_hour_of_day"].tolist() == [3, 2]
     assert out["seconds_since_last_txn"].tolist()[0] == 3 * 3600 and pd.isna(out["seconds_since_last_txn"][1])
-    assert out["first_purchase_at_merchant_30d"].tolist() == [1, 0]
+    assert out["first_purchase_at_merchant"].tolist() == [1, 0]
