@@ -353,7 +353,8 @@ def _dbt_env(work: Path) -> dict:
 
 def stage_dbt(variant: str, size: int, work: Path) -> dict:
     """`dbt build` (CLI, models and tests) on the main job's warehouse vs the same compiled SQL run directly in
-    DuckDB (`raw`: each model's compiled SELECT as a view or a parquet export, each test's SELECT counted)."""
+    DuckDB (`raw`: each model's compiled SELECT as a view, a table (incremental models) or a parquet export,
+    each test's SELECT counted)."""
     target = work / "dbt-target"
     if variant != "raw":
         started = time.perf_counter()
@@ -401,6 +402,8 @@ def stage_dbt(variant: str, size: int, work: Path) -> dict:
             path = exports / f'{node["alias"]}.parquet'
             con.execute(f"COPY ({sql}) TO '{path}' (FORMAT parquet)")
             con.execute(f"CREATE OR REPLACE VIEW {relation} AS SELECT * FROM read_parquet('{path}')")
+        elif node["config"]["materialized"] in ("table", "incremental"):
+            con.execute(f"CREATE OR REPLACE TABLE {relation} AS {sql}")
         else:
             con.execute(f"CREATE OR REPLACE VIEW {relation} AS {sql}")
     con.close()
