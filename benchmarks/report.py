@@ -99,12 +99,23 @@ def write_plot(runs: dict) -> None:
     fig.savefig(PLOT, dpi=110)
 
 
+def _machine(run: dict) -> str:
+    machines = {json.dumps(r.get("machine", {}), sort_keys=True) for r in run.values()}
+    return "; ".join(
+        f"{m.get('cpu')}, {m.get('cores')} cores, {m.get('memory_gb')} GB RAM, Python {m.get('python')}, {m.get('os')}"
+        for m in map(json.loads, sorted(machines))
+    )
+
+
+def _dates(run: dict) -> str:
+    days = sorted({str(r.get("started", ""))[:10] for r in run.values() if r.get("started")})
+    return " .. ".join(dict.fromkeys([days[0], days[-1]])) if days else "?"
+
+
 def main() -> None:
     runs = load()
     if not runs:
         raise SystemExit("no results yet: run `make bench SIZE=100k` first")
-    any_record = next(iter(next(iter(runs.values())).values()))
-    m = any_record.get("machine", {})
     lines = [
         "# Benchmarks",
         "",
@@ -116,12 +127,14 @@ def main() -> None:
         "work directly (SQLite `executemany`, DuckDB `ASOF JOIN`, xgboost without the platform, the compiled dbt "
         "SQL in DuckDB)."),
         "",
-        f"Machine: {m.get('cpu')}, {m.get('cores')} cores, {m.get('memory_gb')} GB RAM, Python {m.get('python')}, "
-        f"{m.get('os')}. The cores were shared with other work while measuring: the 1-minute load average before "
-        "each stage is in the results files (column `load_before`); the runs below started at load "
-        + ", ".join(f"{n}: {min(r.get('load_before', 0) for r in run.values()):.1f}-"
-                    f"{max(r.get('load_before', 0) for r in run.values()):.1f}" for n, run in runs.items())
-        + ".",
+        ("Where and when each size was measured (the 1-minute load average before each stage is in the results "
+         "files, `load_before`; a load near 2 or above on these 2 cores means the figures include waiting):"),
+        "",
+        "| size | machine | measured | load average before the stages |",
+        "|---|---|---|---|",
+        *[f"| {n} | {_machine(run)} | {_dates(run)} | "
+          f"{min(r.get('load_before', 0) for r in run.values()):.1f}-"
+          f"{max(r.get('load_before', 0) for r in run.values()):.1f} |" for n, run in runs.items()],
         "",
         "## Before and after, as multiples of the raw engine",
         "",
@@ -183,8 +196,8 @@ def main() -> None:
               + " (threshold for a drifted column: 0.1).", ""]
     lines += ["", ("**Main job** (`materialize_platform`, as `make demo`: the daily partitions in one run, then "
                    "every other asset), `size` transactions over 90 days"), "",
-              ("| size | Feast stores | transactions | job wall | sum of asset steps | job / steps | peak MB | "
-              "slowest steps |"),
+              ("| size | Feast stores | transactions | job wall | sum of asset steps | job / steps | peak MB job / dbt "
+               "child | slowest steps |"),
               "|---|---|---|---|---|---|---|---|"]
     for (size, run), variant in ((item, v) for item in runs.items() for v in ("ours", "stock")):
         record = run.get(("main_job", variant))
@@ -194,7 +207,8 @@ def main() -> None:
         lines.append(
             f"| {size} | {variant} | {record['transactions']:,} | {fmt(record['seconds'])} s | "
             f"{fmt(record['sum_of_steps_seconds'])} s | {ratio(record['seconds'], record['sum_of_steps_seconds'])} | "
-            f"{fmt(record['peak_rss_mb'], 0)} | " + ", ".join(f"{k} {v:.1f}s" for k, v in steps) + " |")
+            f"{fmt(record['peak_rss_mb'], 0)} / {fmt(record.get('child_peak_rss_mb'), 0)} | "
+            + ", ".join(f"{k} {v:.1f}s" for k, v in steps) + " |")
     lines += ["", "![scale](benchmarks-scale.png)", ""]
     if BEFORE_AFTER_NOTE.exists():
         lines += [BEFORE_AFTER_NOTE.read_text().strip(), ""]

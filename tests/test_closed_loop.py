@@ -1,12 +1,17 @@
 """The closed loop on the real stack, tick by tick: drift -> one retrain -> promotion gate -> better champion.
 
-A 60-day world changes on day 40 (`fraud_pattern_shift`, `amount_inflation`, or `none`). The landing zone holds
-all 60 days and is loaded once (ingestion, dbt, Feast); every later step is cut at the simulated day it runs on:
-the daily partitions of scoring and monitoring read only days up to their own, chargebacks count only once
-reported, and a retrain is cut `as_of` the day that asked for it. Then, for each simulated day D, the automation
-runs as the daemons would on the morning of D+1: Declarative Automation decides what to materialize (the newest
-day's predictions and monitoring), those runs execute, and the retrain sensor ticks; a retrain request runs
-unless a run with its run key already exists (the daemon's rule).
+A 60-day world changes on day 40 (`fraud_pattern_shift`, `amount_inflation`, or `none`). The days before the
+first tick are loaded at once (ingestion, dbt, Feast) and the first champion is trained on them. Then, for each
+simulated day D, the platform runs as its daemons would on the morning of D+1: the ingestion schedule loads day
+D, its success triggers `refresh_after_ingestion` (the day's dbt partition, the rest of the warehouse, Feast),
+Declarative Automation decides what to materialize (the newest day's predictions and monitoring), those runs
+execute, and the retrain sensor ticks; a retrain request runs unless a run with its run key already exists (the
+daemon's rule). After the last tick the remaining days are loaded, only to measure the models on them.
+
+The daily ingestion and refresh cost about 20 s per simulated day, so only the `fraud_pattern_shift` world runs
+them; the `amount_inflation` and `none` worlds load all 60 days up front and every later step is cut at its
+simulated day instead (daily partitions read days up to their own, chargebacks count once reported, a retrain is
+cut `as_of` the day that asked for it). Everything after ingestion is the same in all three.
 
 The trap of label maturity: a real issuer waits 21 days for chargebacks, so with a shift on day 40 of 60 no
 drifted label would mature inside the scenario. This world has a faster chargeback process (1-3 days, a
@@ -28,6 +33,7 @@ import pytest
 from sklearn.metrics import average_precision_score
 
 from platform_assets import training_data as td
+from platform_assets.automation.schedules import refresh_after_ingestion
 from platform_assets.automation.sensors import retrain_on_drift
 from platform_assets.definitions import build_definitions
 from platform_assets.settings import PROJECT_ROOT, load_settings
@@ -71,6 +77,7 @@ class LoopRun:
     retrain_runs: list[dg.DagsterRun] = field(default_factory=list)
     skipped_duplicate_requests: int = 0
     seconds: float = 0.0
+    daily_ingestion: bool = True
 
     def drift_days(self) -> list[date]:
         return sorted(date.fromisoformat(d) for d, by_asset in self.verdicts.items()
@@ -102,19 +109,47 @@ def _launch(run: LoopRun, result) -> None:
             assert materialized.success
 
 
+def _ingest(run: LoopRun, d: date) -> None:
+    """01:00 after day d: the ingestion schedule's run for day d, then the run `refresh_after_ingestion` asks for
+    when it sees that run succeed."""
+    schedule = run.defs.get_schedule_def("daily_ingestion_schedule")
+    at = datetime(d.year, d.month, d.day, 1, tzinfo=UTC) + timedelta(days=1)
+    requests = schedule.evaluate_tick(
+        dg.build_schedule_context(instance=run.instance, scheduled_execution_time=at)
+    ).run_requests
+    assert [r.partition_key for r in requests] == [d.isoformat()]
+    ingestion = run.defs.resolve_job_def("daily_ingestion").execute_in_process(
+        instance=run.instance, partition_key=requests[0].partition_key, tags=requests[0].tags
+    )
+    assert ingestion.success
+    success = run.instance.get_records_for_run(ingestion.run_id, of_type=dg.DagsterEventType.RUN_SUCCESS).records
+    refresh = refresh_after_ingestion(dg.build_run_status_sensor_context(
+        sensor_name="refresh_after_ingestion", dagster_event=success[0].event_log_entry.dagster_event,
+        dagster_instance=run.instance, dagster_run=run.instance.get_run_by_id(ingestion.run_id),
+    ))
+    assert refresh.partition_key == d.isoformat()
+    assert run.defs.resolve_job_def("refresh_warehouse_and_features").execute_in_process(
+        instance=run.instance, partition_key=refresh.partition_key, tags=refresh.tags
+    ).success
+
+
 def _partitioned_keys(defs: dg.Definitions) -> list[dg.AssetKey]:
     graph = defs.resolve_asset_graph()
     return [key for key in graph.materializable_asset_keys if graph.get(key).partitions_def is not None]
 
 
 def _tick(run: LoopRun, d: date, automation_cursor, sensor_cursor):
-    """The morning after day d: Declarative Automation, then the retrain sensor, as the daemons would run them."""
+    """The morning after day d: ingestion and refresh, Declarative Automation, then the retrain sensor, as the
+    daemons would run them."""
+    if run.daily_ingestion:
+        _ingest(run, d)
+    else:
+        # This world loaded all its days at once, so at an earlier simulated morning some materialized partitions
+        # lie in the future. Dagster's partition-status cache drops partitions that do not exist yet when it is
+        # built and never adds them back, so later days would look missing forever. A deployment never
+        # materializes a day before it exists; rebuilding the cache each morning gives the automation that view.
+        run.instance.wipe_asset_cached_status(_partitioned_keys(run.defs))
     morning = datetime(d.year, d.month, d.day, 2, tzinfo=UTC) + timedelta(days=1)
-    # This world loaded all 60 days at once, so at an earlier simulated morning some materialized partitions lie
-    # in the future. Dagster's partition-status cache drops partitions that do not exist yet when it is built and
-    # never adds them back, so the days after the first tick would look missing forever. A real deployment never
-    # materializes a day before it exists; rebuilding the cache each morning gives the automation that view.
-    run.instance.wipe_asset_cached_status(_partitioned_keys(run.defs))
     result = dg.evaluate_automation_conditions(
         defs=run.defs, instance=run.instance, cursor=automation_cursor, evaluation_time=morning
     )
@@ -142,7 +177,7 @@ def _tick(run: LoopRun, d: date, automation_cursor, sensor_cursor):
     return result.cursor, context.cursor
 
 
-def _loop(tmp_path_factory, scenario: str) -> LoopRun:
+def _loop(tmp_path_factory, scenario: str, daily_ingestion: bool) -> LoopRun:
     import time
 
     started = time.perf_counter()
@@ -164,19 +199,8 @@ def _loop(tmp_path_factory, scenario: str) -> LoopRun:
     defs = build_definitions(settings)
     (data_dir / "dagster").mkdir()
     instance = dg.instance_for_test(temp_dir=str(data_dir / "dagster")).__enter__()
-    run = LoopRun(scenario, config, instance, defs, settings)
-    assets, graph = list(defs.assets), defs.resolve_asset_graph()
-    from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
-
-    window = {ASSET_PARTITION_RANGE_START_TAG: START.isoformat(), ASSET_PARTITION_RANGE_END_TAG: day(DAYS - 1).isoformat()}
-    assert dg.materialize(assets, selection=dg.AssetSelection.assets("raw_transactions", "raw_chargebacks"),
-                          instance=instance, resources=defs.resources, tags=window).success
-    later = dg.AssetSelection.groups("training", "scoring", "monitoring") | dg.AssetSelection.assets("training_set")
-    base = [k for k in graph.materializable_asset_keys
-            if k not in later.resolve(graph) and k.path[-1] not in ("raw_transactions", "raw_chargebacks")]
-    print(f"[{scenario}] ingested {time.perf_counter() - started:.1f}s")
-    assert dg.materialize(assets, selection=dg.AssetSelection.assets(*base), instance=instance,
-                          resources=defs.resources, tags=window).success
+    run = LoopRun(scenario, config, instance, defs, settings, daily_ingestion=daily_ingestion)
+    _load_days(run, START, day(FIRST_TICK - 1) if daily_ingestion else day(DAYS - 1))
     # The first champion, trained the evening before the first tick, exactly as a retrain would be.
     policy = defs.resources["policy"]
     as_of = f"{day(FIRST_TICK - 1).isoformat()}T23:59:59.999999+00:00"
@@ -196,7 +220,24 @@ def _loop(tmp_path_factory, scenario: str) -> LoopRun:
         print(f"[{scenario}] tick {day(i)} done {time.perf_counter() - started:.1f}s "
               f"{ {k: m.get('verdict') for k, m in run.verdicts.get(day(i).isoformat(), {}).items()} }")
     run.seconds = time.perf_counter() - started
+    if daily_ingestion:
+        _load_days(run, day(LAST_TICK + 1), day(DAYS - 1))  # only for measuring the models on the days after
     return run
+
+
+def _load_days(run: LoopRun, first: date, last: date) -> None:
+    """Ingest first..last in one run, then warehouse and features (a backfill, as from the UI)."""
+    from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
+
+    assets, graph = list(run.defs.assets), run.defs.resolve_asset_graph()
+    window = {ASSET_PARTITION_RANGE_START_TAG: first.isoformat(), ASSET_PARTITION_RANGE_END_TAG: last.isoformat()}
+    assert dg.materialize(assets, selection=dg.AssetSelection.assets("raw_transactions", "raw_chargebacks"),
+                          instance=run.instance, resources=run.defs.resources, tags=window).success
+    later = dg.AssetSelection.groups("training", "scoring", "monitoring") | dg.AssetSelection.assets("training_set")
+    rest = [k for k in graph.materializable_asset_keys
+            if k not in later.resolve(graph) and k.path[-1] not in ("raw_transactions", "raw_chargebacks")]
+    assert dg.materialize(assets, selection=dg.AssetSelection.assets(*rest), instance=run.instance,
+                          resources=run.defs.resources, tags=window).success
 
 
 def _oracle_frame(run: LoopRun, first: date, last: date) -> pd.DataFrame:
@@ -258,7 +299,7 @@ def _summary(run: LoopRun) -> dict:
 
 @pytest.mark.parametrize("scenario", ["fraud_pattern_shift", "amount_inflation"])
 def test_drift_is_caught_retrained_once_and_the_new_champion_is_better(tmp_path_factory, scenario):
-    run = _loop(tmp_path_factory, scenario)
+    run = _loop(tmp_path_factory, scenario, daily_ingestion=scenario == "fraud_pattern_shift")
     summary = _summary(run)
     client = run.defs.resources["mlflow_tracking"].client()
     model_name = run.settings.model_name
@@ -298,7 +339,7 @@ def test_drift_is_caught_retrained_once_and_the_new_champion_is_better(tmp_path_
 
 
 def test_a_quiet_world_never_retrains(tmp_path_factory):
-    run = _loop(tmp_path_factory, "none")
+    run = _loop(tmp_path_factory, "none", daily_ingestion=False)
     summary = _summary(run)
     _report(run, summary)
     assert run.drift_days() == [], summary
