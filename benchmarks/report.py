@@ -196,8 +196,8 @@ def main() -> None:
               + " (threshold for a drifted column: 0.1).", ""]
     lines += ["", ("**Main job** (`materialize_platform`, as `make demo`: the daily partitions in one run, then "
                    "every other asset), `size` transactions over 90 days"), "",
-              ("| size | Feast stores | transactions | job wall | sum of asset steps | job / steps | peak MB job / dbt "
-               "child | slowest steps |"),
+              ("| size | Feast stores | transactions | job wall | sum of asset steps | job / steps | peak MB | "
+              "slowest steps |"),
               "|---|---|---|---|---|---|---|---|"]
     for (size, run), variant in ((item, v) for item in runs.items() for v in ("ours", "stock")):
         record = run.get(("main_job", variant))
@@ -207,8 +207,7 @@ def main() -> None:
         lines.append(
             f"| {size} | {variant} | {record['transactions']:,} | {fmt(record['seconds'])} s | "
             f"{fmt(record['sum_of_steps_seconds'])} s | {ratio(record['seconds'], record['sum_of_steps_seconds'])} | "
-            f"{fmt(record['peak_rss_mb'], 0)} / {fmt(record.get('child_peak_rss_mb'), 0)} | "
-            + ", ".join(f"{k} {v:.1f}s" for k, v in steps) + " |")
+            f"{fmt(record['peak_rss_mb'], 0)} | " + ", ".join(f"{k} {v:.1f}s" for k, v in steps) + " |")
     lines += ["", "![scale](benchmarks-scale.png)", ""]
     if BEFORE_AFTER_NOTE.exists():
         lines += [BEFORE_AFTER_NOTE.read_text().strip(), ""]
