@@ -215,7 +215,10 @@ def test_protobuf_writes_land_in_the_same_rows(stores):
     for store in (stock, ours):
         store.write_to_online_store("customer_stats", frame)
     rows = [{"customer_id": c, "merchant_id": "M01"} for c in ("C001", "C777", "C002")]
-    assert _online(ours, "scoring", rows) == _online(stock, "scoring", rows)
+    ours_dict, _ = result = _online(ours, "scoring", rows)
+    assert result == _online(stock, "scoring", rows)
+    # The written values are what both serve (equal but empty would prove nothing).
+    assert ours_dict["spend"][:2] == [12.5, None] and ours_dict["txn_count"][:2] == [3, 4]
 
 
 def test_fast_entity_key_encoding_is_feasts():
