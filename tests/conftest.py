@@ -12,8 +12,9 @@ from pathlib import Path
 
 import dagster as dg
 import pytest
+from platform_env import local_settings
 
-from platform_assets.settings import PROJECT_ROOT, Settings, load_settings
+from platform_assets.settings import PROJECT_ROOT, Settings
 
 os.environ.setdefault("DO_NOT_TRACK", "1")
 os.environ.setdefault("MLFLOW_ENABLE_TELEMETRY", "false")
@@ -58,11 +59,7 @@ def _platform(tmp_path_factory, scenario: str) -> Iterator[PlatformUnderTest]:
 
     data_dir = tmp_path_factory.mktemp(f"platform-{scenario}")
     with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("PLATFORM_DATA_DIR", str(data_dir))
-        mp.delenv("PLATFORM_LANDING_DIR", raising=False)
-        mp.delenv("MLFLOW_TRACKING_URI", raising=False)
-        mp.setenv("PLATFORM_PROFILE", "local")
-        settings = load_settings()
+        settings = local_settings(mp, data_dir)
         config = SimulationConfig(
             start_date=E2E_START,
             days=E2E_DAYS,

@@ -30,13 +30,14 @@ from datetime import UTC, date, datetime, timedelta
 import dagster as dg
 import pandas as pd
 import pytest
+from platform_env import local_settings
 from sklearn.metrics import average_precision_score
 
 from platform_assets import training_data as td
 from platform_assets.automation.schedules import refresh_after_ingestion
 from platform_assets.automation.sensors import retrain_on_drift
 from platform_assets.definitions import build_definitions
-from platform_assets.settings import PROJECT_ROOT, load_settings
+from platform_assets.settings import PROJECT_ROOT
 from platform_assets.simulator import SimulationConfig, write_landing_zone
 from platform_assets.simulator.generator import build_world, simulate_day
 
@@ -183,13 +184,7 @@ def _loop(tmp_path_factory, scenario: str, daily_ingestion: bool) -> LoopRun:
     started = time.perf_counter()
     data_dir = tmp_path_factory.mktemp(f"loop-{scenario}")
     with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("PLATFORM_DATA_DIR", str(data_dir))
-        mp.delenv("PLATFORM_LANDING_DIR", raising=False)
-        mp.delenv("MLFLOW_TRACKING_URI", raising=False)
-        mp.setenv("PLATFORM_PROFILE", "local")
-        for k, v in LOOP_ENV.items():
-            mp.setenv(k, v)
-        settings = load_settings()
+        settings = local_settings(mp, data_dir, **LOOP_ENV)
     config = SimulationConfig(
         start_date=START, days=DAYS, n_customers=400, n_merchants=80, transactions_per_day=500, fraud_rate=0.02,
         scenario=scenario, scenario_start_day=SHIFT_DAY, max_label_delay_days=3, malformed_rate=0.0,
