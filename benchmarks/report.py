@@ -197,8 +197,8 @@ def main() -> None:
     lines += ["", ("**Main job** (`materialize_platform`, as `make demo`: the daily partitions in one run, then "
                    "every other asset), `size` transactions over 90 days"), "",
               ("| size | Feast stores | transactions | job wall | sum of asset steps | job / steps | peak MB | "
-              "slowest steps |"),
-              "|---|---|---|---|---|---|---|---|"]
+              "peak MB, process tree | slowest steps | largest step peaks (MB) |"),
+              "|---|---|---|---|---|---|---|---|---|---|"]
     for (size, run), variant in ((item, v) for item in runs.items() for v in ("ours", "stock")):
         record = run.get(("main_job", variant))
         if not record or "error" in record:
@@ -207,7 +207,10 @@ def main() -> None:
         lines.append(
             f"| {size} | {variant} | {record['transactions']:,} | {fmt(record['seconds'])} s | "
             f"{fmt(record['sum_of_steps_seconds'])} s | {ratio(record['seconds'], record['sum_of_steps_seconds'])} | "
-            f"{fmt(record['peak_rss_mb'], 0)} | " + ", ".join(f"{k} {v:.1f}s" for k, v in steps) + " |")
+            f"{fmt(record['peak_rss_mb'], 0)} | {fmt(record.get('tree_peak_rss_mb'), 0)} | "
+            + ", ".join(f"{k} {v:.1f}s" for k, v in steps) + " | "
+            + ", ".join(f"{k} {v:,.0f}" for k, v in
+                        sorted(record.get("step_peak_rss_mb", {}).items(), key=lambda kv: -kv[1])[:3]) + " |")
     lines += ["", "![scale](benchmarks-scale.png)", ""]
     if BEFORE_AFTER_NOTE.exists():
         lines += [BEFORE_AFTER_NOTE.read_text().strip(), ""]

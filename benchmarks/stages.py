@@ -18,6 +18,7 @@ import sys
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Self
 
 import numpy as np
 import pandas as pd
@@ -37,6 +38,50 @@ def current_rss_mb() -> float:
     import psutil
 
     return psutil.Process().memory_info().rss / 2**20
+
+
+class RssSampler:
+    """Samples this process's RSS and that of its whole process tree (dbt runs in a child) every `interval`
+    seconds on a thread, so a main-job run can say which step its peak belongs to and what the tree held at
+    once; ru_maxrss gives only the process's own peak, unattributed."""
+
+    def __init__(self, interval: float = 0.2):
+        import threading
+
+        import psutil
+
+        self.interval, self.samples = interval, []
+        self._process, self._stop = psutil.Process(), threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        import psutil
+
+        while not self._stop.wait(self.interval):
+            own = self._process.memory_info().rss
+            tree = own
+            for child in self._process.children(recursive=True):
+                try:
+                    tree += child.memory_info().rss
+                except psutil.Error:
+                    pass
+            self.samples.append((time.time(), own / 2**20, tree / 2**20))
+
+    def __enter__(self) -> Self:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def tree_peak_mb(self) -> float:
+        return max((tree for _, _, tree in self.samples), default=0.0)
+
+    def peak_between(self, start: float, end: float) -> tuple[float, float]:
+        """(own, tree) peak RSS in MB sampled in [start, end]."""
+        window = [(own, tree) for t, own, tree in self.samples if start <= t <= end]
+        return (max((o for o, _ in window), default=0.0), max((t for _, t in window), default=0.0))
 
 
 def feature_names() -> list[str]:
@@ -250,7 +295,7 @@ def stage_xgboost(variant: str, size: int, work: Path) -> dict:
     if variant == "ours":
         from platform_assets.training.evaluation import fit_classifier
 
-        fit_classifier(frame, feature_names(), "is_fraud", params)
+        fit_classifier(frame[feature_names()], frame["is_fraud"], frame["event_timestamp"], params)
     else:
         cut = int(size * 0.85)
         x = frame[feature_names()].to_numpy(dtype="float64")
@@ -326,12 +371,14 @@ def stage_main_job(variant: str, size: int, work: Path) -> dict:
     write_landing_zone(config, settings.landing_dir)
     simulate_seconds = time.perf_counter() - started
     (data_dir / "dagster").mkdir(parents=True, exist_ok=True)
-    with dg.instance_for_test(temp_dir=str(data_dir / "dagster")) as instance:
+    with dg.instance_for_test(temp_dir=str(data_dir / "dagster")) as instance, RssSampler() as sampler:
         started = time.perf_counter()
-        run = materialize_platform(settings, config.start_date, config.end_date, instance)
+        materialize_platform(settings, config.start_date, config.end_date, instance)
         seconds = time.perf_counter() - started
-        records = instance.get_records_for_run(run.graph_run.run_id).records + \
-            instance.get_records_for_run(run.partitions_run.run_id).records
+        # Every run of the job (partitions, graph, the scored days, the newest day's monitoring): `seconds` and
+        # the peaks cover all of them.
+        records = [record for dagster_run in instance.get_runs()
+                   for record in instance.get_records_for_run(dagster_run.run_id, limit=100_000).records]
         starts, ends = {}, {}
         for record in records:
             entry = record.event_log_entry
@@ -342,9 +389,13 @@ def stage_main_job(variant: str, size: int, work: Path) -> dict:
                 elif kind in ("STEP_SUCCESS", "STEP_FAILURE"):
                     ends[entry.step_key] = entry.timestamp
         step_seconds = {k: round(ends[k] - starts[k], 3) for k in starts if k in ends}
+        step_peaks = {k: sampler.peak_between(starts[k], ends[k]) for k in step_seconds}
     return {"seconds": seconds, "simulate_seconds": simulate_seconds, "transactions": per_day * DEMO_DAYS,
             "customers": config.n_customers, "merchants": config.n_merchants,
-            "sum_of_steps_seconds": sum(step_seconds.values()), "steps": step_seconds}
+            "sum_of_steps_seconds": sum(step_seconds.values()), "steps": step_seconds,
+            "tree_peak_rss_mb": round(sampler.tree_peak_mb(), 1),
+            "step_peak_rss_mb": {k: round(own, 1) for k, (own, _) in step_peaks.items()},
+            "step_tree_peak_rss_mb": {k: round(tree, 1) for k, (_, tree) in step_peaks.items()}}
 
 
 def _dbt_env(work: Path) -> dict:

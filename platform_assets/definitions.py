@@ -32,7 +32,9 @@ def build_resources(settings: Settings) -> dict:
     and MLflow's tracking server (MLFLOW_TRACKING_URI)."""
     production = settings.profile == "production"
     return {
-        "warehouse": WarehouseResource(database=str(settings.warehouse_path)),
+        "warehouse": WarehouseResource(
+            database=str(settings.warehouse_path), connection_config={"memory_limit": settings.duckdb_memory_limit}
+        ),
         "landing_zone": LandingZone(path=str(settings.landing_dir)),
         "dbt": PlatformDbtResource(
             project_dir=dbt_project,

@@ -65,6 +65,9 @@ class Settings:
     # Only whether a webhook is configured: its URL may carry a token, so it reaches the resource as dg.EnvVar.
     webhook_configured: bool = False
     policy_overrides: tuple[tuple[str, str], ...] = ()
+    # DuckDB takes 80% of RAM by default; past this limit it spills to disk. dbt reads the same variable itself
+    # (dbt_project/profiles.yml), so ingestion and dbt are bounded alike.
+    duckdb_memory_limit: str = "4GB"
 
     @property
     def warehouse_path(self) -> Path:
@@ -125,4 +128,5 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         celery_key_prefix=env.get("PLATFORM_CELERY_KEY_PREFIX", "platform:"),
         webhook_configured=bool(env.get("PLATFORM_WEBHOOK_URL")),
         policy_overrides=tuple((field, env[var]) for var, field in POLICY_ENV.items() if env.get(var)),
+        duckdb_memory_limit=env.get("PLATFORM_DUCKDB_MEMORY_LIMIT", "4GB"),
     )

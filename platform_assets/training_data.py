@@ -20,10 +20,13 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import tempfile
+import time
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from platform_assets.exports import query
@@ -37,6 +40,10 @@ LABEL = "is_fraud"
 DEFAULT_FEATURE_SERVICE = "fraud_detector_v2"
 KEYS = ["transaction_id", "customer_id", "merchant_id", "event_timestamp"]
 ENTITY_MARTS = ("fct_transactions", "fct_transaction_labels")
+# Entity rows per point-in-time join. A build holds one chunk at a time (its join result, on-demand features and
+# pandas copies: ~1 GB per million rows), so its memory no longer grows with the window; a demo-size training
+# set is one chunk.
+DEFAULT_CHUNK_ROWS = 1_000_000
 
 
 @dataclass(frozen=True)
@@ -178,11 +185,76 @@ def model_inputs(frame: pd.DataFrame, features: list[str]) -> pd.DataFrame:
     return frame[features].astype("float64")
 
 
+def read_split(path: str | Path, split: str, columns: list[str] | None = None) -> pd.DataFrame:
+    """The rows of one split of a snapshot; the filter runs batch by batch, so the other split is never held."""
+    import pyarrow.parquet as pq
+
+    return pq.read_table(path, columns=columns, filters=[("split", "==", split)]).to_pandas()
+
+
+@dataclass
+class TrainingInputs:
+    inputs: pd.DataFrame  # the feature columns, float32, one block
+    labels: np.ndarray
+    timestamps: pd.Series
+
+
+def read_training_inputs(manifest: TrainingSetManifest, split: str = "train") -> TrainingInputs:
+    """A split's features as one float32 block, filled batch by batch from the parquet file.
+
+    XGBoost bins and splits on float32 values whatever it is given, so float32 inputs train the same model as
+    float64 ones, in half the memory; reading batch by batch never holds the file's float64 columns whole."""
+    import pyarrow.compute as pc
+    import pyarrow.dataset as ds
+
+    features, label = manifest.feature_columns, manifest.label_column
+    rows = manifest.rows - manifest.holdout_rows if split == "train" else manifest.holdout_rows
+    values = np.empty((len(features), rows), dtype=np.float32)  # (columns, rows): pandas' own block layout
+    labels = np.empty(rows, dtype=np.int32)
+    timestamps = np.empty(rows, dtype="datetime64[us]")
+    offset = 0
+    batches = ds.dataset(manifest.path, format="parquet").to_batches(
+        columns=[*features, label, "event_timestamp"], filter=pc.field("split") == split
+    )
+    for batch in batches:
+        end = offset + batch.num_rows
+        if end > rows:
+            raise ValueError(f"{manifest.path} holds more {split} rows than its manifest's {rows}")
+        for j, name in enumerate(features):
+            values[j, offset:end] = batch.column(name).to_numpy(zero_copy_only=False)
+        labels[offset:end] = batch.column(label).to_numpy(zero_copy_only=False)
+        timestamps[offset:end] = batch.column("event_timestamp").cast("timestamp[us]").to_numpy(zero_copy_only=False)
+        offset = end
+    if offset != rows:
+        raise ValueError(f"{manifest.path} holds {offset} {split} rows, its manifest {rows}")
+    inputs = pd.DataFrame(values.T, columns=features, copy=False)
+    return TrainingInputs(inputs, labels, pd.Series(pd.to_datetime(timestamps, utc=True)))
+
+
+class ContentHash:
+    """Values, column names and types: a renamed or retyped feature is a different training set. Row hashes are
+    per row, so feeding a frame chunk by chunk gives the hash of the whole frame."""
+
+    def __init__(self):
+        self._digest, self._dtypes = hashlib.sha256(), None
+
+    def update(self, frame: pd.DataFrame) -> None:
+        dtypes = [[str(c), str(t)] for c, t in frame.dtypes.items()]
+        if self._dtypes is not None and dtypes != self._dtypes:
+            raise ValueError(f"a chunk's columns or types differ from the first chunk's: {dtypes} vs {self._dtypes}")
+        self._dtypes = dtypes
+        self._digest.update(pd.util.hash_pandas_object(frame, index=False).values.tobytes())
+
+    def hexdigest(self) -> str:
+        digest = self._digest.copy()
+        digest.update(json.dumps(self._dtypes or []).encode())
+        return digest.hexdigest()
+
+
 def content_hash(frame: pd.DataFrame) -> str:
-    """Values, column names and types: a renamed or retyped feature is a different training set."""
-    digest = hashlib.sha256(pd.util.hash_pandas_object(frame, index=False).values.tobytes())
-    digest.update(json.dumps([[str(c), str(t)] for c, t in frame.dtypes.items()]).encode())
-    return digest.hexdigest()
+    hasher = ContentHash()
+    hasher.update(frame)
+    return hasher.hexdigest()
 
 
 def file_version(path: Path) -> str:
@@ -247,28 +319,47 @@ def snapshot_id(feature_service: str, service_version: str, window: dict, versio
     return hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def assign_split(frame: pd.DataFrame, window_end: datetime, holdout_days: int) -> tuple[pd.DataFrame, datetime]:
+def holdout_cut(window_end: datetime, holdout_days: int) -> datetime:
     """Time-based split: the last `holdout_days` whole days before `window_end` are the holdout."""
-    cut = pd.Timestamp(window_end) - pd.Timedelta(days=holdout_days)
-    if not (frame["event_timestamp"] < cut).any():
+    return (pd.Timestamp(window_end) - pd.Timedelta(days=holdout_days)).to_pydatetime()
+
+
+def assign_split(frame: pd.DataFrame, cut: datetime) -> pd.DataFrame:
+    return frame.assign(split=(frame["event_timestamp"] >= pd.Timestamp(cut)).map({True: "holdout", False: "train"}))
+
+
+def labelled_rows_per_day(exports_dir: Path, window: dict) -> list[tuple[datetime, int]]:
+    """(day, entity rows) of the window: what the chunks are planned from."""
+    counts = query(
+        exports_dir,
+        """
+        SELECT date_trunc('day', t.event_ts) AS day, count(*) AS n
+        FROM {tx} AS t JOIN {labels} AS l USING (transaction_id)
+        WHERE t.event_ts >= $start AND t.event_ts < $end GROUP BY 1 ORDER BY 1
+        """,
+        {"start": window["window_start"], "end": window["window_end"]},
+        tx="fct_transactions",
+        labels="fct_transaction_labels",
+    )
+    return [(pd.Timestamp(d).to_pydatetime(), int(n)) for d, n in zip(counts["day"], counts["n"])]
+
+
+def plan_chunks(
+    day_counts: list[tuple[datetime, int]], start: datetime, end: datetime, cut: datetime, max_rows: int
+) -> list[tuple[datetime, datetime]]:
+    """[start, end) cut at day boundaries into consecutive ranges of at most `max_rows` entity rows (a day holding
+    more is a range of its own). Raises when no row lies before the holdout `cut`: nothing to train on."""
+    if not any(day < cut and n for day, n in day_counts):
+        holdout_days = (end - cut).days
         raise ValueError(f"no training rows before the {holdout_days}-day holdout: simulate more days")
-    frame = frame.assign(split=(frame["event_timestamp"] >= cut).map({True: "holdout", False: "train"}))
-    return frame, cut.to_pydatetime()
-
-
-def save_snapshot(frame: pd.DataFrame, manifest_fields: dict, out_dir: Path) -> TrainingSetManifest:
-    out_dir.mkdir(parents=True, exist_ok=True)
-    sid = manifest_fields["snapshot_id"]
-    path = out_dir / f"{sid}.parquet"
-    tmp = path.with_suffix(".parquet.tmp")
-    frame.to_parquet(tmp, index=False, coerce_timestamps="us", allow_truncated_timestamps=True)
-    os.replace(tmp, path)
-    manifest = TrainingSetManifest(path=str(path), **manifest_fields)
-    for name in (f"{sid}.json", "latest.json"):
-        tmp_json = out_dir / f".{name}.tmp"
-        tmp_json.write_text(manifest.to_json())
-        os.replace(tmp_json, out_dir / name)
-    return manifest
+    chunks, lo, rows = [], start, 0
+    for day, n in day_counts:
+        if rows and rows + n > max_rows:
+            chunks.append((lo, day))
+            lo, rows = day, 0
+        rows += n
+    chunks.append((lo, end))
+    return chunks
 
 
 class SnapshotNotReproducibleError(RuntimeError):
@@ -277,9 +368,16 @@ class SnapshotNotReproducibleError(RuntimeError):
 
 @dataclass
 class BuiltTrainingSet:
-    frame: pd.DataFrame
+    """A training set written to `path` (a temporary file until `save_snapshot` publishes it)."""
+
+    path: Path
     manifest_fields: dict
     join_seconds: float
+    chunks: int
+    train_positives: int
+
+    def read(self) -> pd.DataFrame:
+        return pd.read_parquet(self.path)
 
 
 def build_training_set(
@@ -289,45 +387,97 @@ def build_training_set(
     label_maturity_days: int,
     warmup_days: int,
     holdout_days: int,
+    out_dir: Path,
     window: dict | None = None,
     as_of: datetime | None = None,
+    chunk_rows: int = DEFAULT_CHUNK_ROWS,
 ) -> BuiltTrainingSet:
-    """Entity rows -> point-in-time join -> time split -> manifest fields. Building and rebuilding-by-id run
-    exactly this code; `window` pins the entity window and as-of time of a rebuild."""
-    import time
+    """Entity rows -> point-in-time join -> time split, chunk by chunk in time order, into a temporary parquet
+    file in `out_dir`. Building and rebuilding-by-id run exactly this code; `window` pins the entity window and
+    as-of time of a rebuild. Every feature is written as float64, as the model reads it: a count with no feature
+    row yet is NaN, and a column's type must not depend on whether its chunk happened to hold one. The rows, their
+    order and the content hash do not depend on `chunk_rows`."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
 
     service_version, feature_sources = feature_service_recipe(store, feature_service)
     versions = upstream_versions(exports_dir, feature_sources)
-    entity_rows, window = labelled_transactions(exports_dir, label_maturity_days, warmup_days, window, as_of)
-    started = time.perf_counter()
-    frame = join_features(store, entity_rows, feature_service)
-    join_seconds = time.perf_counter() - started
-    frame, holdout_start = assign_split(frame, window["window_end"], holdout_days)
+    window = window or entity_window(exports_dir, label_maturity_days, warmup_days, as_of)
+    cut = holdout_cut(window["window_end"], holdout_days)
+    chunks = plan_chunks(labelled_rows_per_day(exports_dir, window), window["window_start"], window["window_end"],
+                         cut, chunk_rows)
     feature_columns = TRANSACTION_FEATURES + [
         c for c in service_feature_columns(store, feature_service) if c not in TRANSACTION_FEATURES
     ]
-    frame = frame[[*KEYS, *feature_columns, LABEL, "split"]].reset_index(drop=True)
-    holdout = frame[frame["split"] == "holdout"]
     params = {"label_maturity_days": label_maturity_days, "warmup_days": warmup_days, "holdout_days": holdout_days}
+    sid = snapshot_id(feature_service, service_version, window, versions, params)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / f".{sid}.{os.getpid()}.parquet.tmp"
+    hasher, writer, join_seconds = ContentHash(), None, 0.0
+    counts = {"rows": 0, "positives": 0, "holdout_rows": 0, "holdout_positives": 0}
+    try:
+        for lo, hi in chunks:
+            chunk_window = {"as_of": window["as_of"], "window_start": lo, "window_end": hi}
+            entity_rows, _ = labelled_transactions(exports_dir, label_maturity_days, warmup_days, chunk_window)
+            if entity_rows.empty:
+                continue
+            started = time.perf_counter()
+            frame = join_features(store, entity_rows, feature_service)
+            join_seconds += time.perf_counter() - started
+            del entity_rows
+            frame = assign_split(frame, cut)[[*KEYS, *feature_columns, LABEL, "split"]]
+            frame = frame.astype(dict.fromkeys(feature_columns, "float64"))
+            hasher.update(frame)
+            holdout = frame["split"] == "holdout"
+            counts["rows"] += len(frame)
+            counts["positives"] += int(frame[LABEL].sum())
+            counts["holdout_rows"] += int(holdout.sum())
+            counts["holdout_positives"] += int(frame.loc[holdout, LABEL].sum())
+            table = pa.Table.from_pandas(frame, preserve_index=False)
+            del frame
+            if writer is None:
+                writer = pq.ParquetWriter(path, table.schema, coerce_timestamps="us", allow_truncated_timestamps=True)
+            writer.write_table(table.cast(writer.schema))
+        if writer is None:
+            raise ValueError(f"no labelled transactions in {window['window_start']} .. {window['window_end']}")
+        writer.close()
+    except BaseException:
+        if writer is not None:
+            writer.close()
+        path.unlink(missing_ok=True)
+        raise
     fields = {
-        "snapshot_id": snapshot_id(feature_service, service_version, window, versions, params),
+        "snapshot_id": sid,
         "feature_service": feature_service,
         "feature_columns": feature_columns,
         "label_column": LABEL,
         "window_start": window["window_start"].isoformat(),
         "window_end": window["window_end"].isoformat(),
         "as_of": window["as_of"].isoformat(),
-        "holdout_start": holdout_start.isoformat(),
-        "rows": len(frame),
-        "positives": int(frame[LABEL].sum()),
-        "holdout_rows": len(holdout),
-        "holdout_positives": int(holdout[LABEL].sum()),
+        "holdout_start": cut.isoformat(),
+        **counts,
         "feature_service_version": service_version,
         "upstream_versions": versions,
         **params,
-        "content_hash": content_hash(frame),
+        "content_hash": hasher.hexdigest(),
     }
-    return BuiltTrainingSet(frame, fields, join_seconds)
+    train_positives = counts["positives"] - counts["holdout_positives"]
+    return BuiltTrainingSet(path, fields, join_seconds, len(chunks), train_positives)
+
+
+def save_snapshot(built: BuiltTrainingSet, out_dir: Path) -> TrainingSetManifest:
+    """Publish a built training set as `<id>.parquet` with its manifest `<id>.json` and `latest.json`, each by an
+    atomic rename: a reader sees the old snapshot or the new one, never half of one."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    sid = built.manifest_fields["snapshot_id"]
+    path = out_dir / f"{sid}.parquet"
+    os.replace(built.path, path)
+    manifest = TrainingSetManifest(path=str(path), **built.manifest_fields)
+    for name in (f"{sid}.json", "latest.json"):
+        tmp_json = out_dir / f".{name}.tmp"
+        tmp_json.write_text(manifest.to_json())
+        os.replace(tmp_json, out_dir / name)
+    return manifest
 
 
 def rebuild_training_set(store, exports_dir: Path, training_sets_dir: Path, snapshot: str) -> pd.DataFrame:
@@ -350,13 +500,14 @@ def rebuild_training_set(store, exports_dir: Path, training_sets_dir: Path, snap
     if changed:
         raise SnapshotNotReproducibleError(f"upstream data changed since snapshot {snapshot}: {changed}")
     window = {k: datetime.fromisoformat(getattr(manifest, k)) for k in ("window_start", "window_end", "as_of")}
-    built = build_training_set(
-        store, exports_dir, manifest.feature_service, manifest.label_maturity_days, manifest.warmup_days,
-        manifest.holdout_days, window,
-    )
-    if built.manifest_fields["snapshot_id"] != snapshot or built.manifest_fields["content_hash"] != manifest.content_hash:
-        raise SnapshotNotReproducibleError(
-            f"rebuilding {snapshot} gave different rows (id {built.manifest_fields['snapshot_id']}, content hash "
-            f"{built.manifest_fields['content_hash']} vs {manifest.content_hash})"
+    with tempfile.TemporaryDirectory(dir=training_sets_dir, prefix=".rebuild-") as scratch:
+        built = build_training_set(
+            store, exports_dir, manifest.feature_service, manifest.label_maturity_days, manifest.warmup_days,
+            manifest.holdout_days, Path(scratch), window,
         )
-    return built.frame
+        if built.manifest_fields["snapshot_id"] != snapshot or built.manifest_fields["content_hash"] != manifest.content_hash:
+            raise SnapshotNotReproducibleError(
+                f"rebuilding {snapshot} gave different rows (id {built.manifest_fields['snapshot_id']}, content hash "
+                f"{built.manifest_fields['content_hash']} vs {manifest.content_hash})"
+            )
+        return built.read()

@@ -8,6 +8,7 @@ features, every primitive type, two entities with different TTLs, a multi-chunk 
 
 from __future__ import annotations
 
+import itertools
 import sqlite3
 from datetime import UTC, datetime, timedelta
 
@@ -167,6 +168,32 @@ def test_training_frames_with_the_created_timestamp_filter_are_identical_to_stoc
     pd.testing.assert_frame_equal(actual, expected)
     unfiltered = _training_frame(ours, entity_df, features=kwargs["features"], full_feature_names=full_feature_names)
     assert not actual.equals(unfiltered)  # the filter changed some rows, and ours changed the same ones
+
+
+@pytest.mark.parametrize("filter_by_created_timestamp", [False, True])
+def test_training_frames_of_time_slices_are_identical_to_stock(stores, filter_by_created_timestamp):
+    """A chunked build asks for a few days of entity rows at a time, and ours then reads only the feature rows of
+    those keys and times (`_view_cte`): rows older than a slice minus the TTL, known after it, or of other keys
+    must be exactly the ones no entity row of the slice could pick."""
+    stock, ours, entity_df = stores
+    kwargs = {"features": stock.get_feature_service("scoring"),
+              "filter_by_created_timestamp": filter_by_created_timestamp}
+    edges = [T0 + d * DAY for d in (-1, 3, 6, 9, 12, 17)]
+    for lo, hi in itertools.pairwise(edges):
+        chunk = entity_df[(entity_df["event_timestamp"] >= lo) & (entity_df["event_timestamp"] < hi)]
+        chunk = chunk[chunk["customer_id"] < "C020"]  # and a subset of the keys
+        assert len(chunk) > 20
+        actual = _training_frame(ours, chunk, **kwargs)
+        pd.testing.assert_frame_equal(actual, _training_frame(stock, chunk, **kwargs))
+        assert actual["spend"].notna().any()
+    # A slice starting in a gap: these customers' newest rows are 2.5 days old, inside the 3-day TTL, so the
+    # lower bound (oldest entity row minus the TTL) must still hold them.
+    gap = pd.DataFrame({"customer_id": ["C003", "C010", "C017"], "merchant_id": "M01",
+                        "event_timestamp": pd.to_datetime([T0 + 5 * DAY + timedelta(hours=12)] * 3, utc=True),
+                        "request_id": [900, 901, 902]})
+    actual = _training_frame(ours, gap, **kwargs)
+    pd.testing.assert_frame_equal(actual, _training_frame(stock, gap, **kwargs))
+    assert actual["segment"].notna().all()
 
 
 def _online(store, service_name: str, rows):

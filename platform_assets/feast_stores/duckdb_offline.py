@@ -153,11 +153,23 @@ def _view_cte(view: dict, filter_by_created: bool) -> tuple[str, str, str, list[
     ordered by that availability time and each carries the best (event, created) row available up to it (a
     running max, peers included); the ASOF JOIN on availability then lands on exactly Feast's pick, and the TTL
     is checked against the picked row's event time. Rows without a created time are never known (Feast's
-    `created <= entity time` is not true for them)."""
+    `created <= entity time` is not true for them).
+
+    Rows that no entity row can pick are left out before the join: rows of keys no entity row has; rows known
+    only after the newest entity row (`$max_ets`); with a TTL, rows older than the oldest entity row minus the
+    TTL (`$min_ets`): such a row could only be the newest one applicable where every applicable row is older than
+    the TTL, and then the answer is null either way. So a chunked build joins only the feature rows of its
+    chunk's keys and time, not the whole history of every key each time."""
     ts, created = quote(view["timestamp_field"]), quote(view["created"]) if view["created"] else None
+    ttl: timedelta | None = view["ttl"]
+    pickable = f" AND {ts} >= $min_ets - INTERVAL ({int(ttl.total_seconds() * 1_000_000)}) MICROSECOND" if ttl else ""
     keys = [quote(k) for k in view["join_key_map"]]
     key_aliases = [f"{k} AS {quote(f'__k{j}')}" for j, k in enumerate(keys)]
-    source = f"read_parquet({literal(view['path'])})"
+    source = f"read_parquet({literal(view['path'])}) AS __src"
+    if view["join_key_map"]:
+        same_key = " AND ".join(f"__e.{quote(entity_col)} = __src.{quote(view_key)}"
+                                for view_key, entity_col in view["join_key_map"].items())
+        pickable += f" AND EXISTS (SELECT 1 FROM {ENTITY_TABLE} AS __e WHERE {same_key})"
     features = [quote(src) for src, _ in view["features"]]
     if filter_by_created and created:
         best = ", ".join([f"__ts := {ts}", f"__cr := {created}",
@@ -166,14 +178,15 @@ def _view_cte(view: dict, filter_by_created: bool) -> tuple[str, str, str, list[
             f"SELECT {', '.join(key_aliases)}, greatest({ts}, {created}) AS __at, "
             f"max(struct_pack({best})) OVER (PARTITION BY {', '.join(keys)} ORDER BY greatest({ts}, {created}) "
             f"RANGE BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS __best "
-            f"FROM {source} WHERE {ts} IS NOT NULL AND {created} IS NOT NULL"
+            f"FROM {source} WHERE {ts} IS NOT NULL AND {created} IS NOT NULL "
+            f"AND greatest({ts}, {created}) <= $max_ets{pickable}"
         )
         return body, "__ets", "__at", ["__best.__ts",
                                        *(f"__best.{quote(f'__v{j}')}" for j in range(len(features)))]
     created_part = f"coalesce(epoch_us({created}), {_NO_CREATED})" if created else "0"
     columns = [*key_aliases, f"{ts} AS __ts", f"epoch_us({ts})::HUGEINT * {_SHIFT} + {created_part} AS __m",
                *(f"{f} AS {quote(f'__v{j}')}" for j, f in enumerate(features))]
-    body = f"SELECT {', '.join(columns)} FROM {source} WHERE {ts} IS NOT NULL"
+    body = f"SELECT {', '.join(columns)} FROM {source} WHERE {ts} IS NOT NULL AND {ts} <= $max_ets{pickable}"
     return body, "__m", "__m", ["__ts", *(quote(f"__v{j}") for j in range(len(features)))]
 
 
@@ -268,11 +281,14 @@ class AsofDuckDBOfflineStore(DuckDBOfflineStore):
         rows = entity_df.assign(**{event_timestamp_col: timestamps})
         sql = point_in_time_sql(entity_columns, event_timestamp_col, views, filter_by_created_timestamp)
 
+        bounds = {"min_ets": timestamps.min().to_pydatetime() if len(rows) else None,
+                  "max_ets": timestamps.max().to_pydatetime() if len(rows) else None}
+
         def run(fetch):
             con = connect()
             try:
                 con.register(ENTITY_TABLE, rows)
-                return fetch(con.execute(sql))
+                return fetch(con.execute(sql, bounds))
             finally:
                 con.close()
 
@@ -285,8 +301,8 @@ class AsofDuckDBOfflineStore(DuckDBOfflineStore):
         metadata = RetrievalMetadata(
             features=feature_refs,
             keys=[c for c in entity_columns if c != event_timestamp_col],
-            min_event_timestamp=timestamps.min().to_pydatetime() if len(rows) else None,
-            max_event_timestamp=timestamps.max().to_pydatetime() if len(rows) else None,
+            min_event_timestamp=bounds["min_ets"],
+            max_event_timestamp=bounds["max_ets"],
         )
         return ArrowRetrievalJob(compute, [v for v in odfvs if v.mode != "substrait"], full_feature_names, metadata,
                                  compute_df)

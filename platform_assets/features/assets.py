@@ -41,6 +41,10 @@ class TrainingSetConfig(dg.Config):
     as_of: str | None = Field(
         default=None, description="ISO time to cut the world at (a retrain's drift window end); default: newest data"
     )
+    chunk_rows: int = Field(
+        default=ts.DEFAULT_CHUNK_ROWS, gt=0,
+        description="Entity rows per point-in-time join: bounds the build's memory (~1 GB per million rows)",
+    )
 
 
 @dg.asset(
@@ -153,15 +157,14 @@ def training_set(
     started = time.perf_counter()
     built = ts.build_training_set(
         store, storage.exports_dir(), config.feature_service, config.label_maturity_days, config.warmup_days,
-        config.holdout_days, as_of=as_of,
+        config.holdout_days, storage.training_sets_dir(), as_of=as_of, chunk_rows=config.chunk_rows,
     )
-    frame, feature_columns = built.frame, built.manifest_fields["feature_columns"]
-    context.log.info(f"joined features for {len(frame):,} matured transactions in {built.join_seconds:.1f}s")
-    holdout = frame[frame["split"] == "holdout"]
-    train_positives = int(frame.loc[frame["split"] == "train", ts.LABEL].sum())
-    holdout_positives = int(holdout[ts.LABEL].sum())
+    fields, feature_columns = built.manifest_fields, built.manifest_fields["feature_columns"]
+    context.log.info(f"joined features for {fields['rows']:,} matured transactions in {built.chunks} chunk(s) "
+                     f"in {built.join_seconds:.1f}s")
+    train_positives, holdout_positives = built.train_positives, fields["holdout_positives"]
     trainable = min(train_positives, holdout_positives) >= config.min_positives_per_split
-    manifest = ts.save_snapshot(frame, built.manifest_fields, storage.training_sets_dir())
+    manifest = ts.save_snapshot(built, storage.training_sets_dir())
     build_seconds = time.perf_counter() - started
     return dg.MaterializeResult(
         metadata={
@@ -180,6 +183,7 @@ def training_set(
             "content_hash": manifest.content_hash,
             "feature_columns": len(feature_columns),
             "join_seconds": round(built.join_seconds, 3),
+            "chunks": built.chunks,
             "build_seconds": round(build_seconds, 3),
         },
         check_results=[

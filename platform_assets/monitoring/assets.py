@@ -41,16 +41,15 @@ def _day(context: dg.AssetExecutionContext) -> date:
 
 
 def _champion_reference(mlflow_tracking: MlflowResource, storage: PlatformStorage):
-    """(champion version, its training-set manifest, the model, its holdout scored by it, its training rows)."""
+    """(champion version, its training-set manifest, the model, its holdout scored by it)."""
     champion = mlflow_tracking.champion_version()
     if champion is None:
         raise dg.Failure("no champion model yet: materialize fraud_model first")
     manifest = td.TrainingSetManifest.read(storage.training_sets_dir() / f"{champion.tags['training_set_id']}.json")
     model = mlflow_tracking.load_version(champion.version)
-    snapshot = pd.read_parquet(manifest.path)
-    reference = snapshot[snapshot["split"] == "holdout"]
+    reference = td.read_split(manifest.path, "holdout")
     reference = reference.assign(**{pr.SCORE: model.predict_proba(td.model_inputs(reference, manifest.feature_columns))[:, 1]})
-    return champion, manifest, model, reference, snapshot[snapshot["split"] == "train"]
+    return champion, manifest, model, reference
 
 
 @dataclass(frozen=True)
@@ -62,7 +61,6 @@ class _DriftWindow:
     manifest: td.TrainingSetManifest
     model: object
     reference: pd.DataFrame
-    history: pd.DataFrame
     current: pd.DataFrame
     metadata: dict
 
@@ -72,7 +70,7 @@ def _drift_window(
 ) -> _DriftWindow:
     day = _day(context)
     first = day - timedelta(days=policy.drift_window_days - 1)
-    champion, manifest, model, reference, history = _champion_reference(mlflow_tracking, storage)
+    champion, manifest, model, reference = _champion_reference(mlflow_tracking, storage)
     current, days = pr.read_days(storage.predictions_dir(), first, day)
     metadata = {
         "drift_window_end": day.isoformat(),
@@ -82,7 +80,7 @@ def _drift_window(
         "current_rows_total": len(current),
         "champion_version": str(champion.version),
     }
-    return _DriftWindow(day, champion, manifest, model, reference, history, current, metadata)
+    return _DriftWindow(day, champion, manifest, model, reference, current, metadata)
 
 
 def _verdict(enough: bool, drifted: bool) -> str:
@@ -116,7 +114,10 @@ def feature_drift_report(
         return dg.MaterializeResult(metadata={**metadata, "drift_detected": False, "verdict": "insufficient_data"})
     html = storage.reports_dir() / "feature_drift" / f"{day.isoformat()}.html"
     reference = sample(reference, policy.max_report_rows)
-    thresholds = calibrated_thresholds(reference, window.history, manifest.feature_columns, policy.drift_window_days)
+    history = td.read_training_inputs(manifest, "train")  # the champion's training rows, float32, held once
+    thresholds = calibrated_thresholds(reference, history.inputs, manifest.feature_columns, policy.drift_window_days,
+                                       times=history.timestamps)
+    del history
     summary = drift_report(reference, current, manifest.feature_columns, html, thresholds)
     drifted = summary.is_drift(policy.drift_share_threshold)
     detected = enough and drifted

@@ -76,22 +76,33 @@ def calibrated_thresholds(
     time_column: str = "event_timestamp",
     floor: float = THRESHOLD_FLOOR,
     sigmas: float = CALIBRATION_SIGMAS,
+    times: pd.Series | None = None,
 ) -> dict[str, float]:
     """Per-column drift thresholds from the reference period's own variability: `history` (rows before the
     reference, e.g. the champion's training rows) is cut into windows of `window_days` days; each window with
     at least MIN_WINDOW_ROWS rows is compared with `reference`; a column's threshold is mean + `sigmas` std of
-    those distances, never below `floor`. With fewer than two windows every column keeps `floor`."""
-    days = pd.to_datetime(history[time_column], utc=True).dt.floor("D")
+    those distances, never below `floor`. With fewer than two windows every column keeps `floor`. `times` (the
+    rows' timestamps, in `history`'s row order) stands in for `history[time_column]`; one window is copied at a
+    time, so a history of millions of rows is held once."""
+    stamps = history[time_column] if times is None else times
+    days = pd.Series(pd.to_datetime(np.asarray(stamps), utc=True)).dt.floor("D")
     if days.empty:
         return dict.fromkeys(columns, floor)
-    window_index = (days - days.min()).dt.days // window_days
-    windows = [w for _, w in history.groupby(window_index.to_numpy()) if len(w) >= MIN_WINDOW_ROWS]
+    window_index = ((days - days.min()).dt.days // window_days).to_numpy()
+    positions = pd.Series(window_index).groupby(window_index).indices
+    present = [c for c in columns if c in history and c in reference]
+    distances: dict[str, list[float]] = {c: [] for c in present}
+    for rows in positions.values():
+        if len(rows) < MIN_WINDOW_ROWS:
+            continue
+        window = history.iloc[rows]
+        for column in present:
+            distances[column].append(normed_wasserstein(reference[column], window[column]))
     thresholds = {}
     for column in columns:
-        distances = np.array([normed_wasserstein(reference[column], w[column]) for w in windows
-                              if column in w and column in reference], dtype="float64")
-        distances = distances[~np.isnan(distances)]
-        natural = distances.mean() + sigmas * distances.std() if len(distances) >= 2 else 0.0
+        found = np.array(distances.get(column, []), dtype="float64")
+        found = found[~np.isnan(found)]
+        natural = found.mean() + sigmas * found.std() if len(found) >= 2 else 0.0
         thresholds[column] = round(max(floor, float(natural)), 4)
     return thresholds
 

@@ -23,7 +23,7 @@ from platform_assets.training.promotion import (
     GateScores,
     decide,
 )
-from platform_assets.training_data import TrainingSetManifest, model_inputs
+from platform_assets.training_data import TrainingSetManifest, model_inputs, read_split, read_training_inputs
 
 GROUP = "training"
 
@@ -115,9 +115,8 @@ def fraud_model(
     from platform_assets.training.evaluation import evaluate, fit_classifier, score
 
     manifest = TrainingSetManifest.read(storage.training_sets_dir() / "latest.json")
-    frame = pd.read_parquet(manifest.path)
     features, label = manifest.feature_columns, manifest.label_column
-    train, holdout = frame[frame["split"] == "train"], frame[frame["split"] == "holdout"]
+    holdout = read_split(manifest.path, "holdout")
     params = {
         "n_estimators": config.n_estimators,
         "max_depth": config.max_depth,
@@ -127,9 +126,12 @@ def fraud_model(
         "min_child_weight": config.min_child_weight,
         "early_stopping_rounds": config.early_stopping_rounds,
     }
+    train = read_training_inputs(manifest, "train")
     started = time.perf_counter()
-    model = fit_classifier(train, features, label, params, config.recency_half_life_days, config.refit_on_all_rows)
+    model = fit_classifier(train.inputs, train.labels, train.timestamps, params, config.recency_half_life_days,
+                           config.refit_on_all_rows)
     train_seconds = time.perf_counter() - started
+    del train
     holdout_scores = score(model, holdout, features)
     metrics = evaluate(holdout[label].to_numpy(), holdout_scores)
     context.log.info(f"holdout PR AUC {metrics.pr_auc:.4f}, ROC AUC {metrics.roc_auc:.4f} ({train_seconds:.1f}s)")

@@ -48,22 +48,27 @@ def recency_weights(timestamps: pd.Series, half_life_days: float) -> np.ndarray:
 
 
 def fit_classifier(
-    train: pd.DataFrame,
-    features: list[str],
-    label: str,
+    inputs: pd.DataFrame,
+    labels,
+    timestamps,
     params: dict,
     recency_half_life_days: float = 0.0,
     refit_on_all_rows: bool = False,
 ) -> xgb.XGBClassifier:
-    """Fit on the older 85% of `train`, stop early on the newer 15%: validation always lies in the future.
+    """Fit on the older 85% of the rows, stop early on the newer 15%: validation always lies in the future.
 
+    `inputs` holds only the feature columns, float32 or float64 (XGBoost computes on float32 either way); rows
+    already in time order are sliced, never copied, so a training set of millions of rows is held once.
     With `refit_on_all_rows` the model is then refit on every training row for the number of rounds early
     stopping chose: after a drift the newest days are exactly the validation slice, and a retrain that never fits
     them cannot learn the new world."""
-    train = train.sort_values("event_timestamp", kind="stable")
-    weights = recency_weights(train["event_timestamp"], recency_half_life_days)
-    cut = int(len(train) * 0.85)
-    fit_part, valid_part = train.iloc[:cut], train.iloc[cut:]
+    labels = np.asarray(labels)
+    timestamps = pd.Series(pd.to_datetime(np.asarray(timestamps), utc=True))
+    if not timestamps.is_monotonic_increasing:
+        order = np.argsort(timestamps.to_numpy(), kind="stable")
+        inputs, labels, timestamps = inputs.iloc[order], labels[order], timestamps.iloc[order].reset_index(drop=True)
+    weights = recency_weights(timestamps, recency_half_life_days)
+    cut = int(len(inputs) * 0.85)
 
     def classifier(**overrides) -> xgb.XGBClassifier:
         return xgb.XGBClassifier(
@@ -72,8 +77,8 @@ def fit_classifier(
 
     model = classifier()
     model.fit(
-        model_inputs(fit_part, features), fit_part[label], sample_weight=weights[:cut],
-        eval_set=[(model_inputs(valid_part, features), valid_part[label])],
+        inputs.iloc[:cut], labels[:cut], sample_weight=weights[:cut],
+        eval_set=[(inputs.iloc[cut:], labels[cut:])],
         sample_weight_eval_set=[weights[cut:]],
         verbose=False,
     )
@@ -81,7 +86,7 @@ def fit_classifier(
         return model
     best = int(model.best_iteration)
     final = classifier(n_estimators=best + 1, early_stopping_rounds=None)
-    final.fit(model_inputs(train, features), train[label], sample_weight=weights, verbose=False)
+    final.fit(inputs, labels, sample_weight=weights, verbose=False)
     final.get_booster().set_attr(best_iteration=str(best))
     return final
 

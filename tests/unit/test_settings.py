@@ -78,3 +78,14 @@ def test_environ_argument_is_isolated_from_the_process_environment(monkeypatch, 
     monkeypatch.setenv("PLATFORM_PROFILE", "nonsense")
     s = load_settings(environ={"PLATFORM_DATA_DIR": str(tmp_path)})
     assert s.profile == "local" and s.data_dir == Path(tmp_path).resolve()
+
+
+def test_the_warehouse_connection_gets_the_duckdb_memory_limit(tmp_path):
+    """Ingestion runs DuckDB in the job's own process: without a limit it took 11 GB at 10M transactions."""
+    from platform_assets.definitions import build_resources
+
+    for environ, expected in (({}, "3.7 GiB"), ({"PLATFORM_DUCKDB_MEMORY_LIMIT": "1GB"}, "953.6 MiB")):
+        settings = load_settings(environ={"PLATFORM_DATA_DIR": str(tmp_path), **environ})
+        settings.warehouse_path.parent.mkdir(parents=True, exist_ok=True)
+        with build_resources(settings)["warehouse"].get_connection() as con:
+            assert con.execute("SELECT current_setting('memory_limit')").fetchone()[0] == expected

@@ -1,16 +1,25 @@
-"""Training-set helpers: the whole-day split, the snapshot id, and the atomic snapshot files."""
+"""Training-set helpers: the whole-day split, the chunk plan, the snapshot id, the content hash fed chunk by chunk,
+the atomic snapshot files and reading a split back as float32 model inputs."""
 
 from __future__ import annotations
 
+import itertools
 from datetime import UTC, datetime, timedelta
 
+import numpy as np
 import pandas as pd
 import pytest
 
 from platform_assets.training_data import (
+    BuiltTrainingSet,
+    ContentHash,
     TrainingSetManifest,
     assign_split,
     content_hash,
+    holdout_cut,
+    plan_chunks,
+    read_split,
+    read_training_inputs,
     save_snapshot,
     snapshot_id,
 )
@@ -42,7 +51,8 @@ def test_assign_split_holds_out_the_last_whole_days():
     cut = datetime(2026, 3, 15, tzinfo=UTC)
     f.loc[0, "event_timestamp"] = pd.Timestamp(cut - timedelta(microseconds=1))
     f.loc[1, "event_timestamp"] = pd.Timestamp(cut)
-    split, returned_cut = assign_split(f, WINDOW["window_end"], holdout_days=7)
+    returned_cut = holdout_cut(WINDOW["window_end"], holdout_days=7)
+    split = assign_split(f, returned_cut)
 
     assert returned_cut == cut
     assert split.loc[0, "split"] == "train" and split.loc[1, "split"] == "holdout"
@@ -53,10 +63,51 @@ def test_assign_split_holds_out_the_last_whole_days():
     assert len(split) == len(f) and "split" not in f.columns  # the input frame is not modified
 
 
-def test_assign_split_without_training_rows_raises():
-    f = frame(days=21)
+def day_counts(days: int, per_day: int | list[int]) -> list:
+    counts = per_day if isinstance(per_day, list) else [per_day] * days
+    return [(WINDOW["window_start"] + timedelta(days=d), n) for d, n in enumerate(counts)]
+
+
+def test_plan_chunks_cuts_whole_days_and_covers_the_window_exactly():
+    start, end = WINDOW["window_start"], WINDOW["window_end"]
+    cut = holdout_cut(end, 7)
+    chunks = plan_chunks(day_counts(21, 100), start, end, cut, max_rows=250)
+
+    assert chunks[0][0] == start and chunks[-1][1] == end
+    assert all(a[1] == b[0] for a, b in itertools.pairwise(chunks))  # consecutive, no gap, no overlap
+    assert all(lo.time() == hi.time() == datetime.min.time() for lo, hi in chunks)  # cut at midnight
+    assert [(hi - lo).days for lo, hi in chunks] == [2] * 10 + [1]  # 200 rows each, at most 250
+    assert plan_chunks(day_counts(21, 100), start, end, cut, max_rows=10_000) == [(start, end)]
+
+
+def test_plan_chunks_gives_an_oversized_day_a_chunk_of_its_own():
+    start, end = WINDOW["window_start"], WINDOW["window_end"]
+    counts = [10] * 5 + [1_000] + [10] * 15
+    chunks = plan_chunks(day_counts(21, counts), start, end, holdout_cut(end, 7), max_rows=100)
+    big_day = start + timedelta(days=5)
+    assert (big_day, big_day + timedelta(days=1)) in chunks
+    assert chunks[0] == (start, big_day)
+
+
+def test_plan_chunks_without_training_rows_raises():
+    start, end = WINDOW["window_start"], WINDOW["window_end"]
+    with pytest.raises(ValueError, match="no training rows before the 21-day holdout"):
+        plan_chunks(day_counts(21, 5), start, end, holdout_cut(end, 21), max_rows=100)
+    counts = [0] * 14 + [5] * 7  # days before the holdout, but none holds a row
     with pytest.raises(ValueError, match="no training rows"):
-        assign_split(f, WINDOW["window_end"], holdout_days=21)
+        plan_chunks(day_counts(21, counts), start, end, holdout_cut(end, 7), max_rows=100)
+
+
+def test_content_hash_fed_chunk_by_chunk_equals_the_whole_frames():
+    f = frame()
+    hasher = ContentHash()
+    for lo in range(0, len(f), 25):
+        hasher.update(f.iloc[lo:lo + 25])
+    assert hasher.hexdigest() == content_hash(f)
+    retyped = ContentHash()
+    retyped.update(f.iloc[:10])
+    with pytest.raises(ValueError, match="types differ"):
+        retyped.update(f.iloc[10:].astype({"is_fraud": "float64"}))
 
 
 VERSIONS = {"fct_transactions.parquet": "aaaa", "fct_customer_daily_features.parquet": "bbbb"}
@@ -113,12 +164,20 @@ def manifest_fields(f: pd.DataFrame, sid: str) -> dict:
     }
 
 
+def built(f: pd.DataFrame, sid: str, scratch) -> BuiltTrainingSet:
+    """A training set as build_training_set leaves it: a temporary parquet file and its manifest fields."""
+    scratch.mkdir(parents=True, exist_ok=True)
+    path = scratch / f".{sid}.parquet.tmp"
+    f.to_parquet(path, index=False, coerce_timestamps="us", allow_truncated_timestamps=True)
+    return BuiltTrainingSet(path, manifest_fields(f, sid), join_seconds=0.0, chunks=1, train_positives=0)
+
+
 def test_save_snapshot_writes_parquet_manifest_and_latest(tmp_path):
     f = frame()
     f.loc[0, "event_timestamp"] = pd.Timestamp("2026-03-01T00:00:00.123456Z")
     sid = sid_of(versions={"f": content_hash(f)})
     out = tmp_path / "training_sets"
-    manifest = save_snapshot(f, manifest_fields(f, sid), out)
+    manifest = save_snapshot(built(f, sid, out), out)
 
     assert sorted(p.name for p in out.iterdir()) == sorted([f"{sid}.parquet", f"{sid}.json", "latest.json"])
     assert manifest.path == str(out / f"{sid}.parquet")
@@ -133,10 +192,41 @@ def test_second_snapshot_moves_latest_and_keeps_the_first(tmp_path):
     first, second = frame(), frame(days=22)
     sid1 = sid_of(versions={"f": content_hash(first)})
     sid2 = sid_of(versions={"f": content_hash(second)})
-    save_snapshot(first, manifest_fields(first, sid1), tmp_path)
-    m2 = save_snapshot(second, manifest_fields(second, sid2), tmp_path)
+    save_snapshot(built(first, sid1, tmp_path), tmp_path)
+    m2 = save_snapshot(built(second, sid2, tmp_path), tmp_path)
 
     assert TrainingSetManifest.read(tmp_path / "latest.json") == m2
     assert TrainingSetManifest.read(tmp_path / f"{sid1}.json").rows == len(first)
     assert (tmp_path / f"{sid1}.parquet").is_file()
     assert not [p.name for p in tmp_path.iterdir() if "tmp" in p.name]
+
+
+def test_a_split_reads_back_as_float32_inputs_with_its_labels_and_times(tmp_path):
+    f = assign_split(frame(), holdout_cut(WINDOW["window_end"], 7))
+    f["count_7d"] = pd.array([None, *range(len(f) - 1)], dtype="Int64")  # an integer feature with a gap
+    sid = sid_of(versions={"f": content_hash(f)})
+    fields = {**manifest_fields(f, sid), "feature_columns": ["amount", "count_7d"],
+              "holdout_rows": int((f["split"] == "holdout").sum())}
+    path = tmp_path / f"{sid}.parquet"
+    # Small row groups: the reader must stitch many batches of both splits together in order.
+    f.to_parquet(path, index=False, row_group_size=10)
+    manifest = TrainingSetManifest(path=str(path), **fields)
+
+    train = read_training_inputs(manifest, "train")
+    expected = f[f["split"] == "train"].reset_index(drop=True)
+    assert list(train.inputs.columns) == ["amount", "count_7d"]
+    assert (train.inputs.dtypes == "float32").all() and train.inputs._mgr.nblocks == 1
+    np.testing.assert_array_equal(train.inputs["amount"], expected["amount"].astype("float32"))
+    assert np.isnan(train.inputs["count_7d"].iloc[0]) and train.inputs["count_7d"].iloc[-1] == len(expected) - 2
+    np.testing.assert_array_equal(train.labels, expected["is_fraud"])
+    pd.testing.assert_series_equal(train.timestamps, expected["event_timestamp"].dt.as_unit("us"),
+                                   check_names=False)
+    holdout = read_training_inputs(manifest, "holdout")
+    assert len(holdout.inputs) == fields["holdout_rows"] and holdout.timestamps.min() >= pd.Timestamp(
+        holdout_cut(WINDOW["window_end"], 7))
+    pd.testing.assert_frame_equal(read_split(path, "holdout"), f[f["split"] == "holdout"].reset_index(drop=True),
+                                  check_dtype=False)
+
+    wrong = TrainingSetManifest(path=str(path), **{**fields, "rows": fields["rows"] - 1})
+    with pytest.raises(ValueError, match="holds more train rows"):
+        read_training_inputs(wrong, "train")

@@ -62,18 +62,7 @@ windowed as (
 -- distinct counts do not add up across days: count them from the customer x merchant x day grain
 distinct_merchants as (
 
-    select
-        daily.customer_id,
-        daily.activity_date,
-        count(distinct pairs.merchant_id) filter (where pairs.activity_date > daily.activity_date - 7)
-            as distinct_merchants_7d,
-        count(distinct pairs.merchant_id) as distinct_merchants_30d
-
-    from daily
-    inner join pairs
-        on pairs.customer_id = daily.customer_id
-        and pairs.activity_date between daily.activity_date - 29 and daily.activity_date
-    group by 1, 2
+    {{ trailing_distinct_counts('pairs', 'customer_id', 'merchant_id', [7, 30]) }}
 
 ),
 
@@ -95,12 +84,12 @@ final as (
         cast(windowed.amount_max_7d as double) as cust_amount_max_7d,
         cast(windowed.night_txn_count_7d as double) / windowed.txn_count_7d as cust_night_txn_share_7d,
         cast(windowed.online_txn_count_7d as double) / windowed.txn_count_7d as cust_online_txn_share_7d,
-        cast(distinct_merchants.distinct_merchants_7d as bigint) as cust_distinct_merchants_7d,
+        cast(distinct_merchants.distinct_7d as bigint) as cust_distinct_merchants_7d,
         cast(windowed.txn_count_30d as bigint) as cust_txn_count_30d,
         cast(windowed.amount_sum_30d as double) as cust_amount_sum_30d,
         cast(windowed.amount_sum_30d as double) / windowed.txn_count_30d as cust_amount_avg_30d,
         cast(windowed.amount_max_30d as double) as cust_amount_max_30d,
-        cast(distinct_merchants.distinct_merchants_30d as bigint) as cust_distinct_merchants_30d,
+        cast(distinct_merchants.distinct_30d as bigint) as cust_distinct_merchants_30d,
         -- the newest transaction known at `event_timestamp`; the on-demand view turns it into "seconds since"
         cast(epoch(last_transactions.last_txn_ts) as bigint) as cust_last_txn_epoch,
         -- young accounts are where card-testing fraud starts

@@ -57,16 +57,7 @@ windowed as (
 
 distinct_customers as (
 
-    select
-        daily.merchant_id,
-        daily.activity_date,
-        count(distinct pairs.customer_id) as distinct_customers_7d
-
-    from daily
-    inner join pairs
-        on pairs.merchant_id = daily.merchant_id
-        and pairs.activity_date between daily.activity_date - 6 and daily.activity_date
-    group by 1, 2
+    {{ trailing_distinct_counts('pairs', 'merchant_id', 'customer_id', [7]) }}
 
 ),
 
@@ -103,7 +94,7 @@ final as (
         cast(windowed.amount_max_7d as double) as merch_amount_max_7d,
         cast(windowed.night_txn_count_7d as double) / windowed.txn_count_7d as merch_night_txn_share_7d,
         cast(windowed.online_txn_count_7d as double) / windowed.txn_count_7d as merch_online_txn_share_7d,
-        cast(distinct_customers.distinct_customers_7d as bigint) as merch_distinct_customers_7d,
+        cast(distinct_customers.distinct_7d as bigint) as merch_distinct_customers_7d,
         cast(windowed.txn_count_30d as bigint) as merch_txn_count_30d,
         cast(windowed.amount_sum_30d as double) / windowed.txn_count_30d as merch_amount_avg_30d,
         cast(known_frauds.known_frauds_30d as bigint) as merch_known_frauds_30d,
