@@ -204,8 +204,7 @@ def read_training_inputs(manifest: TrainingSetManifest, split: str = "train") ->
 
     XGBoost bins and splits on float32 values whatever it is given, so float32 inputs train the same model as
     float64 ones, in half the memory; reading batch by batch never holds the file's float64 columns whole."""
-    import pyarrow.compute as pc
-    import pyarrow.dataset as ds
+    import pyarrow.parquet as pq
 
     features, label = manifest.feature_columns, manifest.label_column
     rows = manifest.rows - manifest.holdout_rows if split == "train" else manifest.holdout_rows
@@ -213,17 +212,20 @@ def read_training_inputs(manifest: TrainingSetManifest, split: str = "train") ->
     labels = np.empty(rows, dtype=np.int32)
     timestamps = np.empty(rows, dtype="datetime64[us]")
     offset = 0
-    batches = ds.dataset(manifest.path, format="parquet").to_batches(
-        columns=[*features, label, "event_timestamp"], filter=pc.field("split") == split
+    # Batch by batch, without read-ahead: a dataset scanner buffers many decoded row groups (GBs here).
+    batches = pq.ParquetFile(manifest.path).iter_batches(
+        batch_size=262_144, columns=[*features, label, "event_timestamp", "split"]
     )
     for batch in batches:
-        end = offset + batch.num_rows
+        keep = (batch.column("split").to_numpy(zero_copy_only=False) == split).nonzero()[0]
+        end = offset + len(keep)
         if end > rows:
             raise ValueError(f"{manifest.path} holds more {split} rows than its manifest's {rows}")
         for j, name in enumerate(features):
-            values[j, offset:end] = batch.column(name).to_numpy(zero_copy_only=False)
-        labels[offset:end] = batch.column(label).to_numpy(zero_copy_only=False)
-        timestamps[offset:end] = batch.column("event_timestamp").cast("timestamp[us]").to_numpy(zero_copy_only=False)
+            values[j, offset:end] = batch.column(name).to_numpy(zero_copy_only=False)[keep]
+        labels[offset:end] = batch.column(label).to_numpy(zero_copy_only=False)[keep]
+        timestamps[offset:end] = batch.column("event_timestamp").cast("timestamp[us]").to_numpy(
+            zero_copy_only=False)[keep]
         offset = end
     if offset != rows:
         raise ValueError(f"{manifest.path} holds {offset} {split} rows, its manifest {rows}")
