@@ -155,18 +155,19 @@ def _view_cte(view: dict, filter_by_created: bool) -> tuple[str, str, str, list[
     is checked against the picked row's event time. Rows without a created time are never known (Feast's
     `created <= entity time` is not true for them).
 
-    Rows that no entity row can pick are left out before the join: rows of keys no entity row has; rows known
-    only after the newest entity row (`$max_ets`); with a TTL, rows older than the oldest entity row minus the
-    TTL (`$min_ets`): such a row could only be the newest one applicable where every applicable row is older than
-    the TTL, and then the answer is null either way. So a chunked build joins only the feature rows of its
-    chunk's keys and time, not the whole history of every key each time."""
+    Rows that no entity row can pick are left out before the join: rows known only after the newest entity row
+    (`$max_ets`); with a TTL, rows older than the oldest entity row minus the TTL (`$min_ets`): such a row could
+    only be the newest one applicable where every applicable row is older than the TTL, and then the answer is
+    null either way; without a TTL, where all history counts, rows of keys no entity row has. So a chunked build
+    joins only the feature rows near its chunk, not the whole history of every key each time. (The key filter
+    costs a semi-join: with a TTL the time bound already cuts most rows, so it is left out there.)"""
     ts, created = quote(view["timestamp_field"]), quote(view["created"]) if view["created"] else None
     ttl: timedelta | None = view["ttl"]
     pickable = f" AND {ts} >= $min_ets - INTERVAL ({int(ttl.total_seconds() * 1_000_000)}) MICROSECOND" if ttl else ""
     keys = [quote(k) for k in view["join_key_map"]]
     key_aliases = [f"{k} AS {quote(f'__k{j}')}" for j, k in enumerate(keys)]
     source = f"read_parquet({literal(view['path'])}) AS __src"
-    if view["join_key_map"]:
+    if view["join_key_map"] and not ttl:
         same_key = " AND ".join(f"__e.{quote(entity_col)} = __src.{quote(view_key)}"
                                 for view_key, entity_col in view["join_key_map"].items())
         pickable += f" AND EXISTS (SELECT 1 FROM {ENTITY_TABLE} AS __e WHERE {same_key})"
