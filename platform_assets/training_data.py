@@ -185,11 +185,11 @@ def model_inputs(frame: pd.DataFrame, features: list[str]) -> pd.DataFrame:
     return frame[features].astype("float64")
 
 
-def read_split(path: str | Path, split: str, columns: list[str] | None = None) -> pd.DataFrame:
+def read_split(path: str | Path, split: str) -> pd.DataFrame:
     """The rows of one split of a snapshot; the filter runs batch by batch, so the other split is never held."""
     import pyarrow.parquet as pq
 
-    return pq.read_table(path, columns=columns, filters=[("split", "==", split)]).to_pandas()
+    return pq.read_table(path, filters=[("split", "==", split)]).to_pandas()
 
 
 @dataclass
@@ -376,7 +376,10 @@ class BuiltTrainingSet:
     manifest_fields: dict
     join_seconds: float
     chunks: int
-    train_positives: int
+
+    @property
+    def train_positives(self) -> int:
+        return self.manifest_fields["positives"] - self.manifest_fields["holdout_positives"]
 
     def read(self) -> pd.DataFrame:
         return pd.read_parquet(self.path)
@@ -463,8 +466,7 @@ def build_training_set(
         **params,
         "content_hash": hasher.hexdigest(),
     }
-    train_positives = counts["positives"] - counts["holdout_positives"]
-    return BuiltTrainingSet(path, fields, join_seconds, len(chunks), train_positives)
+    return BuiltTrainingSet(path, fields, join_seconds, len(chunks))
 
 
 def save_snapshot(built: BuiltTrainingSet, out_dir: Path) -> TrainingSetManifest:

@@ -169,7 +169,7 @@ def built(f: pd.DataFrame, sid: str, scratch) -> BuiltTrainingSet:
     scratch.mkdir(parents=True, exist_ok=True)
     path = scratch / f".{sid}.parquet.tmp"
     f.to_parquet(path, index=False, coerce_timestamps="us", allow_truncated_timestamps=True)
-    return BuiltTrainingSet(path, manifest_fields(f, sid), join_seconds=0.0, chunks=1, train_positives=0)
+    return BuiltTrainingSet(path, manifest_fields(f, sid), join_seconds=0.0, chunks=1)
 
 
 def test_save_snapshot_writes_parquet_manifest_and_latest(tmp_path):
