@@ -8,8 +8,9 @@
         {% for key in keys %}{{ key }},
         {% endfor %}transaction_date as activity_date,
         count(*) as txn_count,
-        -- exact DECIMAL sum: a DOUBLE sum depends on the order rows arrive in, so rebuilds could differ
-        sum(cast(amount as decimal(18, 2))) as amount_sum,
+        -- `amount` is DECIMAL(18,2) from staging: the sum is exact (DECIMAL(38,2)), whereas a DOUBLE sum would
+        -- depend on the order rows arrive in, so rebuilds could differ
+        sum(amount) as amount_sum,
         max(amount) as amount_max,
         cast(sum(is_night) as bigint) as night_txn_count,
         cast(sum(is_online) as bigint) as online_txn_count,

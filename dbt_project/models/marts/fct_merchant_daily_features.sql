@@ -88,6 +88,9 @@ final as (
         timezone('UTC', cast(windowed.activity_date + interval 1 day as timestamp)) as event_timestamp,
         {{ knowable_at("timezone('UTC', cast(windowed.activity_date + interval 1 day as timestamp))", 'windowed.last_loaded_at') }}
             as created_timestamp,
+        -- Money is an exact DECIMAL up to here (sums DECIMAL(38,2), maxima DECIMAL(18,2)); each amount feature
+        -- converts it to DOUBLE once, here, because Feast and XGBoost read float64. An average divides the
+        -- converted sum by the count: the DOUBLE division DuckDB would also do for DECIMAL / BIGINT.
         cast(windowed.txn_count as bigint) as merch_txn_count_1d,
         cast(windowed.txn_count_7d as bigint) as merch_txn_count_7d,
         cast(windowed.amount_sum_7d as double) / windowed.txn_count_7d as merch_amount_avg_7d,

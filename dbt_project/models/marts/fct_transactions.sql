@@ -31,7 +31,8 @@ final as (
         merchant_id,
         event_ts,
         transaction_date,
-        amount,
+        -- the DECIMAL(18,2) amount leaves the warehouse as DOUBLE (float64 for training and monitoring)
+        cast(amount as double) as amount,
         currency,
         channel,
         is_online,
