@@ -57,7 +57,7 @@ $(DAGSTER_HOME)/dagster.yaml: deploy/local/dagster.yaml
 	install -D -m 644 $< $@
 
 demo: prepare $(DAGSTER_HOME)/dagster.yaml
-	$(BIN)/python -m platform_assets.demo $(ARGS)
+	$(BIN)/python -m platform_assets.tools.demo $(ARGS)
 
 test: lint prepare $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
@@ -81,7 +81,7 @@ validate: prepare $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/dagster definitions validate -w workspace.yaml
 
 doctor: install
-	$(BIN)/python -m platform_assets.doctor
+	$(BIN)/python -m platform_assets.tools.doctor
 
 lint: install
 	$(BIN)/ruff check platform_assets tests feature_repo benchmarks notebooks

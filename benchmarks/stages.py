@@ -345,9 +345,9 @@ def stage_main_job(variant: str, size: int, work: Path) -> dict:
     os.environ.pop("PLATFORM_LANDING_DIR", None)
     os.environ.pop("MLFLOW_TRACKING_URI", None)
     os.environ["PLATFORM_PROFILE"] = "local"
-    from platform_assets.demo import materialize_platform
     from platform_assets.settings import load_settings
     from platform_assets.simulator import SimulationConfig, write_landing_zone
+    from platform_assets.tools.demo import materialize_platform
 
     settings = load_settings()
     if variant == "stock":

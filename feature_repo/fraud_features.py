@@ -86,7 +86,6 @@ V1_MERCHANT = ["merch_txn_count_1d", "merch_txn_count_7d", "merch_amount_avg_7d"
 # cust_last_txn_epoch is an input of seconds_since_last_txn, not a model feature (a raw clock value would leak
 # the calendar into the model).
 V2_CUSTOMER = [n for n in CUSTOMER_FEATURES if n != "cust_last_txn_epoch"]
-LATEST_FEATURE_SERVICE = "fraud_detector_v2"
 
 
 def transaction_level_features(inputs):

@@ -1,15 +1,17 @@
-"""Assembles the platform: every stage's assets, the automation, and the resources of the active profile.
+"""Assembles the platform: merges what each stage defines and picks the resources of the active profile.
 
-Nothing heavy happens here: no dbt parse, no Feast or MLflow connection, no data read. The UI loads this module
-in seconds; the stages do their work when their assets run.
+Each stage builds its own `Definitions` from the settings (`<stage>/definitions.py`); this module only merges
+them. The environment is read once, by `load_settings()`, when Dagster asks for the Definitions (`defs`), never
+at import. Nothing heavy happens here either: no dbt parse, no Feast or MLflow connection, no pandas, no data
+read. The UI loads this module in seconds; the stages do their work when their assets run.
 """
 
 import dagster as dg
 
-from platform_assets import automation
-from platform_assets.features import feature_assets
-from platform_assets.ingestion import ingestion_assets
-from platform_assets.monitoring import monitoring_assets
+from platform_assets.automation.definitions import build_defs as automation_defs
+from platform_assets.features.definitions import build_defs as features_defs
+from platform_assets.ingestion.definitions import build_defs as ingestion_defs
+from platform_assets.monitoring.definitions import build_defs as monitoring_defs
 from platform_assets.resources import (
     FeastResource,
     LandingZone,
@@ -20,10 +22,13 @@ from platform_assets.resources import (
     WarehouseResource,
 )
 from platform_assets.resources.dbt import PlatformDbtResource, dbt_executable, dbt_project
-from platform_assets.scoring import scoring_assets
+from platform_assets.scoring.definitions import build_defs as scoring_defs
 from platform_assets.settings import Settings, load_settings
-from platform_assets.training import training_assets
-from platform_assets.warehouse import warehouse_assets
+from platform_assets.training.definitions import build_defs as training_defs
+from platform_assets.warehouse.definitions import build_defs as warehouse_defs
+
+STAGES = (ingestion_defs, warehouse_defs, features_defs, training_defs, scoring_defs, monitoring_defs,
+          automation_defs)
 
 
 def build_resources(settings: Settings) -> dict:
@@ -37,9 +42,10 @@ def build_resources(settings: Settings) -> dict:
         ),
         "landing_zone": LandingZone(path=str(settings.landing_dir)),
         "dbt": PlatformDbtResource(
-            project_dir=dbt_project,
+            project_dir=dbt_project(settings),
             target=settings.profile,
             data_dir=str(settings.data_dir),
+            duckdb_memory_limit=settings.duckdb_memory_limit,
             dbt_executable=dbt_executable(),
         ),
         "feast": FeastResource(
@@ -84,15 +90,13 @@ def build_executor(settings: Settings) -> dg.ExecutorDefinition | None:
 
 
 def build_definitions(settings: Settings) -> dg.Definitions:
-    return dg.Definitions(
-        assets=[*ingestion_assets, *warehouse_assets, *feature_assets, *training_assets, *scoring_assets,
-                *monitoring_assets],
-        jobs=automation.jobs,
-        schedules=automation.schedules,
-        sensors=automation.sensors,
-        resources=build_resources(settings),
-        executor=build_executor(settings),
+    return dg.Definitions.merge(
+        *(stage(settings) for stage in STAGES),
+        dg.Definitions(resources=build_resources(settings), executor=build_executor(settings)),
     )
 
 
-defs = build_definitions(load_settings())
+@dg.definitions
+def defs() -> dg.Definitions:
+    """What the UI, the daemon and `dagster definitions validate` load (workspace.yaml): the active profile."""
+    return build_definitions(load_settings())

@@ -43,7 +43,7 @@ def dbt_manifest() -> Path:
 class PlatformUnderTest:
     settings: Settings
     instance: dg.DagsterInstance
-    run: object  # platform_assets.demo.PlatformRun
+    run: object  # platform_assets.tools.demo.PlatformRun
     first_day: date
     last_day: date
 
@@ -54,8 +54,8 @@ class PlatformUnderTest:
 
 
 def _platform(tmp_path_factory, scenario: str) -> Iterator[PlatformUnderTest]:
-    from platform_assets.demo import materialize_platform
     from platform_assets.simulator import SimulationConfig, write_landing_zone
+    from platform_assets.tools.demo import materialize_platform
 
     data_dir = tmp_path_factory.mktemp(f"platform-{scenario}")
     with pytest.MonkeyPatch.context() as mp:
@@ -98,7 +98,7 @@ def day_range():
 
 @dataclass
 class DemoPlatform:
-    """A platform built by `python -m platform_assets.demo` in a temporary data directory, with its own Dagster
+    """A platform built by `python -m platform_assets.tools.demo` in a temporary data directory, with its own Dagster
     instance (our deploy/local/dagster.yaml in DAGSTER_HOME): what a newcomer has after `make demo`."""
 
     data_dir: Path
@@ -122,7 +122,7 @@ def demo_platform(tmp_path_factory) -> DemoPlatform:
     # Ends yesterday, like `make demo`, so that the docs' commands with relative dates find their days.
     last_day = datetime.now(UTC).date() - timedelta(days=1)
     out = subprocess.run(
-        [sys.executable, "-m", "platform_assets.demo", "--days", str(E2E_DAYS), "--end", last_day.isoformat(),
+        [sys.executable, "-m", "platform_assets.tools.demo", "--days", str(E2E_DAYS), "--end", last_day.isoformat(),
          "--customers", "1000", "--merchants", "120", "--transactions-per-day", "800", "--scenario", "none"],
         cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=600, check=False,
     )

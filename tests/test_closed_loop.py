@@ -33,10 +33,12 @@ import pytest
 from platform_env import local_settings
 from sklearn.metrics import average_precision_score
 
-from platform_assets import training_data as td
 from platform_assets.automation.schedules import refresh_after_ingestion
 from platform_assets.automation.sensors import retrain_on_drift
 from platform_assets.definitions import build_definitions
+from platform_assets.lib import names
+from platform_assets.lib import training_sets as td
+from platform_assets.lib.run_config import retrain_run_config
 from platform_assets.settings import PROJECT_ROOT
 from platform_assets.simulator import SimulationConfig, write_landing_zone
 from platform_assets.simulator.generator import build_world, simulate_day
@@ -200,7 +202,7 @@ def _loop(tmp_path_factory, scenario: str, daily_ingestion: bool) -> LoopRun:
     policy = defs.resources["policy"]
     as_of = f"{day(FIRST_TICK - 1).isoformat()}T23:59:59.999999+00:00"
     bootstrap = defs.resolve_job_def("retrain_fraud_model").execute_in_process(
-        run_config=policy.retrain_run_config(as_of), instance=instance
+        run_config=retrain_run_config(as_of, policy.retrain_half_life_days), instance=instance
     )
     assert bootstrap.success
     print(f"[{scenario}] base loaded and first champion trained {time.perf_counter() - started:.1f}s")
@@ -222,10 +224,8 @@ def _loop(tmp_path_factory, scenario: str, daily_ingestion: bool) -> LoopRun:
 
 def _load_days(run: LoopRun, first: date, last: date) -> None:
     """Ingest first..last in one run, then warehouse and features (a backfill, as from the UI)."""
-    from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
-
     assets, graph = list(run.defs.assets), run.defs.resolve_asset_graph()
-    window = {ASSET_PARTITION_RANGE_START_TAG: first.isoformat(), ASSET_PARTITION_RANGE_END_TAG: last.isoformat()}
+    window = names.partition_range_tags(first.isoformat(), last.isoformat())
     assert dg.materialize(assets, selection=dg.AssetSelection.assets("raw_transactions", "raw_chargebacks"),
                           instance=run.instance, resources=run.defs.resources, tags=window).success
     later = dg.AssetSelection.groups("training", "scoring", "monitoring") | dg.AssetSelection.assets("training_set")

@@ -22,9 +22,9 @@ import pytest
 
 from platform_assets.automation.sensors import retrain_on_drift
 from platform_assets.definitions import build_definitions, build_resources
-from platform_assets.exports import query
+from platform_assets.lib.exports import query
+from platform_assets.lib.training_sets import TrainingSetManifest
 from platform_assets.settings import PROJECT_ROOT
-from platform_assets.training_data import TrainingSetManifest
 
 pytestmark = pytest.mark.e2e
 BIN = Path(sys.executable).parent
@@ -100,7 +100,7 @@ def test_online_features_equal_latest_mart_row(clean_platform):
 
 
 def test_notebook_entry_points_serve_features_and_the_champion(clean_platform):
-    from platform_assets.notebook import champion_model, feature_store
+    from platform_assets.tools.notebook import champion_model, feature_store
 
     store = feature_store(clean_platform.settings)
     row = query(clean_platform.settings.exports_dir, "SELECT * FROM {tx} LIMIT 1", tx="fct_transactions").iloc[0]

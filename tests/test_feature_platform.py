@@ -19,19 +19,19 @@ import dagster as dg
 import duckdb
 import pandas as pd
 import pytest
-from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
 from platform_assets.definitions import build_definitions, build_resources
-from platform_assets.exports import MARTS, query
-from platform_assets.feature_freshness import fresh_online_features
-from platform_assets.resources import FeastResource
-from platform_assets.settings import PROJECT_ROOT
-from platform_assets.training_data import (
+from platform_assets.features.training_set_builder import (
     SnapshotNotReproducibleError,
-    TrainingSetManifest,
     build_training_set,
     rebuild_training_set,
 )
+from platform_assets.lib import names
+from platform_assets.lib.exports import MARTS, query
+from platform_assets.lib.online_features import fresh_online_features
+from platform_assets.lib.training_sets import TrainingSetManifest
+from platform_assets.resources import FeastResource
+from platform_assets.settings import PROJECT_ROOT
 
 pytestmark = pytest.mark.e2e
 BIN = Path(sys.executable).parent
@@ -267,8 +267,7 @@ def test_rerunning_dbt_partitions_changes_no_row_counts(clean_platform):
     assert _mart_counts(clean_platform) == before
     three = dg.materialize(
         list(defs.assets), selection=daily, instance=clean_platform.instance, resources=defs.resources,
-        tags={ASSET_PARTITION_RANGE_START_TAG: middle.isoformat(),
-              ASSET_PARTITION_RANGE_END_TAG: (middle + timedelta(days=2)).isoformat()},
+        tags=names.partition_range_tags(middle.isoformat(), (middle + timedelta(days=2)).isoformat()),
     )
     assert three.success
     partitions = sorted(e.partition for e in three.get_asset_materialization_events()

@@ -21,7 +21,7 @@ from process_helpers import stop_process_group
 from platform_assets.definitions import build_definitions
 from platform_assets.ingestion.loader import load_source
 from platform_assets.ingestion.sources import SOURCES
-from platform_assets.progress import ProgressLog
+from platform_assets.lib.progress import ProgressLog
 from platform_assets.resources.dbt import ManifestMissingError, require_manifest
 from platform_assets.resources.warehouse import WarehouseLockedError, WarehouseResource, lock_holder
 from platform_assets.settings import PROJECT_ROOT, load_settings
@@ -38,7 +38,7 @@ def data_dir(tmp_path, monkeypatch):
 
 def _doctor(data_dir) -> subprocess.CompletedProcess:
     env = {**os.environ, "PLATFORM_DATA_DIR": str(data_dir)}
-    return subprocess.run([sys.executable, "-m", "platform_assets.doctor"], cwd=PROJECT_ROOT, env=env,
+    return subprocess.run([sys.executable, "-m", "platform_assets.tools.doctor"], cwd=PROJECT_ROOT, env=env,
                           capture_output=True, text=True, timeout=60, check=False)
 
 

@@ -19,9 +19,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from platform_assets.lib.training_sets import join_features
 from platform_assets.resources.feature_store import FeastResource
 from platform_assets.settings import PROJECT_ROOT
-from platform_assets.training_data import join_features
 
 TTL = timedelta(days=2)
 D0 = datetime(2026, 3, 1, tzinfo=UTC)

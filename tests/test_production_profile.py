@@ -334,7 +334,7 @@ def test_mlflow_registers_and_loads_by_alias_from_postgres(production):
     import xgboost as xgb
 
     from platform_assets.definitions import build_resources
-    from platform_assets.resources import CHAMPION
+    from platform_assets.lib.names import CHAMPION
 
     configured = build_resources(production.settings)["mlflow_tracking"]
     # The URI may carry the database password: the resource holds the variable's name, resolved at run time.

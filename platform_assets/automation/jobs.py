@@ -1,33 +1,35 @@
 """The jobs the schedule and the sensors launch, defined by asset selection (no asset is imported here)."""
 
+
 import dagster as dg
 
-from platform_assets.partitions import daily_partitions
+from platform_assets.lib import names
 from platform_assets.resources import MlflowResource, Notifier
 
-DAILY_RAW = dg.AssetSelection.assets("raw_transactions", "raw_chargebacks")
 
-daily_ingestion_job = dg.define_asset_job(
-    name="daily_ingestion",
-    selection=DAILY_RAW,
-    partitions_def=daily_partitions,
-    description="Load one day of transactions and chargebacks from the landing zone.",
-)
+def daily_ingestion_job(partitions: dg.PartitionsDefinition):
+    return dg.define_asset_job(
+        name=names.DAILY_INGESTION_JOB,
+        selection=dg.AssetSelection.assets(*names.DAILY_RAW),
+        partitions_def=partitions,
+        description="Load one day of transactions and chargebacks from the landing zone.",
+    )
+
 
 refresh_downstream_job = dg.define_asset_job(
-    name="refresh_warehouse_and_features",
+    name=names.REFRESH_JOB,
     selection=(
-        dg.AssetSelection.assets("raw_customers", "raw_merchants")
-        | dg.AssetSelection.groups("warehouse")
-        | dg.AssetSelection.assets("feast_feature_views", "feast_online_store")
+        dg.AssetSelection.assets(*names.SNAPSHOT_RAW)
+        | dg.AssetSelection.groups(names.WAREHOUSE)
+        | dg.AssetSelection.assets(names.FEAST_FEATURE_VIEWS, names.FEAST_ONLINE_STORE)
     ),
     description="Rebuild the warehouse and refresh the features after new data landed; scoring and monitoring "
     "follow by Declarative Automation.",
 )
 
 retrain_job = dg.define_asset_job(
-    name="retrain_fraud_model",
-    selection=dg.AssetSelection.assets("training_set", "fraud_model"),
+    name=names.RETRAIN_JOB,
+    selection=dg.AssetSelection.assets(names.TRAINING_SET, names.FRAUD_MODEL),
     description="Rebuild the training set as of the drift window and train a new version behind the promotion "
     "gate; scoring and monitoring of the newest day follow by Declarative Automation.",
 )
@@ -47,6 +49,6 @@ def rollback_champion_op(
                   {"from_version": old, "to_version": new}, log=context.log)
 
 
-@dg.job(name="rollback_champion", description="One-step rollback of the champion model (records why in MLflow).")
+@dg.job(name=names.ROLLBACK_JOB, description="One-step rollback of the champion model (records why in MLflow).")
 def rollback_champion_job():
     rollback_champion_op()

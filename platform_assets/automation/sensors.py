@@ -23,11 +23,10 @@ from datetime import date, datetime, time, timedelta
 import dagster as dg
 
 from platform_assets.automation.jobs import retrain_job
+from platform_assets.lib import names
+from platform_assets.lib.run_config import retrain_run_config
 from platform_assets.resources import LoopPolicy, Notifier
 
-DRIFT_ASSETS = [dg.AssetKey("feature_drift_report"), dg.AssetKey("prediction_drift_report"),
-                dg.AssetKey("model_performance")]
-TRAINING_SET = dg.AssetKey("training_set")
 RUN_KEY_PREFIX = "drift-retrain:"
 
 
@@ -84,7 +83,7 @@ def _verdict_of(record) -> Verdict | None:
     materialization = entry.asset_materialization
     if materialization is None or materialization.partition is None:
         return None
-    detected = materialization.metadata.get("drift_detected")
+    detected = materialization.metadata.get(names.DRIFT_DETECTED)
     detected = getattr(detected, "value", detected)
     return Verdict(record.storage_id, materialization.asset_key.to_user_string(),
                    date.fromisoformat(materialization.partition), bool(detected))
@@ -92,7 +91,7 @@ def _verdict_of(record) -> Verdict | None:
 
 def new_verdicts(instance: dg.DagsterInstance, after_storage_id: int) -> list[Verdict]:
     verdicts = []
-    for key in DRIFT_ASSETS:
+    for key in names.VERDICT_ASSETS:
         records = instance.fetch_materializations(
             dg.AssetRecordsFilter(asset_key=key, after_storage_id=after_storage_id), limit=1_000, ascending=True
         ).records
@@ -103,16 +102,12 @@ def new_verdicts(instance: dg.DagsterInstance, after_storage_id: int) -> list[Ve
 def failed_blocking_checks(context: dg.SensorEvaluationContext) -> list[str]:
     """Blocking asset checks upstream of the training set whose latest execution failed."""
     graph = context.repository_def.asset_graph
-    upstream = dg.AssetSelection.assets(TRAINING_SET).upstream().resolve(graph)
+    upstream = dg.AssetSelection.assets(names.TRAINING_SET).upstream().resolve(graph)
     keys = [k for k in graph.asset_check_keys if k.asset_key in upstream and graph.get_check_spec(k).blocking]
     if not keys:
         return []
-    from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
-
     latest = context.instance.event_log_storage.get_latest_asset_check_execution_by_key(keys)
-    return sorted(
-        k.to_user_string() for k, record in latest.items() if record.status == AssetCheckExecutionRecordStatus.FAILED
-    )
+    return sorted(k.to_user_string() for k, record in latest.items() if record.status.value == "FAILED")
 
 
 @dg.sensor(
@@ -145,7 +140,7 @@ def retrain_on_drift(context: dg.SensorEvaluationContext, policy: LoopPolicy, no
     context.update_cursor(state.to_cursor())
     return dg.RunRequest(
         run_key=run_key,
-        run_config=policy.retrain_run_config(as_of),
+        run_config=retrain_run_config(as_of, policy.retrain_half_life_days),
         tags={"trigger": "drift", "drift_event_start": event_start, "drift_as_of": as_of_day},
     )
 
@@ -167,7 +162,7 @@ def notify_run_failure(context: dg.RunFailureSensorContext, notifier: Notifier):
 
 monitoring_automation = dg.AutomationConditionSensorDefinition(
     name="monitoring_automation",
-    target=dg.AssetSelection.groups("scoring", "monitoring"),
+    target=dg.AssetSelection.groups(names.SCORING, names.MONITORING),
     default_status=dg.DefaultSensorStatus.RUNNING,
     minimum_interval_seconds=30,
     description="Declarative Automation of scoring and monitoring: the newest day re-materializes when its inputs land.",

@@ -12,43 +12,23 @@ from datetime import datetime, timedelta
 import dagster as dg
 from pydantic import Field
 
-from platform_assets import training_data as ts
-from platform_assets.exports import connect as _parquet_reader
 from platform_assets.features.online import materialize_new_windows
-from platform_assets.identifiers import sql_identifier
-from platform_assets.resources import FeastResource, PlatformStorage
+from platform_assets.lib import names
+from platform_assets.lib.exports import connect as _parquet_reader
+from platform_assets.lib.identifiers import sql_identifier
+from platform_assets.lib.run_config import TrainingSetConfig
+from platform_assets.resources import FeastResource, LoopPolicy, PlatformStorage
 
-GROUP = "features"
-FEATURE_MARTS = [
-    dg.AssetKey("fct_customer_daily_features"),
-    dg.AssetKey("fct_merchant_daily_features"),
-    dg.AssetKey("fct_customer_merchant_features"),
-]
-FEATURE_SERVICE = ts.DEFAULT_FEATURE_SERVICE
-TRAINABLE_CHECK = "enough_labelled_fraud_in_each_split"
+FEATURE_MARTS = list(names.FEATURE_MARTS)
 
 
 class OnlineStoreConfig(dg.Config):
     chunk_days: int = Field(default=30, description="Longest window one materialize call loads (bounds memory)")
 
 
-class TrainingSetConfig(dg.Config):
-    label_maturity_days: int = Field(default=21, description="Days after which a missing chargeback means 'not fraud'")
-    warmup_days: int = Field(default=30, description="Leading days skipped while the 30-day windows fill up")
-    holdout_days: int = Field(default=7, description="Newest whole days kept for evaluation and as drift reference")
-    feature_service: str = Field(default=FEATURE_SERVICE)
-    min_positives_per_split: int = Field(default=10, description="Frauds each split needs for the check to pass")
-    as_of: str | None = Field(
-        default=None, description="ISO time to cut the world at (a retrain's drift window end); default: newest data"
-    )
-    chunk_rows: int = Field(
-        default=ts.DEFAULT_CHUNK_ROWS, gt=0,
-        description="Entity rows per point-in-time join: bounds the build's memory (~1 GB per million rows)",
-    )
-
-
 @dg.asset(
-    group_name=GROUP,
+    key=names.FEAST_FEATURE_VIEWS,
+    group_name=names.FEATURES,
     kinds={"feast"},
     deps=FEATURE_MARTS,
     description="The Feast registry: entities, feature views over the dbt feature marts, and feature services.",
@@ -76,7 +56,8 @@ def feast_feature_views(context: dg.AssetExecutionContext, feast: FeastResource)
 
 
 @dg.asset(
-    group_name=GROUP,
+    key=names.FEAST_ONLINE_STORE,
+    group_name=names.FEATURES,
     kinds={"feast"},
     deps=[feast_feature_views, *FEATURE_MARTS],
     description="The online store holding each customer's and merchant's newest feature values for serving.",
@@ -136,28 +117,37 @@ def _entities_in_window(path: str, keys: list[str], start, end) -> int:
 
 
 @dg.asset(
-    group_name=GROUP,
+    key=names.TRAINING_SET,
+    group_name=names.FEATURES,
     kinds={"feast", "parquet"},
-    deps=[feast_feature_views, dg.AssetKey("fct_transactions"), dg.AssetKey("fct_transaction_labels")],
+    deps=[feast_feature_views, *names.ENTITY_MARTS],
     description="Matured, labelled transactions with point-in-time-correct features: a reproducible snapshot.",
     check_specs=[
         dg.AssetCheckSpec(
-            TRAINABLE_CHECK,
-            asset="training_set",
+            names.TRAINABLE_CHECK,
+            asset=names.TRAINING_SET,
             blocking=True,
             description="Both splits hold enough frauds to train and to judge a model",
         )
     ],
 )
 def training_set(
-    context: dg.AssetExecutionContext, config: TrainingSetConfig, feast: FeastResource, storage: PlatformStorage
+    context: dg.AssetExecutionContext,
+    config: TrainingSetConfig,
+    feast: FeastResource,
+    storage: PlatformStorage,
+    policy: LoopPolicy,
 ) -> dg.MaterializeResult:
+    from platform_assets.features import training_set_builder as ts  # pandas and Feast: only when run
+
     store = feast.store()
     as_of = datetime.fromisoformat(config.as_of) if config.as_of else None
+    windows = policy.training_windows(config.label_maturity_days, config.warmup_days, config.holdout_days)
     started = time.perf_counter()
     built = ts.build_training_set(
-        store, storage.exports_dir(), config.feature_service, config.label_maturity_days, config.warmup_days,
-        config.holdout_days, storage.training_sets_dir(), as_of=as_of, chunk_rows=config.chunk_rows,
+        store, storage.exports_dir(), config.feature_service, windows["label_maturity_days"],
+        windows["warmup_days"], windows["holdout_days"], storage.training_sets_dir(), as_of=as_of,
+        chunk_rows=config.chunk_rows,
     )
     fields, feature_columns = built.manifest_fields, built.manifest_fields["feature_columns"]
     context.log.info(f"joined features for {fields['rows']:,} matured transactions in {built.chunks} chunk(s) "
@@ -188,7 +178,7 @@ def training_set(
         },
         check_results=[
             dg.AssetCheckResult(
-                check_name=TRAINABLE_CHECK,
+                check_name=names.TRAINABLE_CHECK,
                 passed=trainable,
                 severity=dg.AssetCheckSeverity.ERROR,
                 metadata={"train_positives": train_positives, "holdout_positives": holdout_positives,
@@ -199,4 +189,3 @@ def training_set(
     )
 
 
-feature_assets = [feast_feature_views, feast_online_store, training_set]

@@ -12,15 +12,12 @@ from pathlib import Path
 import dagster as dg
 from pydantic import Field
 
-from platform_assets.identifiers import partition_date
 from platform_assets.ingestion.loader import LoadResult, load_source
 from platform_assets.ingestion.sources import SOURCES, SourceSpec
-from platform_assets.partitions import daily_partitions
-from platform_assets.progress import ProgressLog
-from platform_assets.resources import WRITER_POOL, LandingZone, WarehouseResource
-
-GROUP = "ingestion"
-QUARANTINE_CHECK = "quarantine_share_below_threshold"
+from platform_assets.lib import names
+from platform_assets.lib.identifiers import partition_date
+from platform_assets.lib.progress import ProgressLog
+from platform_assets.resources import LandingZone, WarehouseResource
 
 
 class IngestionConfig(dg.Config):
@@ -44,7 +41,7 @@ def _result(spec: SourceSpec, load: LoadResult, max_share: float, asset_key: dg.
         check_results=[
             dg.AssetCheckResult(
                 asset_key=asset_key,
-                check_name=QUARANTINE_CHECK,
+                check_name=names.QUARANTINE_CHECK,
                 passed=passed,
                 severity=dg.AssetCheckSeverity.ERROR,
                 metadata={"quarantine_share": float(load.quarantine_share), "threshold": max_share},
@@ -55,18 +52,18 @@ def _result(spec: SourceSpec, load: LoadResult, max_share: float, asset_key: dg.
     )
 
 
-def _build_ingestion_asset(spec: SourceSpec, description: str) -> dg.AssetsDefinition:
-    key = dg.AssetKey(f"raw_{spec.name}")
-
+def _build_ingestion_asset(
+    spec: SourceSpec, key: dg.AssetKey, description: str, partitions: dg.PartitionsDefinition
+) -> dg.AssetsDefinition:
     @dg.asset(
         key=key,
-        group_name=GROUP,
+        group_name=names.INGESTION,
         kinds={"duckdb", "csv"},
         description=description,
-        partitions_def=daily_partitions if spec.partitioned else None,
+        partitions_def=partitions if spec.partitioned else None,
         backfill_policy=dg.BackfillPolicy.single_run() if spec.partitioned else None,
-        pool=WRITER_POOL,
-        check_specs=[dg.AssetCheckSpec(QUARANTINE_CHECK, asset=key, blocking=True,
+        pool=names.DUCKDB_WRITER_POOL,
+        check_specs=[dg.AssetCheckSpec(names.QUARANTINE_CHECK, asset=key, blocking=True,
                                        description="Refused rows stay below max_quarantine_share")],
         metadata={"landing_path": spec.path_glob, "table": f"raw.{spec.table}"},
         tags={"layer": "raw"},
@@ -92,13 +89,17 @@ def _build_ingestion_asset(spec: SourceSpec, description: str) -> dg.AssetsDefin
     return _load
 
 
-raw_customers = _build_ingestion_asset(SOURCES["customers"], "Customer master data (full snapshot) in raw.customers.")
-raw_merchants = _build_ingestion_asset(SOURCES["merchants"], "Merchant master data (full snapshot) in raw.merchants.")
-raw_transactions = _build_ingestion_asset(
-    SOURCES["transactions"], "Card transactions, one daily partition per UTC day of event_ts, in raw.transactions."
-)
-raw_chargebacks = _build_ingestion_asset(
-    SOURCES["chargebacks"], "Chargebacks, one daily partition per UTC day they were reported, in raw.chargebacks."
-)
+DESCRIPTIONS = {
+    names.RAW_CUSTOMERS: ("customers", "Customer master data (full snapshot) in raw.customers."),
+    names.RAW_MERCHANTS: ("merchants", "Merchant master data (full snapshot) in raw.merchants."),
+    names.RAW_TRANSACTIONS: (
+        "transactions", "Card transactions, one daily partition per UTC day of event_ts, in raw.transactions."),
+    names.RAW_CHARGEBACKS: (
+        "chargebacks", "Chargebacks, one daily partition per UTC day they were reported, in raw.chargebacks."),
+}
 
-ingestion_assets = [raw_customers, raw_merchants, raw_transactions, raw_chargebacks]
+
+def build_ingestion_assets(partitions: dg.PartitionsDefinition) -> list[dg.AssetsDefinition]:
+    """One asset per source system; the daily sources are partitioned by `partitions`."""
+    return [_build_ingestion_asset(SOURCES[source], key, description, partitions)
+            for key, (source, description) in DESCRIPTIONS.items()]

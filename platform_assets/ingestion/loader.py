@@ -15,8 +15,8 @@ from pathlib import Path
 
 import duckdb
 
-from platform_assets.identifiers import sql_identifier
 from platform_assets.ingestion.sources import SourceSpec
+from platform_assets.lib.identifiers import sql_identifier
 
 QUARANTINE_DDL = """
 CREATE TABLE IF NOT EXISTS raw.quarantine (
@@ -50,14 +50,6 @@ class LoadResult:
     @property
     def quarantine_share(self) -> float:
         return self.rows_quarantined / self.rows_read if self.rows_read else 0.0
-
-
-def landing_file(landing_dir: Path, spec: SourceSpec, day: date | None) -> Path:
-    if spec.partitioned:
-        if day is None:
-            raise ValueError(f"{spec.name} is partitioned by day: a day is required")
-        return landing_dir / spec.name / f"date={day.isoformat()}" / f"{spec.name}.csv"
-    return landing_dir / spec.name / f"{spec.name}.csv"
 
 
 def ensure_raw_tables(con: duckdb.DuckDBPyConnection, spec: SourceSpec) -> None:
@@ -158,7 +150,7 @@ def load_source(
     """Load the files of `days` (or the snapshot file) of one source, all or nothing. `on_file_loaded(rows_read)`
     is called after each file, for progress reporting."""
     targets: list[date | None] = list(days) if spec.partitioned else [None]
-    paths = [landing_file(landing_dir, spec, d) for d in targets]
+    paths = [spec.landing_file(landing_dir, d) for d in targets]
     absent = [str(p) for p in paths if not p.is_file()]
     if absent:
         raise LandingFileMissing(

@@ -8,6 +8,10 @@ rule that matches names the reason. The rules are constants of this module, neve
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+
+from platform_assets.lib import landing
 
 
 @dataclass(frozen=True)
@@ -22,7 +26,14 @@ class SourceSpec:
 
     @property
     def path_glob(self) -> str:
-        return f"{self.name}/date=*/{self.name}.csv" if self.partitioned else f"{self.name}/{self.name}.csv"
+        return landing.path_glob(self.name, self.partitioned)
+
+    def landing_file(self, landing_dir: Path, day: date | None) -> Path:
+        if not self.partitioned:
+            return landing.snapshot_path(landing_dir, self.name)
+        if day is None:
+            raise ValueError(f"{self.name} is partitioned by day: a day is required")
+        return landing.partition_path(landing_dir, self.name, day)
 
 
 def _missing(column: str) -> tuple[str, str]:

@@ -1,5 +1,1 @@
-"""Monitoring stage: Evidently drift reports and the drift verdict."""
-
-from platform_assets.monitoring.assets import feature_drift_report, monitoring_assets
-
-__all__ = ["feature_drift_report", "monitoring_assets"]
+"""Monitoring stage: Evidently drift reports, label-delayed performance and data quality, per day."""

@@ -12,28 +12,22 @@ Partition D looks at the days up to D only:
   needs only positives, so it sees a new fraud pattern weeks before precision can.
 - `data_quality_summary`: rows, missing values and all-null columns of the day as the model saw it.
 
-The first three set `drift_detected`; the retrain sensor (automation/sensors.py) turns those into retrains.
+The first three set `drift_detected` (`names.DRIFT_DETECTED`); the retrain sensor (automation/sensors.py) turns those into retrains.
 All four re-materialize by themselves for the newest day when new predictions land (Declarative Automation).
+pandas, Evidently and the model load when an asset runs, never when the Definitions load.
 """
+
 
 from dataclasses import dataclass
 from datetime import date, timedelta
 
 import dagster as dg
-import numpy as np
-import pandas as pd
 
-from platform_assets import charts
-from platform_assets import predictions as pr
-from platform_assets import training_data as td
-from platform_assets.exports import query
-from platform_assets.monitoring.drift import calibrated_thresholds, drift_report, sample, summary_report
-from platform_assets.partitions import daily_partitions, refresh_latest_day
+from platform_assets.lib import names
+from platform_assets.lib.partitions import refresh_latest_day
 from platform_assets.resources import LoopPolicy, MlflowResource, PlatformStorage
 
-GROUP = "monitoring"
-PREDICTIONS = dg.AssetKey("daily_predictions")
-MONITORED = [PREDICTIONS, dg.AssetKey("fraud_model")]
+MONITORED = [names.DAILY_PREDICTIONS, names.FRAUD_MODEL]
 
 
 def _day(context: dg.AssetExecutionContext) -> date:
@@ -41,15 +35,14 @@ def _day(context: dg.AssetExecutionContext) -> date:
 
 
 def _champion_reference(mlflow_tracking: MlflowResource, storage: PlatformStorage):
-    """(champion version, its training-set manifest, the model, its holdout scored by it)."""
-    champion = mlflow_tracking.champion_version()
-    if champion is None:
-        raise dg.Failure("no champion model yet: materialize fraud_model first")
-    manifest = td.TrainingSetManifest.read(storage.training_sets_dir() / f"{champion.tags['training_set_id']}.json")
-    model = mlflow_tracking.load_version(champion.version)
-    reference = td.read_split(manifest.path, "holdout")
-    reference = reference.assign(**{pr.SCORE: model.predict_proba(td.model_inputs(reference, manifest.feature_columns))[:, 1]})
-    return champion, manifest, model, reference
+    """(the champion, its training holdout scored by it)."""
+    from platform_assets.lib import predictions as pr
+    from platform_assets.lib.champion import require_champion
+    from platform_assets.lib.training_sets import read_split
+
+    champion = require_champion(mlflow_tracking, storage.training_sets_dir())
+    reference = read_split(champion.manifest.path, "holdout")
+    return champion, reference.assign(**{pr.SCORE: champion.score(reference)})
 
 
 @dataclass(frozen=True)
@@ -57,20 +50,24 @@ class _DriftWindow:
     """What both drift reports of day `day` compare: the champion's holdout vs the predictions of first..day."""
 
     day: date
-    champion: object
-    manifest: td.TrainingSetManifest
-    model: object
-    reference: pd.DataFrame
-    current: pd.DataFrame
+    champion: object  # lib.champion.Champion
+    reference: object  # pandas frames
+    current: object
     metadata: dict
+
+    @property
+    def manifest(self):
+        return self.champion.manifest
 
 
 def _drift_window(
     context: dg.AssetExecutionContext, mlflow_tracking: MlflowResource, storage: PlatformStorage, policy: LoopPolicy
 ) -> _DriftWindow:
+    from platform_assets.lib import predictions as pr
+
     day = _day(context)
     first = day - timedelta(days=policy.drift_window_days - 1)
-    champion, manifest, model, reference = _champion_reference(mlflow_tracking, storage)
+    champion, reference = _champion_reference(mlflow_tracking, storage)
     current, days = pr.read_days(storage.predictions_dir(), first, day)
     metadata = {
         "drift_window_end": day.isoformat(),
@@ -78,26 +75,22 @@ def _drift_window(
         "current_window_end": day.isoformat(),
         "days_with_predictions": len(days),
         "current_rows_total": len(current),
-        "champion_version": str(champion.version),
+        "champion_version": champion.number,
     }
-    return _DriftWindow(day, champion, manifest, model, reference, current, metadata)
+    return _DriftWindow(day, champion, reference, current, metadata)
 
 
 def _verdict(enough: bool, drifted: bool) -> str:
     return "drift" if enough and drifted else ("no_drift" if enough else "insufficient_data")
 
 
-@dg.asset(
-    group_name=GROUP,
-    kinds={"evidently", "html"},
-    partitions_def=daily_partitions,
-    deps=MONITORED,
-    automation_condition=refresh_latest_day(),
-    description="Evidently drift of every model input: champion's training holdout vs the newest days.",
-)
 def feature_drift_report(
     context: dg.AssetExecutionContext, mlflow_tracking: MlflowResource, storage: PlatformStorage, policy: LoopPolicy
 ) -> dg.MaterializeResult:
+    from platform_assets.lib import charts
+    from platform_assets.lib.training_sets import read_training_inputs
+    from platform_assets.monitoring.drift import calibrated_thresholds, drift_report, sample
+
     window = _drift_window(context, mlflow_tracking, storage, policy)
     day, champion, manifest, reference = window.day, window.champion, window.manifest, window.reference
     current = sample(window.current, policy.max_report_rows)
@@ -106,15 +99,15 @@ def feature_drift_report(
         **window.metadata,
         "drift_share_threshold": dg.MetadataValue.float(policy.drift_share_threshold),
         "drift_min_rows": policy.drift_min_rows,
-        "training_set_id": manifest.snapshot_id,
+        names.TAG_TRAINING_SET_ID: manifest.snapshot_id,
         "reference_window": f"{manifest.holdout_start} .. {manifest.window_end}",
     }
     if current.empty:
         context.log.info(f"{day}: no predictions in {metadata['current_window_start']}..{day}, no drift verdict")
-        return dg.MaterializeResult(metadata={**metadata, "drift_detected": False, "verdict": "insufficient_data"})
+        return dg.MaterializeResult(metadata={**metadata, names.DRIFT_DETECTED: False, names.VERDICT: "insufficient_data"})
     html = storage.reports_dir() / "feature_drift" / f"{day.isoformat()}.html"
     reference = sample(reference, policy.max_report_rows)
-    history = td.read_training_inputs(manifest, "train")  # the champion's training rows, float32, held once
+    history = read_training_inputs(manifest, "train")  # the champion's training rows, float32, held once
     thresholds = calibrated_thresholds(reference, history.inputs, manifest.feature_columns, policy.drift_window_days,
                                        times=history.timestamps)
     del history
@@ -125,8 +118,8 @@ def feature_drift_report(
     figure = charts.drift_summary_figure(summary.column_scores, summary.drifted_columns)
     # The champion's own MLflow run collects its drift checks: one picture per day, drift share over time.
     client = mlflow_tracking.client()
-    client.log_figure(champion.run_id, figure, f"drift/{day.isoformat()}/drift_summary.png")
-    client.log_metric(champion.run_id, "drift_share", summary.drift_share)
+    client.log_figure(champion.version.run_id, figure, f"drift/{day.isoformat()}/drift_summary.png")
+    client.log_metric(champion.version.run_id, "drift_share", summary.drift_share)
     drift_picture = charts.markdown_image(charts.to_png(figure), "drift score per column")
     context.log.info(
         f"{day} {verdict}: {len(summary.drifted_columns)}/{summary.columns_tested} columns drifted "
@@ -135,8 +128,8 @@ def feature_drift_report(
     return dg.MaterializeResult(
         metadata={
             **metadata,
-            "drift_detected": detected,
-            "verdict": verdict,
+            names.DRIFT_DETECTED: detected,
+            names.VERDICT: verdict,
             "drift_share": dg.MetadataValue.float(summary.drift_share),
             "drifted_columns": dg.MetadataValue.json(summary.drifted_columns),
             "drifted_column_count": len(summary.drifted_columns),
@@ -156,30 +149,23 @@ def feature_drift_report(
     )
 
 
-@dg.asset(
-    group_name=GROUP,
-    kinds={"evidently", "html"},
-    partitions_def=daily_partitions,
-    deps=MONITORED,
-    automation_condition=refresh_latest_day(),
-    description="Evidently drift of the champion's score distribution: its training holdout vs the newest days.",
-)
 def prediction_drift_report(
     context: dg.AssetExecutionContext, mlflow_tracking: MlflowResource, storage: PlatformStorage, policy: LoopPolicy
 ) -> dg.MaterializeResult:
+    from platform_assets.lib import predictions as pr
+    from platform_assets.monitoring.drift import drift_report, sample
+
     window = _drift_window(context, mlflow_tracking, storage, policy)
-    day, champion, manifest, model, reference = (
-        window.day, window.champion, window.manifest, window.model, window.reference
-    )
+    day, champion, manifest, reference = window.day, window.champion, window.manifest, window.reference
     metadata = window.metadata
     if window.current.empty:
-        return dg.MaterializeResult(metadata={**metadata, "drift_detected": False, "verdict": "insufficient_data"})
+        return dg.MaterializeResult(metadata={**metadata, names.DRIFT_DETECTED: False, names.VERDICT: "insufficient_data"})
     current = sample(window.current, policy.max_report_rows)
     if all(c in current for c in manifest.feature_columns):
         # Days scored by an earlier champion are re-scored, so both sides are the same model's scores.
-        current = current.assign(**{pr.SCORE: model.predict_proba(td.model_inputs(current, manifest.feature_columns))[:, 1]})
+        current = current.assign(**{pr.SCORE: champion.score(current)})
     else:
-        current = current[current["model_version"] == str(champion.version)]
+        current = current[current["model_version"] == champion.number]
     html = storage.reports_dir() / "prediction_drift" / f"{day.isoformat()}.html"
     summary = drift_report(sample(reference, policy.max_report_rows), current, [pr.SCORE], html)
     enough = len(current) >= policy.drift_min_rows
@@ -191,8 +177,8 @@ def prediction_drift_report(
     return dg.MaterializeResult(
         metadata={
             **metadata,
-            "drift_detected": enough and drifted,
-            "verdict": verdict,
+            names.DRIFT_DETECTED: enough and drifted,
+            names.VERDICT: verdict,
             "score_drift": dg.MetadataValue.float(summary.column_scores.get(pr.SCORE, float("nan"))),
             "mean_score_reference": dg.MetadataValue.float(float(ref_scores.mean())),
             "mean_score_current": dg.MetadataValue.float(float(cur_scores.mean())),
@@ -206,9 +192,11 @@ def prediction_drift_report(
     )
 
 
-def performance_figures(scored: pd.DataFrame, label: pd.Series) -> dict[str, float]:
+def performance_figures(scored, label) -> dict[str, float]:
     """ROC AUC, PR AUC and precision/recall of the review queue on labelled predictions (empty if one class)."""
     from sklearn.metrics import average_precision_score, roc_auc_score
+
+    from platform_assets.lib import predictions as pr
 
     y = label.to_numpy().astype(int)
     if len(y) == 0 or y.min() == y.max():
@@ -222,18 +210,14 @@ def performance_figures(scored: pd.DataFrame, label: pd.Series) -> dict[str, flo
     }
 
 
-@dg.asset(
-    group_name=GROUP,
-    kinds={"sklearn"},
-    partitions_def=daily_partitions,
-    deps=MONITORED,
-    automation_condition=refresh_latest_day(),
-    description="Label-delayed quality of the served scores: AUCs and precision at the review budget on matured "
-    "days, and the share of recently reported frauds that had been sent to review.",
-)
 def model_performance(
     context: dg.AssetExecutionContext, storage: PlatformStorage, policy: LoopPolicy
 ) -> dg.MaterializeResult:
+    import pandas as pd
+
+    from platform_assets.lib import predictions as pr
+    from platform_assets.lib.exports import query
+
     day = _day(context)
     end = context.partition_time_window.end
     matured_last = day - timedelta(days=policy.label_maturity_days)
@@ -246,7 +230,7 @@ def model_performance(
         "review_budget": dg.MetadataValue.float(policy.review_budget),
     }
     if served.empty:
-        return dg.MaterializeResult(metadata={**metadata, "drift_detected": False, "verdict": "insufficient_data"})
+        return dg.MaterializeResult(metadata={**metadata, names.DRIFT_DETECTED: False, names.VERDICT: "insufficient_data"})
     # Only what was known at the end of day D: a chargeback reported later does not count yet.
     labels = query(
         storage.exports_dir(),
@@ -271,8 +255,8 @@ def model_performance(
     return dg.MaterializeResult(
         metadata={
             **metadata,
-            "drift_detected": degraded,
-            "verdict": verdict,
+            names.DRIFT_DETECTED: degraded,
+            names.VERDICT: verdict,
             "reported_fraud_recall": dg.MetadataValue.float(recall),
             "reported_frauds": len(reported),
             "min_fraud_recall": dg.MetadataValue.float(policy.min_fraud_recall),
@@ -284,21 +268,19 @@ def model_performance(
     )
 
 
-@dg.asset(
-    group_name=GROUP,
-    kinds={"evidently", "html"},
-    partitions_def=daily_partitions,
-    deps=[PREDICTIONS],
-    automation_condition=refresh_latest_day(),
-    description="Data-quality summary of one day as the model saw it: rows, missing values, empty columns.",
-)
 def data_quality_summary(
     context: dg.AssetExecutionContext, mlflow_tracking: MlflowResource, storage: PlatformStorage
 ) -> dg.MaterializeResult:
+    import numpy as np
+
+    from platform_assets.lib import predictions as pr
+    from platform_assets.lib.training_sets import KEYS
+    from platform_assets.monitoring.drift import summary_report
+
     day = _day(context)
     frame, _ = pr.read_days(storage.predictions_dir(), day, day)
     champion = mlflow_tracking.champion_version()
-    features = [c for c in frame.columns if c not in {*td.KEYS, pr.SCORE, pr.FLAGGED, *pr.PROVENANCE, "scored_at"}]
+    features = [c for c in frame.columns if c not in {*KEYS, pr.SCORE, pr.FLAGGED, *pr.PROVENANCE, "scored_at"}]
     if frame.empty:
         return dg.MaterializeResult(metadata={"dagster/row_count": 0, "all_null_columns": dg.MetadataValue.json([])})
     null_share = frame[features].isna().mean()
@@ -323,4 +305,29 @@ def data_quality_summary(
     )
 
 
-monitoring_assets = [feature_drift_report, prediction_drift_report, model_performance, data_quality_summary]
+
+
+def build_monitoring_assets(partitions: dg.PartitionsDefinition) -> list[dg.AssetsDefinition]:
+    """The four daily monitoring assets, partitioned like scoring; the newest day refreshes itself."""
+    daily = {"group_name": names.MONITORING, "partitions_def": partitions,
+             "automation_condition": refresh_latest_day()}
+    return [
+        dg.asset(
+            key=names.FEATURE_DRIFT_REPORT, kinds={"evidently", "html"}, deps=MONITORED, **daily,
+            description="Evidently drift of every model input: champion's training holdout vs the newest days.",
+        )(feature_drift_report),
+        dg.asset(
+            key=names.PREDICTION_DRIFT_REPORT, kinds={"evidently", "html"}, deps=MONITORED, **daily,
+            description="Evidently drift of the champion's score distribution: its training holdout vs the newest "
+            "days.",
+        )(prediction_drift_report),
+        dg.asset(
+            key=names.MODEL_PERFORMANCE, kinds={"sklearn"}, deps=MONITORED, **daily,
+            description="Label-delayed quality of the served scores: AUCs and precision at the review budget on "
+            "matured days, and the share of recently reported frauds that had been sent to review.",
+        )(model_performance),
+        dg.asset(
+            key=names.DATA_QUALITY_SUMMARY, kinds={"evidently", "html"}, deps=[names.DAILY_PREDICTIONS], **daily,
+            description="Data-quality summary of one day as the model saw it: rows, missing values, empty columns.",
+        )(data_quality_summary),
+    ]

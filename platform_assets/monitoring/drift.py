@@ -21,8 +21,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-os.environ.setdefault("DO_NOT_TRACK", "1")
-
 
 @dataclass(frozen=True)
 class DriftSummary:

@@ -2,16 +2,13 @@
 
 from platform_assets.resources.feature_store import FeastResource
 from platform_assets.resources.landing import LandingZone
-from platform_assets.resources.mlflow_tracking import CHALLENGER, CHAMPION, MlflowResource
+from platform_assets.resources.mlflow_tracking import MlflowResource
 from platform_assets.resources.notifications import Notifier
 from platform_assets.resources.policy import LoopPolicy
 from platform_assets.resources.storage import PlatformStorage
-from platform_assets.resources.warehouse import WRITER_POOL, WarehouseLockedError, WarehouseResource
+from platform_assets.resources.warehouse import WarehouseLockedError, WarehouseResource
 
 __all__ = [
-    "CHALLENGER",
-    "CHAMPION",
-    "WRITER_POOL",
     "FeastResource",
     "LandingZone",
     "LoopPolicy",

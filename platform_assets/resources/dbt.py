@@ -1,29 +1,30 @@
 """dbt on DuckDB, as the `dagster-dbt` resource and project.
 
-`dbt_project/profiles.yml` reads PLATFORM_DATA_DIR, so that `dbt build` works standalone from `dbt_project/`.
-`dagster-dbt` passes the current process environment to dbt; `PlatformDbtResource` adds the data directory it
-was configured with, so a run always writes the warehouse the rest of the platform reads, whatever the caller's
-environment says.
+`dbt_project/profiles.yml` takes the data directory (and DuckDB's memory limit) from dbt vars, falling back to
+the environment, so `dbt build` works standalone from `dbt_project/` and a Dagster run always writes the
+warehouse the rest of the platform reads: `PlatformDbtResource` passes the values it was configured with as
+`--vars` on every invocation, whatever the caller's environment says. Nothing here touches `os.environ`.
 """
 
-import os
+from __future__ import annotations
+
+import json
 import shutil
 import sys
-from contextlib import contextmanager
 from pathlib import Path
 
 from dagster_dbt import DbtCliResource, DbtProject
 from pydantic import Field
 
-from platform_assets.settings import dbt_environment, exports_dir, load_settings
+from platform_assets.settings import Settings, exports_dir
 
-_settings = load_settings()
+DATA_DIR_VAR = "platform_data_dir"
+MEMORY_LIMIT_VAR = "platform_duckdb_memory_limit"
 
-dbt_project = DbtProject(
-    project_dir=_settings.dbt_project_dir,
-    profiles_dir=_settings.dbt_project_dir,
-    target=_settings.profile,
-)
+
+def dbt_project(settings: Settings) -> DbtProject:
+    return DbtProject(project_dir=settings.dbt_project_dir, profiles_dir=settings.dbt_project_dir,
+                      target=settings.profile)
 
 
 def dbt_executable() -> str:
@@ -36,7 +37,7 @@ class ManifestMissingError(FileNotFoundError):
     pass
 
 
-def require_manifest(project: DbtProject = dbt_project) -> Path:
+def require_manifest(project: DbtProject) -> Path:
     """The manifest is built by `make prepare` (dbt parse; `make dev` runs it first), never at import time: say so
     if it is missing. `prepare_if_dev()` is not used: it needs dbt on PATH and races parallel runs
     (dagster#33993)."""
@@ -48,27 +49,25 @@ def require_manifest(project: DbtProject = dbt_project) -> Path:
     return project.manifest_path
 
 
-@contextmanager
-def _environment(extra: dict[str, str]):
-    saved = {k: os.environ.get(k) for k in extra}
-    os.environ.update(extra)
-    try:
-        yield
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
+def with_vars(args: list[str], extra: dict[str, str]) -> list[str]:
+    """`args` with `extra` merged into its `--vars` (added when absent); a var the caller set wins."""
+    args = list(args)
+    if "--vars" in args:
+        i = args.index("--vars") + 1
+        args[i] = json.dumps({**extra, **json.loads(args[i])}, sort_keys=True)
+        return args
+    return [*args, "--vars", json.dumps(extra, sort_keys=True)]
 
 
 class PlatformDbtResource(DbtCliResource):
     data_dir: str = Field(description="Platform data directory: the warehouse and exports dbt writes")
+    duckdb_memory_limit: str = Field(default="4GB", description="DuckDB spills to disk past this")
+
+    def platform_vars(self) -> dict[str, str]:
+        return {DATA_DIR_VAR: self.data_dir, MEMORY_LIMIT_VAR: self.duckdb_memory_limit}
 
     def cli(self, args, **kwargs):
         # DuckDB creates neither the warehouse's folder nor the one dbt-duckdb exports parquet into.
         for folder in (Path(self.data_dir) / "warehouse", exports_dir(self.data_dir)):
             folder.mkdir(parents=True, exist_ok=True)
-        # dbt starts inside cli(); the variables only need to be there while the process is spawned.
-        with _environment(dbt_environment(self.data_dir, self.target or "local")):
-            return super().cli(args, **kwargs)
+        return super().cli(with_vars(list(args), self.platform_vars()), **kwargs)

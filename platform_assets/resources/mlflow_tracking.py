@@ -12,12 +12,12 @@ import os
 import dagster as dg
 from pydantic import Field
 
-CHAMPION = "champion"
-CHALLENGER = "challenger"
-# Tags every registered version carries: the promotion gate's decision and why, and whom it replaced.
-PROMOTION_DECISION = "promotion_decision"
-PROMOTION_REASON = "promotion_reason"
-PREVIOUS_CHAMPION = "previous_champion"
+from platform_assets.lib.names import (
+    CHAMPION,
+    TAG_PREVIOUS_CHAMPION,
+    TAG_PROMOTION_DECISION,
+    TAG_PROMOTION_REASON,
+)
 
 
 class MlflowResource(dg.ConfigurableResource):
@@ -31,7 +31,6 @@ class MlflowResource(dg.ConfigurableResource):
 
     def setup(self):
         """Point the in-process MLflow client at our server and return the `mlflow` module, ready to use."""
-        os.environ.setdefault("MLFLOW_ENABLE_TELEMETRY", "false")
         import mlflow
 
         if self.tracking_uri.startswith("sqlite:///"):
@@ -69,7 +68,7 @@ class MlflowResource(dg.ConfigurableResource):
         on both versions. Returns (from_version, to_version); raises if there is nothing to roll back to."""
         client = self.client()
         current = client.get_model_version_by_alias(self.model_name, CHAMPION)
-        previous = current.tags.get(PREVIOUS_CHAMPION, "")
+        previous = current.tags.get(TAG_PREVIOUS_CHAMPION, "")
         if not previous:
             raise ValueError(f"{self.model_name} v{current.version} replaced no champion: nothing to roll back to")
         client.get_model_version(self.model_name, previous)  # raises if that version was deleted
@@ -78,6 +77,6 @@ class MlflowResource(dg.ConfigurableResource):
             (current.version, "rolled_back", f"rolled back: {reason}"),
             (previous, CHAMPION, f"restored by rollback of v{current.version}: {reason}"),
         ):
-            client.set_model_version_tag(self.model_name, version, PROMOTION_DECISION, decision)
-            client.set_model_version_tag(self.model_name, version, PROMOTION_REASON, why)
+            client.set_model_version_tag(self.model_name, version, TAG_PROMOTION_DECISION, decision)
+            client.set_model_version_tag(self.model_name, version, TAG_PROMOTION_REASON, why)
         return str(current.version), str(previous)

@@ -1,9 +1,10 @@
 """The knobs of the closed loop (monitoring -> retrain -> promotion), as one resource.
 
 Runs launched by Declarative Automation or a sensor carry no run config, so thresholds that must hold for them
-live here, not in asset config: every monitoring asset, the retrain sensor and the retrain job read the same
-values. Defaults suit a real issuer (21-day chargeback window); `settings.POLICY_ENV` lists the environment
-variables that override them, and the launchpad can override them per run.
+live here, not in asset config: every monitoring asset, the retrain sensor, the retrain job and a training set
+materialized from the UI read the same values. Defaults suit a real issuer (21-day chargeback window);
+`settings.POLICY_ENV` lists the environment variables that override them, and the launchpad can override them
+per run (the resource, or a training set's own config fields).
 """
 
 import dagster as dg
@@ -40,21 +41,12 @@ class LoopPolicy(dg.ConfigurableResource):
         default=7.0, description="A drift retrain halves a training row's weight every this many days back"
     )
 
-    def retrain_run_config(self, as_of: str) -> dict:
-        """Run config of a retrain: the training set is cut as of the drift window's end, with this policy, and
-        the model weights the newest days most and is refit on all of them (training/evaluation.py)."""
+    def training_windows(
+        self, label_maturity_days: int | None = None, warmup_days: int | None = None, holdout_days: int | None = None
+    ) -> dict[str, int]:
+        """The windows a training set is cut with: this policy's, unless a run's config overrides one."""
         return {
-            "ops": {
-                "fraud_model": {
-                    "config": {"recency_half_life_days": self.retrain_half_life_days, "refit_on_all_rows": True}
-                },
-                "training_set": {
-                    "config": {
-                        "as_of": as_of,
-                        "label_maturity_days": self.label_maturity_days,
-                        "warmup_days": self.warmup_days,
-                        "holdout_days": self.holdout_days,
-                    }
-                }
-            }
+            "label_maturity_days": self.label_maturity_days if label_maturity_days is None else label_maturity_days,
+            "warmup_days": self.warmup_days if warmup_days is None else warmup_days,
+            "holdout_days": self.holdout_days if holdout_days is None else holdout_days,
         }

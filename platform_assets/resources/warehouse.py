@@ -17,8 +17,6 @@ import duckdb
 from dagster_duckdb import DuckDBResource
 from pydantic import Field
 
-WRITER_POOL = "duckdb_writer"
-
 
 class WarehouseLockedError(RuntimeError):
     pass
@@ -47,7 +45,7 @@ def locked_message(database: str, error: str) -> str:
         "close its connection (con.close()) or stop it"
         + (f" (`kill {pid}`)" if pid else "")
         + ". To read data while runs write, query the parquet exports under data/exports "
-        "(platform_assets.exports.query) instead of the warehouse file. `make doctor` shows who holds the lock; "
+        "(platform_assets.lib.exports.query) instead of the warehouse file. `make doctor` shows who holds the lock; "
         "docs/how-to.md#duckdb-lock-error has the details. DuckDB said: " + error
     )
 
@@ -89,8 +87,4 @@ class WarehouseResource(DuckDBResource):
             con.close()
 
 
-def warehouse_resource(database: Path) -> WarehouseResource:
-    return WarehouseResource(database=str(database))
-
-
-__all__ = ["WRITER_POOL", "WarehouseLockedError", "WarehouseResource", "lock_holder", "locked_message", "warehouse_resource"]
+__all__ = ["WarehouseLockedError", "WarehouseResource", "lock_holder", "locked_message"]

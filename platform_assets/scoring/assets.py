@@ -16,27 +16,12 @@ Monitoring reads these files (prediction drift, label-delayed performance), neve
 from datetime import UTC, date, datetime, timedelta
 
 import dagster as dg
-import pandas as pd
 
-from platform_assets import predictions as pr
-from platform_assets import training_data as td
-from platform_assets.partitions import daily_partitions, refresh_latest_day
+from platform_assets.lib import names
+from platform_assets.lib.partitions import refresh_latest_day
 from platform_assets.resources import FeastResource, LoopPolicy, MlflowResource, PlatformStorage
 
-GROUP = "scoring"
 
-
-@dg.asset(
-    group_name=GROUP,
-    kinds={"xgboost", "parquet"},
-    partitions_def=daily_partitions,
-    # A backfill of many days is one run: one model load, then one point-in-time join and one file per day.
-    backfill_policy=dg.BackfillPolicy.single_run(),
-    deps=[dg.AssetKey("fraud_model"), dg.AssetKey("feast_feature_views"), dg.AssetKey("fct_transactions")],
-    automation_condition=refresh_latest_day(),
-    description="The champion's fraud scores for one day's transactions, with model version, feature service "
-    "and training-set id on every row.",
-)
 def daily_predictions(
     context: dg.AssetExecutionContext,
     feast: FeastResource,
@@ -44,13 +29,17 @@ def daily_predictions(
     storage: PlatformStorage,
     policy: LoopPolicy,
 ) -> dg.MaterializeResult:
+    import pandas as pd
+
+    from platform_assets.lib import predictions as pr
+    from platform_assets.lib import training_sets as td
+    from platform_assets.lib.champion import require_champion
+
     window = context.partition_time_window
-    champion = mlflow_tracking.champion_version()
-    if champion is None:
-        raise dg.Failure("no champion model yet: materialize fraud_model first")
-    manifest = td.TrainingSetManifest.read(storage.training_sets_dir() / f"{champion.tags['training_set_id']}.json")
+    champion = require_champion(mlflow_tracking, storage.training_sets_dir())
+    manifest = champion.manifest
     features = manifest.feature_columns
-    store, model = feast.store(), None
+    store = feast.store()
     rows, scores, flagged = 0, 0.0, 0
     # One point-in-time join per day: a backfill of many days holds one day's rows at a time.
     for key in context.partition_keys:
@@ -59,14 +48,12 @@ def daily_predictions(
         entity_rows = td.transactions_between(storage.exports_dir(), start, start + timedelta(days=1))
         if len(entity_rows):
             frame = td.join_features(store, entity_rows, manifest.feature_service)
-            if model is None:
-                model = mlflow_tracking.load_version(champion.version)
-            frame[pr.SCORE] = model.predict_proba(td.model_inputs(frame, features))[:, 1]
+            frame[pr.SCORE] = champion.score(frame)
         else:
             frame = entity_rows.reindex(columns=[*td.KEYS, *features]).assign(**{pr.SCORE: pd.Series(dtype=float)})
         frame = frame[[*td.KEYS, *features, pr.SCORE]].assign(
             model_name=mlflow_tracking.model_name,
-            model_version=str(champion.version),
+            model_version=champion.number,
             feature_service=manifest.feature_service,
             training_set_id=manifest.snapshot_id,
             scored_at=datetime.now(UTC),
@@ -77,18 +64,32 @@ def daily_predictions(
         rows, scores = rows + len(frame), scores + float(frame[pr.SCORE].sum())
         flagged += int(frame[pr.FLAGGED].sum())
     context.log.info(f"{window.start.date()}..{window.end.date()}: scored {rows:,} transactions "
-                     f"({len(context.partition_keys)} day(s)) with v{champion.version}, {flagged} sent to review")
+                     f"({len(context.partition_keys)} day(s)) with v{champion.number}, {flagged} sent to review")
     return dg.MaterializeResult(
         metadata={
             "dagster/row_count": rows,
             "path": dg.MetadataValue.path(str(pr.day_path(storage.predictions_dir(), window.start.date()))),
-            "model_version": str(champion.version),
-            "feature_service": manifest.feature_service,
-            "training_set_id": manifest.snapshot_id,
+            "model_version": champion.number,
+            names.TAG_FEATURE_SERVICE: manifest.feature_service,
+            names.TAG_TRAINING_SET_ID: manifest.snapshot_id,
             "flagged_for_review": flagged,
             "mean_score": dg.MetadataValue.float(scores / rows if rows else 0.0),
         }
     )
 
 
-scoring_assets = [daily_predictions]
+def build_scoring_assets(partitions: dg.PartitionsDefinition) -> list[dg.AssetsDefinition]:
+    return [
+        dg.asset(
+            key=names.DAILY_PREDICTIONS,
+            group_name=names.SCORING,
+            kinds={"xgboost", "parquet"},
+            partitions_def=partitions,
+            # A backfill of many days is one run: one model load, then one point-in-time join and one file a day.
+            backfill_policy=dg.BackfillPolicy.single_run(),
+            deps=[names.FRAUD_MODEL, names.FEAST_FEATURE_VIEWS, names.FCT_TRANSACTIONS],
+            automation_condition=refresh_latest_day(),
+            description="The champion's fraud scores for one day's transactions, with model version, feature "
+            "service and training-set id on every row.",
+        )(daily_predictions)
+    ]

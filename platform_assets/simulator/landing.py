@@ -18,9 +18,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
+from platform_assets.lib.landing import SOURCES, partition_path, snapshot_path
 from platform_assets.simulator.generator import DayBatch, SimulationConfig, World, build_world, simulate_day
 
-SOURCES = ("customers", "merchants", "transactions", "chargebacks")
 TS_FORMAT = "%Y-%m-%dT%H:%M:%SZ"  # %S carries the microseconds for timestamp[us]
 
 
@@ -38,14 +38,6 @@ class LandingSummary:
     @property
     def fraud_rate(self) -> float:
         return self.fraud_transactions / max(self.transactions, 1)
-
-
-def partition_path(landing_dir: Path, source: str, day: date) -> Path:
-    return landing_dir / source / f"date={day.isoformat()}" / f"{source}.csv"
-
-
-def snapshot_path(landing_dir: Path, source: str) -> Path:
-    return landing_dir / source / f"{source}.csv"
 
 
 def _as_text(table: pa.Table) -> pa.Table:

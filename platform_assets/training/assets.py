@@ -5,53 +5,26 @@ xgboost format, with a signature) to MLflow, and registers a new version. The ve
 it beats the current champion's PR AUC on the same holdout and is not worse on the latest matured window
 (training/promotion.py); otherwise it is the `challenger`. The decision, its reason and both models' figures are
 tags on the version and on the MLflow run, metadata here, and a notification.
+
+The asset reads as its four steps: fit, gate, log and register, report. xgboost, scikit-learn, pandas and MLflow
+take seconds to import, so they load when the asset runs, never when the UI loads the Definitions.
 """
 
+
 import time
-from pathlib import Path
+from dataclasses import dataclass
 
 import dagster as dg
-import pandas as pd
-from pydantic import Field
 
-from platform_assets import charts
-from platform_assets.resources import CHALLENGER, CHAMPION, MlflowResource, Notifier, PlatformStorage
-from platform_assets.training.promotion import (
-    PREVIOUS_CHAMPION,
-    PROMOTION_DECISION,
-    PROMOTION_REASON,
-    GateScores,
-    decide,
-)
-from platform_assets.training_data import TrainingSetManifest, model_inputs, read_split, read_training_inputs
-
-GROUP = "training"
-
-
-class ModelConfig(dg.Config):
-    n_estimators: int = Field(default=400, description="Upper bound on boosting rounds (early stopping decides)")
-    max_depth: int = 5
-    learning_rate: float = 0.06
-    subsample: float = 0.9
-    colsample_bytree: float = 0.9
-    min_child_weight: float = 2.0
-    early_stopping_rounds: int = 40
-    min_pr_auc_improvement: float = Field(default=0.0, description="Margin a new model needs to become champion")
-    recency_half_life_days: float = Field(
-        default=0.0, description="Halve a training row's weight every this many days back (0: equal weights)"
-    )
-    refit_on_all_rows: bool = Field(
-        default=False, description="After early stopping, refit on every training row (the newest days included)"
-    )
-    latest_window_days: int = Field(default=3, description="Newest holdout days forming the latest matured window")
-    max_latest_regression: float = Field(
-        default=0.02, description="How much worse than the champion a new model may be on the latest matured window"
-    )
+from platform_assets.lib import names
+from platform_assets.lib.run_config import ModelConfig
+from platform_assets.resources import MlflowResource, Notifier, PlatformStorage
 
 
 def _pip_requirements() -> list[str]:
     """Given explicitly, MLflow skips its ~3 s dependency inference (stack-facts: 50x faster log_model)."""
     import numpy as np
+    import pandas as pd
     import sklearn
     import xgboost as xgb
 
@@ -65,16 +38,19 @@ def _importances(model, features: list[str]) -> dict[str, float]:
     return {f: float(gain.get(f, 0.0)) for f in features}
 
 
-def latest_window(holdout: pd.DataFrame, days: int) -> pd.DataFrame:
+def latest_window(holdout, days: int):
     """The newest `days` whole days of the holdout: the latest window whose labels have matured."""
+    import pandas as pd
+
     ts = pd.to_datetime(holdout["event_timestamp"], utc=True)
     return holdout[ts >= ts.max().normalize() - pd.Timedelta(days=days - 1)]
 
 
-def gate_scores(model, frame: pd.DataFrame, latest: pd.DataFrame, features: list[str], label: str) -> GateScores:
+def gate_scores(model, frame, latest, features: list[str], label: str):
     from sklearn.metrics import average_precision_score
 
-    from platform_assets.training.evaluation import score
+    from platform_assets.lib.champion import score
+    from platform_assets.training.promotion import GateScores
 
     holdout_pr_auc = float(average_precision_score(frame[label], score(model, frame, features)))
     latest_pr_auc = None
@@ -83,90 +59,112 @@ def gate_scores(model, frame: pd.DataFrame, latest: pd.DataFrame, features: list
     return GateScores(holdout_pr_auc, latest_pr_auc)
 
 
-def _champion_scores(mlflow, mlflow_tracking: MlflowResource, holdout, latest, label):
-    """(champion version, its GateScores on *these* rows); (None, None) without a champion, (version, None) if
-    the champion reads features this holdout lacks."""
-    version = mlflow_tracking.champion_version()
-    if version is None:
-        return None, None
-    champion = mlflow.xgboost.load_model(mlflow_tracking.model_uri(CHAMPION))
-    inputs = list(champion.get_booster().feature_names or [])
-    if any(f not in holdout.columns for f in inputs):
-        return str(version.version), None
-    return str(version.version), gate_scores(champion, holdout, latest, inputs, label)
+@dataclass
+class Fitted:
+    """A model fit on a snapshot's train split and scored on its holdout."""
+
+    manifest: object  # TrainingSetManifest
+    model: object
+    holdout: object  # the holdout rows (pandas)
+    holdout_scores: object
+    metrics: object  # evaluation.Metrics
+    params: dict
+    train_seconds: float
 
 
-@dg.asset(
-    group_name=GROUP,
-    kinds={"xgboost", "mlflow"},
-    deps=[dg.AssetKey("training_set")],
-    description="The fraud classifier: a new MLflow model version per run, champion only if it is better.",
-)
-def fraud_model(
-    context: dg.AssetExecutionContext,
-    config: ModelConfig,
-    mlflow_tracking: MlflowResource,
-    storage: PlatformStorage,
-    notifier: Notifier,
-) -> dg.MaterializeResult:
-    # xgboost, scikit-learn and MLflow take seconds to import: only when the asset runs, not when the UI loads.
-    from mlflow.models import infer_signature
+def fit(manifest, config: ModelConfig) -> Fitted:
+    from platform_assets.lib.champion import score
+    from platform_assets.lib.training_sets import read_split, read_training_inputs
+    from platform_assets.training.evaluation import evaluate, fit_classifier
 
-    from platform_assets.training.evaluation import evaluate, fit_classifier, score
-
-    manifest = TrainingSetManifest.read(storage.training_sets_dir() / "latest.json")
-    features, label = manifest.feature_columns, manifest.label_column
     holdout = read_split(manifest.path, "holdout")
-    params = {
-        "n_estimators": config.n_estimators,
-        "max_depth": config.max_depth,
-        "learning_rate": config.learning_rate,
-        "subsample": config.subsample,
-        "colsample_bytree": config.colsample_bytree,
-        "min_child_weight": config.min_child_weight,
-        "early_stopping_rounds": config.early_stopping_rounds,
-    }
+    params = config.xgboost_params()
     train = read_training_inputs(manifest, "train")
     started = time.perf_counter()
     model = fit_classifier(train.inputs, train.labels, train.timestamps, params, config.recency_half_life_days,
                            config.refit_on_all_rows)
     train_seconds = time.perf_counter() - started
     del train
-    holdout_scores = score(model, holdout, features)
-    metrics = evaluate(holdout[label].to_numpy(), holdout_scores)
-    context.log.info(f"holdout PR AUC {metrics.pr_auc:.4f}, ROC AUC {metrics.roc_auc:.4f} ({train_seconds:.1f}s)")
+    holdout_scores = score(model, holdout, manifest.feature_columns)
+    metrics = evaluate(holdout[manifest.label_column].to_numpy(), holdout_scores)
+    return Fitted(manifest, model, holdout, holdout_scores, metrics, params, train_seconds)
 
-    mlflow = mlflow_tracking.setup()
-    client = mlflow_tracking.client()
-    latest = latest_window(holdout, config.latest_window_days)
-    candidate = gate_scores(model, holdout, latest, features, label)
-    champion_version, champion_scores = _champion_scores(mlflow, mlflow_tracking, holdout, latest, label)
+
+@dataclass
+class Gate:
+    """The promotion gate's decision, both models' scores on the same rows, and the tags that record it."""
+
+    decision: object  # promotion.PromotionDecision
+    candidate: object  # GateScores
+    champion_version: str | None
+    champion_scores: object  # GateScores | None
+
+    @property
+    def alias(self) -> str:
+        return names.CHAMPION if self.decision.promote else names.CHALLENGER
+
+    def tags(self) -> dict[str, str]:
+        champion = self.champion_scores
+
+        def figure(value) -> str:
+            return "" if value is None else f"{value:.6f}"
+
+        return {
+            names.TAG_PROMOTION_DECISION: self.alias,
+            names.TAG_PROMOTION_REASON: self.decision.reason,
+            names.TAG_PREVIOUS_CHAMPION: (self.champion_version or "") if self.decision.promote else "",
+            "gate_challenger_holdout_pr_auc": figure(self.candidate.holdout_pr_auc),
+            "gate_challenger_latest_pr_auc": figure(self.candidate.latest_pr_auc),
+            "gate_champion_version": self.champion_version or "",
+            "gate_champion_holdout_pr_auc": figure(champion.holdout_pr_auc if champion else None),
+            "gate_champion_latest_pr_auc": figure(champion.latest_pr_auc if champion else None),
+        }
+
+
+def gate(fitted: Fitted, config: ModelConfig, mlflow_tracking: MlflowResource, storage: PlatformStorage) -> Gate:
+    """Score the new model and the champion on the same holdout and latest window, and decide."""
+    from platform_assets.lib.champion import find_champion
+    from platform_assets.training.promotion import decide
+
+    label = fitted.manifest.label_column
+    latest = latest_window(fitted.holdout, config.latest_window_days)
+    candidate = gate_scores(fitted.model, fitted.holdout, latest, fitted.manifest.feature_columns, label)
+    champion = find_champion(mlflow_tracking, storage.training_sets_dir())
+    champion_version, champion_scores = None, None
+    if champion is not None:
+        champion_version = champion.number
+        inputs = list(champion.model.get_booster().feature_names or [])
+        # A champion that reads features this holdout lacks cannot be scored on it (and cannot block).
+        if all(f in fitted.holdout.columns for f in inputs):
+            champion_scores = gate_scores(champion.model, fitted.holdout, latest, inputs, label)
     decision = decide(candidate, champion_scores, config.min_pr_auc_improvement, champion_version,
                       config.max_latest_regression)
-    champion_pr_auc = champion_scores.holdout_pr_auc if champion_scores else None
-    gate_tags = {
-        PROMOTION_DECISION: CHAMPION if decision.promote else CHALLENGER,
-        PROMOTION_REASON: decision.reason,
-        PREVIOUS_CHAMPION: (champion_version or "") if decision.promote else "",
-        "gate_challenger_holdout_pr_auc": f"{candidate.holdout_pr_auc:.6f}",
-        "gate_challenger_latest_pr_auc": "" if candidate.latest_pr_auc is None else f"{candidate.latest_pr_auc:.6f}",
-        "gate_champion_version": champion_version or "",
-        "gate_champion_holdout_pr_auc": "" if champion_scores is None else f"{champion_scores.holdout_pr_auc:.6f}",
-        "gate_champion_latest_pr_auc": "" if champion_scores is None or champion_scores.latest_pr_auc is None
-        else f"{champion_scores.latest_pr_auc:.6f}",
-    }
+    return Gate(decision, candidate, champion_version, champion_scores)
+
+
+def log_and_register(
+    context: dg.AssetExecutionContext, fitted: Fitted, verdict: Gate, config: ModelConfig,
+    mlflow_tracking: MlflowResource,
+) -> tuple[str, str, str]:
+    """One MLflow run (params, metrics, tags, charts, the model) and one registered version, aliased by the gate.
+    Returns (version, run id, the charts as markdown)."""
+    from mlflow.models import infer_signature
+
+    from platform_assets.lib import charts
+    from platform_assets.lib.champion import score
+    from platform_assets.lib.training_sets import model_inputs
+
+    manifest, model, holdout = fitted.manifest, fitted.model, fitted.holdout
+    features, label = manifest.feature_columns, manifest.label_column
+    provenance = {names.TAG_TRAINING_SET_ID: manifest.snapshot_id, names.TAG_FEATURE_SERVICE: manifest.feature_service}
+    mlflow = mlflow_tracking.setup()
     with mlflow.start_run(run_name=f"fraud_model-{context.run_id[:8]}") as run:
-        mlflow.log_params({**params, "best_iteration": int(model.best_iteration), "features": len(features),
+        mlflow.log_params({**fitted.params, "best_iteration": int(model.best_iteration), "features": len(features),
                            "recency_half_life_days": config.recency_half_life_days,
                            "refit_on_all_rows": config.refit_on_all_rows})
-        mlflow.log_metrics({**metrics.as_dict("holdout_"), "train_seconds": train_seconds})
-        mlflow.set_tags({
-            "training_set_id": manifest.snapshot_id,
-            "training_set_path": manifest.path,
-            "feature_service": manifest.feature_service,
-            "dagster_run_id": context.run_id,
-            **gate_tags,
-        })
+        mlflow.log_metrics({**fitted.metrics.as_dict("holdout_"), "train_seconds": fitted.train_seconds})
+        mlflow.set_tags({**provenance, "training_set_path": manifest.path, "dagster_run_id": context.run_id,
+                         **verdict.tags()})
         sample = model_inputs(holdout.head(5), features)
         info = mlflow.xgboost.log_model(
             model,
@@ -176,49 +174,68 @@ def fraud_model(
             registered_model_name=mlflow_tracking.model_name,
             pip_requirements=_pip_requirements(),
         )
-        figures = charts.model_figures(holdout[label], holdout_scores, _importances(model, features))
+        figures = charts.model_figures(holdout[label], fitted.holdout_scores, _importances(model, features))
         for name, figure in figures.items():
             mlflow.log_figure(figure, f"charts/{name}.png")
         pictures = charts.markdown_gallery(charts.rendered(figures))
     version = str(info.registered_model_version)
-    alias = CHAMPION if decision.promote else CHALLENGER
-    client.set_registered_model_alias(mlflow_tracking.model_name, alias, version)
-    for key, value in {
-        **gate_tags,
-        "training_set_id": manifest.snapshot_id,
-        "feature_service": manifest.feature_service,
-    }.items():
+    client = mlflow_tracking.client()
+    client.set_registered_model_alias(mlflow_tracking.model_name, verdict.alias, version)
+    for key, value in {**verdict.tags(), **provenance}.items():
         client.set_model_version_tag(mlflow_tracking.model_name, version, key, value)
+    return version, run.info.run_id, pictures
+
+
+def _figure_or(value: float | None, missing: str) -> dg.MetadataValue:
+    return dg.MetadataValue.float(value) if value is not None else dg.MetadataValue.text(missing)
+
+
+@dg.asset(
+    key=names.FRAUD_MODEL,
+    group_name=names.TRAINING,
+    kinds={"xgboost", "mlflow"},
+    deps=[names.TRAINING_SET],
+    description="The fraud classifier: a new MLflow model version per run, champion only if it is better.",
+)
+def fraud_model(
+    context: dg.AssetExecutionContext,
+    config: ModelConfig,
+    mlflow_tracking: MlflowResource,
+    storage: PlatformStorage,
+    notifier: Notifier,
+) -> dg.MaterializeResult:
+    from platform_assets.lib.training_sets import latest_manifest
+
+    fitted = fit(latest_manifest(storage.training_sets_dir()), config)
+    metrics, manifest = fitted.metrics, fitted.manifest
+    context.log.info(f"holdout PR AUC {metrics.pr_auc:.4f}, ROC AUC {metrics.roc_auc:.4f} "
+                     f"({fitted.train_seconds:.1f}s)")
+    verdict = gate(fitted, config, mlflow_tracking, storage)
+    version, run_id, pictures = log_and_register(context, fitted, verdict, config, mlflow_tracking)
     notifier.send(
-        "promotion" if decision.promote else "promotion_refused",
-        f"{mlflow_tracking.model_name} v{version} -> {alias}: {decision.reason}",
-        {"model_version": version, "previous_champion": champion_version, **gate_tags},
+        "promotion" if verdict.decision.promote else "promotion_refused",
+        f"{mlflow_tracking.model_name} v{version} -> {verdict.alias}: {verdict.decision.reason}",
+        {"model_version": version, "previous_champion": verdict.champion_version, **verdict.tags()},
         log=context.log,
     )
+    champion = verdict.champion_scores
     return dg.MaterializeResult(
         metadata={
             **{k: dg.MetadataValue.float(v) for k, v in metrics.as_dict("holdout_").items()},
             "model_version": version,
-            "alias": alias,
-            "promotion_reason": decision.reason,
-            "promoted": decision.promote,
-            "champion_version_before": champion_version or "none",
-            "latest_window_pr_auc": dg.MetadataValue.float(candidate.latest_pr_auc)
-            if candidate.latest_pr_auc is not None else dg.MetadataValue.text("one class"),
-            "champion_latest_window_pr_auc": dg.MetadataValue.float(champion_scores.latest_pr_auc)
-            if champion_scores is not None and champion_scores.latest_pr_auc is not None
-            else dg.MetadataValue.text("none"),
-            "champion_pr_auc_on_same_holdout": dg.MetadataValue.float(champion_pr_auc)
-            if champion_pr_auc is not None else dg.MetadataValue.text("none"),
-            "best_iteration": int(model.best_iteration),
-            "train_seconds": round(train_seconds, 3),
-            "mlflow_run_id": run.info.run_id,
+            "alias": verdict.alias,
+            "promotion_reason": verdict.decision.reason,
+            "promoted": verdict.decision.promote,
+            "champion_version_before": verdict.champion_version or "none",
+            "latest_window_pr_auc": _figure_or(verdict.candidate.latest_pr_auc, "one class"),
+            "champion_latest_window_pr_auc": _figure_or(champion.latest_pr_auc if champion else None, "none"),
+            "champion_pr_auc_on_same_holdout": _figure_or(champion.holdout_pr_auc if champion else None, "none"),
+            "best_iteration": int(fitted.model.best_iteration),
+            "train_seconds": round(fitted.train_seconds, 3),
+            "mlflow_run_id": run_id,
             "model_uri": f"models:/{mlflow_tracking.model_name}/{version}",
-            "training_set_id": manifest.snapshot_id,
-            "training_set_path": dg.MetadataValue.path(str(Path(manifest.path))),
+            names.TAG_TRAINING_SET_ID: manifest.snapshot_id,
+            "training_set_path": dg.MetadataValue.path(manifest.path),
             "holdout_charts": dg.MetadataValue.md(pictures),
         }
     )
-
-
-training_assets = [fraud_model]

@@ -9,7 +9,7 @@ import pandas as pd
 import xgboost as xgb
 from sklearn.metrics import average_precision_score, log_loss, roc_auc_score
 
-from platform_assets.training_data import model_inputs
+from platform_assets.lib.champion import score
 
 
 @dataclass(frozen=True)
@@ -91,5 +91,4 @@ def fit_classifier(
     return final
 
 
-def score(model: xgb.XGBClassifier, frame: pd.DataFrame, features: list[str]) -> np.ndarray:
-    return model.predict_proba(model_inputs(frame, features))[:, 1]
+__all__ = ["Metrics", "evaluate", "fit_classifier", "recency_weights", "score"]

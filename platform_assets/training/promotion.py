@@ -17,9 +17,7 @@ from __future__ import annotations
 import argparse
 from dataclasses import dataclass
 
-from platform_assets.resources.mlflow_tracking import PREVIOUS_CHAMPION, PROMOTION_DECISION, PROMOTION_REASON
-
-__all__ = ["PREVIOUS_CHAMPION", "PROMOTION_DECISION", "PROMOTION_REASON", "GateScores", "PromotionDecision", "decide"]
+__all__ = ["GateScores", "PromotionDecision", "decide"]
 
 
 @dataclass(frozen=True)

@@ -1,9 +1,1 @@
-"""Warehouse stage: the dbt project on DuckDB as Dagster assets and checks."""
-
-from platform_assets.warehouse.assets import (
-    warehouse_assets,
-    warehouse_daily_dbt_models,
-    warehouse_dbt_models,
-)
-
-__all__ = ["warehouse_assets", "warehouse_daily_dbt_models", "warehouse_dbt_models"]
+"""Warehouse stage: the dbt project built by `dbt build`, as Dagster assets and checks."""

@@ -16,11 +16,10 @@ import shutil
 from pathlib import Path
 
 import dagster as dg
-from dagster_dbt import dbt_assets
+from dagster_dbt import DbtProject, dbt_assets
 
-from platform_assets.partitions import daily_partitions
-from platform_assets.resources import WRITER_POOL
-from platform_assets.resources.dbt import PlatformDbtResource, dbt_project, require_manifest
+from platform_assets.lib import names
+from platform_assets.resources.dbt import PlatformDbtResource, require_manifest
 from platform_assets.settings import exports_dir
 from platform_assets.warehouse.translator import WarehouseTranslator
 
@@ -55,31 +54,34 @@ def _build(context: dg.AssetExecutionContext, dbt: PlatformDbtResource, args: li
     shutil.rmtree(invocation.target_path, ignore_errors=True)
 
 
-@dbt_assets(
-    manifest=require_manifest(dbt_project),
-    project=dbt_project,
-    dagster_dbt_translator=WarehouseTranslator(),
-    exclude=DAILY_MODELS,
-    pool=WRITER_POOL,
-)
-def warehouse_dbt_models(context: dg.AssetExecutionContext, dbt: PlatformDbtResource):
-    yield from _build(context, dbt, [])
+def build_warehouse_assets(project: DbtProject, partitions: dg.PartitionsDefinition) -> list[dg.AssetsDefinition]:
+    """The two dbt asset definitions over one project: the daily incremental models, partitioned like ingestion,
+    and everything else, rebuilt whole. Reads the manifest, which `make prepare` built; dbt never parses here."""
+    manifest = require_manifest(project)
 
+    @dbt_assets(
+        manifest=manifest,
+        project=project,
+        dagster_dbt_translator=WarehouseTranslator(),
+        exclude=DAILY_MODELS,
+        pool=names.DUCKDB_WRITER_POOL,
+    )
+    def warehouse_dbt_models(context: dg.AssetExecutionContext, dbt: PlatformDbtResource):
+        yield from _build(context, dbt, [])
 
-@dbt_assets(
-    manifest=require_manifest(dbt_project),
-    project=dbt_project,
-    dagster_dbt_translator=WarehouseTranslator(),
-    select=DAILY_MODELS,
-    partitions_def=daily_partitions,
-    backfill_policy=dg.BackfillPolicy.single_run(),
-    pool=WRITER_POOL,
-)
-def warehouse_daily_dbt_models(context: dg.AssetExecutionContext, dbt: PlatformDbtResource):
-    window = context.partition_time_window
-    dbt_vars = partition_vars(window.start, window.end)
-    context.log.info(f"dbt vars {dbt_vars}: {len(context.partition_keys)} daily partition(s)")
-    yield from _build(context, dbt, ["--vars", json.dumps(dbt_vars)])
+    @dbt_assets(
+        manifest=manifest,
+        project=project,
+        dagster_dbt_translator=WarehouseTranslator(),
+        select=DAILY_MODELS,
+        partitions_def=partitions,
+        backfill_policy=dg.BackfillPolicy.single_run(),
+        pool=names.DUCKDB_WRITER_POOL,
+    )
+    def warehouse_daily_dbt_models(context: dg.AssetExecutionContext, dbt: PlatformDbtResource):
+        window = context.partition_time_window
+        dbt_vars = partition_vars(window.start, window.end)
+        context.log.info(f"dbt vars {dbt_vars}: {len(context.partition_keys)} daily partition(s)")
+        yield from _build(context, dbt, ["--vars", json.dumps(dbt_vars)])
 
-
-warehouse_assets = [warehouse_dbt_models, warehouse_daily_dbt_models]
+    return [warehouse_dbt_models, warehouse_daily_dbt_models]

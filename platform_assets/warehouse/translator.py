@@ -9,7 +9,7 @@ from typing import Any
 
 from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings
 
-GROUP = "warehouse"
+from platform_assets.lib import names
 
 
 class WarehouseTranslator(DagsterDbtTranslator):
@@ -17,7 +17,7 @@ class WarehouseTranslator(DagsterDbtTranslator):
         super().__init__(settings=DagsterDbtTranslatorSettings(enable_asset_checks=True))
 
     def get_group_name(self, dbt_resource_props: Mapping[str, Any]) -> str:
-        return GROUP
+        return names.WAREHOUSE
 
     def get_tags(self, dbt_resource_props: Mapping[str, Any]) -> Mapping[str, str]:
         tags = dict(super().get_tags(dbt_resource_props))

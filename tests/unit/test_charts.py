@@ -8,7 +8,7 @@ import re
 import numpy as np
 import pytest
 
-from platform_assets import charts
+from platform_assets.lib import charts
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 

@@ -1,6 +1,6 @@
 """The online freshness guard's rule: a value older than its view's TTL at the caller's time is stale."""
 
-from platform_assets.feature_freshness import GuardedFeatures, is_stale
+from platform_assets.lib.online_features import GuardedFeatures, is_stale
 
 DAY = 86_400
 

@@ -4,7 +4,7 @@ from datetime import date
 
 import pytest
 
-from platform_assets.identifiers import partition_date, sql_identifier
+from platform_assets.lib.identifiers import partition_date, sql_identifier
 
 
 @pytest.mark.parametrize("name", ["raw", "transactions", "_loaded_at", "A1", "fct_customer_daily_features",

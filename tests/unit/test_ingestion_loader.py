@@ -19,7 +19,6 @@ import pytest
 from platform_assets.ingestion.loader import (
     LandingFileMissing,
     LandingSchemaMismatch,
-    landing_file,
     load_source,
 )
 from platform_assets.ingestion.sources import CHARGEBACKS, CUSTOMERS, MERCHANTS, SOURCES, TRANSACTIONS
@@ -71,7 +70,7 @@ TX_EXPECTED_LINES = {
 
 
 def write_file(landing: Path, source: str, day: date | None, header: list[str], rows: list[list[str]]) -> Path:
-    path = landing_file(landing, SOURCES[source], day)
+    path = SOURCES[source].landing_file(landing, day)
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("w", newline="") as f:
         writer = csv.writer(f)
@@ -122,7 +121,7 @@ def test_every_quarantine_reason_is_counted_and_good_rows_load(con, landing):
     assert dict(result.quarantine_by_reason) == TX_EXPECTED_REASONS
     assert result.rows_quarantined == 14
     assert result.quarantine_share == pytest.approx(14 / 18)
-    assert result.files == [str(landing_file(landing, TRANSACTIONS, DAY1))]
+    assert result.files == [str(TRANSACTIONS.landing_file(landing, DAY1))]
 
     loaded = rows(con, "SELECT transaction_id, customer_id, amount FROM raw.transactions ORDER BY transaction_id")
     assert loaded == [
@@ -195,7 +194,7 @@ def test_missing_file_raises_with_the_way_to_make_one(con, landing):
     with pytest.raises(LandingFileMissing, match="make simulate") as excinfo:
         load_source(con, TRANSACTIONS, landing, [DAY1, DAY2], LOADED_AT)
     assert isinstance(excinfo.value, FileNotFoundError)
-    assert str(landing_file(landing, TRANSACTIONS, DAY2)) in str(excinfo.value)
+    assert str(TRANSACTIONS.landing_file(landing, DAY2)) in str(excinfo.value)
     # Nothing was loaded (the check runs before anything is written).
     assert rows(con, "SELECT count(*) FROM duckdb_tables() WHERE schema_name = 'raw'") == [(0,)]
 
@@ -323,8 +322,8 @@ def test_merchant_category_code_must_be_four_digits(con, landing):
 
 def test_partitioned_source_needs_a_day(landing):
     with pytest.raises(ValueError, match="a day is required"):
-        landing_file(landing, TRANSACTIONS, None)
-    assert landing_file(landing, CUSTOMERS, None) == landing / "customers" / "customers.csv"
+        TRANSACTIONS.landing_file(landing, None)
+    assert CUSTOMERS.landing_file(landing, None) == landing / "customers" / "customers.csv"
     assert TRANSACTIONS.path_glob == "transactions/date=*/transactions.csv"
 
 

@@ -10,19 +10,17 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from platform_assets.training_data import (
+from platform_assets.features.training_set_builder import (
     BuiltTrainingSet,
     ContentHash,
-    TrainingSetManifest,
     assign_split,
     content_hash,
     holdout_cut,
     plan_chunks,
-    read_split,
-    read_training_inputs,
     save_snapshot,
     snapshot_id,
 )
+from platform_assets.lib.training_sets import TrainingSetManifest, read_split, read_training_inputs
 
 WINDOW = {
     "window_start": datetime(2026, 3, 1, tzinfo=UTC),

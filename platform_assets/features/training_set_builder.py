@@ -11,8 +11,8 @@ The snapshot id hashes what determines the rows *before* they are built: the fea
 (a fingerprint of every feature's definition, the on-demand code included), the entity window, the as-of time,
 the build parameters and the versions (content hashes) of the upstream parquet exports. So the same id always
 means the same recipe, and `rebuild_training_set(id)` can rebuild it and prove the rows identical (the manifest
-also records the frame's content hash). The manifest (`<id>.json`, and `latest.json` for the newest) tells the
-training stage the feature and label columns, so that stage never imports this one.
+also records the frame's content hash). What a snapshot holds and how it is read is the read contract in
+`lib/training_sets.py`, which later stages use; only this stage builds.
 """
 
 from __future__ import annotations
@@ -22,59 +22,28 @@ import json
 import os
 import tempfile
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
-from platform_assets.exports import query
+from platform_assets.lib import names
+from platform_assets.lib.exports import query
+from platform_assets.lib.training_sets import (
+    KEYS,
+    LABEL,
+    LATEST,
+    TRANSACTION_FEATURES,
+    TrainingSetManifest,
+    join_features,
+    manifest_path,
+)
 
-# Model inputs taken from the transaction itself; the hour of day comes from the on-demand feature view.
-TRANSACTION_FEATURES = ["amount", "is_online", "is_night"]
-# What an on-demand feature view gets from the request: the transaction's amount and its time in Unix seconds.
-REQUEST_COLUMNS = ["amount", "transaction_epoch"]
-LABEL = "is_fraud"
-# The feature service of the model version trained now (feature_repo/fraud_features.py keeps older ones servable).
-DEFAULT_FEATURE_SERVICE = "fraud_detector_v2"
-KEYS = ["transaction_id", "customer_id", "merchant_id", "event_timestamp"]
-ENTITY_MARTS = ("fct_transactions", "fct_transaction_labels")
 # Entity rows per point-in-time join. A build holds one chunk at a time (its join result, on-demand features and
 # pandas copies: ~1 GB per million rows), so its memory no longer grows with the window; a demo-size training
 # set is one chunk.
 DEFAULT_CHUNK_ROWS = 1_000_000
-
-
-@dataclass(frozen=True)
-class TrainingSetManifest:
-    snapshot_id: str
-    path: str
-    feature_service: str
-    feature_columns: list[str]
-    label_column: str
-    window_start: str
-    window_end: str
-    as_of: str
-    holdout_start: str
-    rows: int
-    positives: int
-    holdout_rows: int
-    holdout_positives: int
-    # The recipe (defaults keep manifests written before these fields readable; they cannot be rebuilt by id).
-    feature_service_version: str = ""
-    upstream_versions: dict[str, str] = field(default_factory=dict)
-    label_maturity_days: int | None = None
-    warmup_days: int | None = None
-    holdout_days: int | None = None
-    content_hash: str = ""
-
-    def to_json(self) -> str:
-        return json.dumps(asdict(self), indent=2)
-
-    @classmethod
-    def read(cls, path: Path) -> TrainingSetManifest:
-        return cls(**json.loads(Path(path).read_text()))
 
 
 def entity_window(
@@ -127,110 +96,9 @@ def labelled_transactions(
     return frame, window
 
 
-def transactions_between(exports_dir: Path, start: datetime, end: datetime) -> pd.DataFrame:
-    """Entity rows of the transactions in [start, end), with what on-demand features need from the request."""
-    return query(
-        exports_dir,
-        """
-        SELECT transaction_id, customer_id, merchant_id, event_ts AS event_timestamp,
-               amount, hour_of_day, is_online, is_night, CAST(epoch(event_ts) AS BIGINT) AS transaction_epoch
-        FROM {tx} WHERE event_ts >= $start AND event_ts < $end ORDER BY event_ts, transaction_id
-        """,
-        {"start": start, "end": end},
-        tx="fct_transactions",
-    )
-
-
-def recent_transactions(exports_dir: Path, days: int) -> tuple[pd.DataFrame, dict]:
-    """The latest `days` of transactions (labels not needed): the current window monitoring looks at."""
-    as_of = query(exports_dir, "SELECT max(event_ts) AS as_of FROM {tx}", tx="fct_transactions").as_of.iloc[0]
-    start = (as_of.normalize() - timedelta(days=days - 1)).to_pydatetime()
-    frame = query(
-        exports_dir,
-        """
-        SELECT transaction_id, customer_id, merchant_id, event_ts AS event_timestamp,
-               amount, hour_of_day, is_online, is_night, CAST(epoch(event_ts) AS BIGINT) AS transaction_epoch
-        FROM {tx} WHERE event_ts >= $start ORDER BY event_ts, transaction_id
-        """,
-        {"start": start},
-        tx="fct_transactions",
-    )
-    return frame, {"window_start": start, "window_end": as_of.to_pydatetime()}
-
-
-def join_features(store, entity_rows: pd.DataFrame, feature_service_name: str) -> pd.DataFrame:
-    """Feast's point-in-time join, returned in the entity rows' order with the service's feature columns.
-
-    `filter_by_created_timestamp`: when a feature row was (re)loaded after the entity's time, it was not known
-    then, so it must not win over the row that was; without it a late backfill leaks into training."""
-    service = store.get_feature_service(feature_service_name)
-    joined = store.get_historical_features(
-        entity_df=entity_rows, features=service, filter_by_created_timestamp=True
-    ).to_df()
-    joined["event_timestamp"] = pd.to_datetime(joined["event_timestamp"], utc=True)
-    joined = joined.sort_values(["event_timestamp", "transaction_id"], kind="stable").reset_index(drop=True)
-    if len(joined) != len(entity_rows):
-        raise RuntimeError(f"point-in-time join returned {len(joined)} rows for {len(entity_rows)} entity rows")
-    return joined
-
-
 def service_feature_columns(store, feature_service_name: str) -> list[str]:
     service = store.get_feature_service(feature_service_name)
     return [f.name for projection in service.feature_view_projections for f in projection.features]
-
-
-def model_inputs(frame: pd.DataFrame, features: list[str]) -> pd.DataFrame:
-    """What a model reads: every feature as float64. A count with no feature row yet is NaN (missing), which an
-    integer column cannot hold, so neither training, the logged signature nor scoring may promise integers."""
-    return frame[features].astype("float64")
-
-
-def read_split(path: str | Path, split: str) -> pd.DataFrame:
-    """The rows of one split of a snapshot; the filter runs batch by batch, so the other split is never held."""
-    import pyarrow.parquet as pq
-
-    return pq.read_table(path, filters=[("split", "==", split)]).to_pandas()
-
-
-@dataclass
-class TrainingInputs:
-    inputs: pd.DataFrame  # the feature columns, float32, one block
-    labels: np.ndarray
-    timestamps: pd.Series
-
-
-def read_training_inputs(manifest: TrainingSetManifest, split: str = "train") -> TrainingInputs:
-    """A split's features as one float32 block, filled batch by batch from the parquet file.
-
-    XGBoost bins and splits on float32 values whatever it is given, so float32 inputs train the same model as
-    float64 ones, in half the memory; reading batch by batch never holds the file's float64 columns whole."""
-    import pyarrow.parquet as pq
-
-    features, label = manifest.feature_columns, manifest.label_column
-    rows = manifest.rows - manifest.holdout_rows if split == "train" else manifest.holdout_rows
-    values = np.empty((len(features), rows), dtype=np.float32)  # (columns, rows): pandas' own block layout
-    labels = np.empty(rows, dtype=np.int32)
-    timestamps = np.empty(rows, dtype="datetime64[us]")
-    offset = 0
-    # Batch by batch, without read-ahead: a dataset scanner buffers many decoded row groups (GBs here).
-    batches = pq.ParquetFile(manifest.path).iter_batches(
-        batch_size=262_144, columns=[*features, label, "event_timestamp", "split"]
-    )
-    for batch in batches:
-        keep = (batch.column("split").to_numpy(zero_copy_only=False) == split).nonzero()[0]
-        end = offset + len(keep)
-        if end > rows:
-            raise ValueError(f"{manifest.path} holds more {split} rows than its manifest's {rows}")
-        for j, name in enumerate(features):
-            values[j, offset:end] = batch.column(name).to_numpy(zero_copy_only=False)[keep]
-        labels[offset:end] = batch.column(label).to_numpy(zero_copy_only=False)[keep]
-        timestamps[offset:end] = batch.column("event_timestamp").cast("timestamp[us]").to_numpy(
-            zero_copy_only=False)[keep]
-        offset = end
-    if offset != rows:
-        raise ValueError(f"{manifest.path} holds {offset} {split} rows, its manifest {rows}")
-    inputs = pd.DataFrame(values.T, columns=features, copy=False)
-    return TrainingInputs(inputs, labels, pd.Series(pd.to_datetime(timestamps, utc=True)))
 
 
 class ContentHash:
@@ -305,7 +173,7 @@ def feature_service_recipe(store, feature_service_name: str) -> tuple[str, list[
 
 def upstream_versions(exports_dir: Path, feature_sources: list[str]) -> dict[str, str]:
     """{file name: content hash} of every parquet file a training set reads."""
-    paths = [Path(exports_dir) / f"{mart}.parquet" for mart in ENTITY_MARTS] + [Path(p) for p in feature_sources]
+    paths = [Path(exports_dir) / f"{mart}.parquet" for mart in (k.path[-1] for k in names.ENTITY_MARTS)] + [Path(p) for p in feature_sources]
     return {p.name: file_version(p) for p in sorted(set(paths))}
 
 
@@ -477,10 +345,10 @@ def save_snapshot(built: BuiltTrainingSet, out_dir: Path) -> TrainingSetManifest
     path = out_dir / f"{sid}.parquet"
     os.replace(built.path, path)
     manifest = TrainingSetManifest(path=str(path), **built.manifest_fields)
-    for name in (f"{sid}.json", "latest.json"):
-        tmp_json = out_dir / f".{name}.tmp"
+    for target in (manifest_path(out_dir, sid), out_dir / LATEST):
+        tmp_json = out_dir / f".{target.name}.tmp"
         tmp_json.write_text(manifest.to_json())
-        os.replace(tmp_json, out_dir / name)
+        os.replace(tmp_json, target)
     return manifest
 
 
@@ -489,7 +357,7 @@ def rebuild_training_set(store, exports_dir: Path, training_sets_dir: Path, snap
 
     Raises `SnapshotNotReproducibleError` naming what differs when the feature definitions or the upstream data
     changed since (then the saved parquet file is the record of that training set, not the current stores)."""
-    manifest = TrainingSetManifest.read(Path(training_sets_dir) / f"{snapshot}.json")
+    manifest = TrainingSetManifest.read(manifest_path(training_sets_dir, snapshot))
     if not manifest.content_hash or manifest.label_maturity_days is None:
         raise SnapshotNotReproducibleError(f"snapshot {snapshot} predates recorded recipes: it cannot be rebuilt")
     service_version, feature_sources = feature_service_recipe(store, manifest.feature_service)

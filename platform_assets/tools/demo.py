@@ -1,4 +1,4 @@
-"""`python -m platform_assets.demo`: simulate sample data and materialize the whole graph, as Dagit would.
+"""`python -m platform_assets.tools.demo`: simulate sample data and materialize the whole graph, as Dagit would.
 
 The runs go to the Dagster instance of DAGSTER_HOME, so the UI (`make dev`) shows their history afterwards. The
 daily partitions of the window are loaded as one run (single-run backfill), then every other asset in one run.
@@ -13,15 +13,15 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
 import dagster as dg
-from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
 from platform_assets.definitions import build_definitions
+from platform_assets.lib import names
 from platform_assets.settings import Settings, load_settings
 from platform_assets.simulator import SCENARIOS, SimulationConfig, write_landing_zone
 
-PARTITIONED = [dg.AssetKey("raw_transactions"), dg.AssetKey("raw_chargebacks")]
+PARTITIONED = list(names.DAILY_RAW)
 # Scored and monitored day by day; the demo materializes their newest day (older days: backfill from the UI).
-NEWEST_DAY_GROUPS = ("scoring", "monitoring")
+NEWEST_DAY_GROUPS = (names.SCORING, names.MONITORING)
 
 
 @dataclass
@@ -40,10 +40,7 @@ def materialize_platform(
     graph = defs.resolve_asset_graph()
     assets = list(defs.assets)
     # The daily dbt models in the second run are partitioned too: they get the same range, in one dbt call.
-    window = {
-        ASSET_PARTITION_RANGE_START_TAG: first_day.isoformat(),
-        ASSET_PARTITION_RANGE_END_TAG: last_day.isoformat(),
-    }
+    window = names.partition_range_tags(first_day.isoformat(), last_day.isoformat())
     started = time.perf_counter()
     partitions_run = dg.materialize(
         assets,
@@ -67,16 +64,15 @@ def materialize_platform(
     scored_from = max(first_day, last_day - timedelta(days=defs.resources["policy"].drift_window_days - 1))
     dg.materialize(
         assets,
-        selection=dg.AssetSelection.groups("scoring"),
+        selection=dg.AssetSelection.groups(names.SCORING),
         instance=instance,
         resources=defs.resources,
-        tags={ASSET_PARTITION_RANGE_START_TAG: scored_from.isoformat(),
-              ASSET_PARTITION_RANGE_END_TAG: last_day.isoformat()},
+        tags=names.partition_range_tags(scored_from.isoformat(), last_day.isoformat()),
         raise_on_error=raise_on_error,
     )
     newest_day_run = dg.materialize(
         assets,
-        selection=dg.AssetSelection.assets(*daily) - dg.AssetSelection.groups("scoring"),
+        selection=dg.AssetSelection.assets(*daily) - dg.AssetSelection.groups(names.SCORING),
         instance=instance,
         resources=defs.resources,
         partition_key=last_day.isoformat(),
@@ -124,8 +120,8 @@ def main(argv: list[str] | None = None) -> None:
           f"({summary.first_day}..{summary.last_day}, scenario {config.scenario}) in {time.perf_counter() - t0:.1f}s")
     with dg.DagsterInstance.get() as instance:
         run = materialize_platform(settings, config.start_date, config.end_date, instance)
-    model = _metadata(run.graph_run, "fraud_model")
-    drift = _metadata(run.newest_day_run, "feature_drift_report")
+    model = _metadata(run.graph_run, names.asset_name(names.FRAUD_MODEL))
+    drift = _metadata(run.newest_day_run, names.asset_name(names.FEATURE_DRIFT_REPORT))
     print(
         f"\nmaterialized the whole graph in {run.seconds:.0f}s "
         f"(runs {run.partitions_run.run_id[:8]}, {run.graph_run.run_id[:8]})\n"

@@ -1,4 +1,4 @@
-"""`make doctor` (python -m platform_assets.doctor): what is missing or in the way, and the command that fixes it.
+"""`make doctor` (python -m platform_assets.tools.doctor): what is missing or in the way, and the command that fixes it.
 
 The common first-day mistakes each have one fix: no dbt manifest yet (`make prepare`), no sample data yet
 (`make simulate` or `make demo`), the warehouse not built yet (`make demo`, or Materialize in the UI), and the
@@ -14,11 +14,10 @@ from dataclasses import dataclass
 
 import duckdb
 
-from platform_assets.exports import MARTS
+from platform_assets.lib.exports import MARTS
+from platform_assets.lib.landing import SOURCES, path_glob
 from platform_assets.resources.warehouse import locked_message
 from platform_assets.settings import Settings, load_settings
-
-SOURCES = ("customers", "merchants", "transactions", "chargebacks")
 
 
 @dataclass(frozen=True)
@@ -41,7 +40,7 @@ def check_manifest(settings: Settings) -> Finding:
 def check_landing(settings: Settings) -> Finding:
     missing = [s for s in SOURCES if not any((settings.landing_dir / s).rglob("*.csv"))]
     if not missing:
-        days = len(list((settings.landing_dir / "transactions").glob("date=*")))
+        days = len(list(settings.landing_dir.glob(path_glob("transactions", partitioned=True))))
         return Finding("sample data", True, f"{settings.landing_dir} ({days} days of transactions)")
     return Finding(
         "sample data", False,

@@ -1,6 +1,6 @@
 """Entry points for notebooks and scripts: the same stores the assets use, for the active profile.
 
-    from platform_assets.notebook import feature_store, online_features, historical_features, champion_model
+    from platform_assets.tools.notebook import feature_store, online_features, historical_features, champion_model
     store = feature_store()
     online_features([{"customer_id": "C0000001", "merchant_id": "M00001", "amount": 42.0,
                       "transaction_epoch": 1767225600}]).values          # TTL-guarded, stale values reported
@@ -14,8 +14,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+from platform_assets.lib.names import CHAMPION, DEFAULT_FEATURE_SERVICE
 from platform_assets.settings import Settings, load_settings
-from platform_assets.training_data import DEFAULT_FEATURE_SERVICE
 
 
 def _resource(name: str, settings: Settings | None):
@@ -37,7 +37,7 @@ def online_features(
 ):
     """Online feature vectors with the freshness guard: values older than their view's TTL at `now` (default: the
     wall clock) come back as None and are listed in `.stale`, instead of being served silently."""
-    from platform_assets.feature_freshness import fresh_online_features
+    from platform_assets.lib.online_features import fresh_online_features
 
     return fresh_online_features(feature_store(settings), feature_service, entity_rows, now)
 
@@ -52,7 +52,7 @@ def historical_features(
 ):
     """The transactions in [start, end) with their features as known at each transaction's time (Feast's
     point-in-time join, exactly as training sets are built; labels are not included)."""
-    from platform_assets import training_data as td
+    from platform_assets.lib import training_sets as td
 
     settings = settings or load_settings()
     entity_rows = td.transactions_between(settings.exports_dir, _utc(start), _utc(end))
@@ -64,4 +64,4 @@ def historical_features(
 def champion_model(settings: Settings | None = None):
     """The registered champion (an `xgboost.XGBClassifier`), loaded from our MLflow registry by alias."""
     mlflow_tracking = _resource("mlflow_tracking", settings)
-    return mlflow_tracking.setup().xgboost.load_model(mlflow_tracking.model_uri("champion"))
+    return mlflow_tracking.setup().xgboost.load_model(mlflow_tracking.model_uri(CHAMPION))

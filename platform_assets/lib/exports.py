@@ -7,11 +7,13 @@ with an ingestion or dbt run holding its write lock.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import duckdb
-import pandas as pd
+from platform_assets.lib.identifiers import sql_identifier
 
-from platform_assets.identifiers import sql_identifier
+if TYPE_CHECKING:
+    import duckdb
+    import pandas as pd
 
 MARTS = frozenset({
     "fct_transactions",
@@ -38,6 +40,8 @@ def export_path(exports_dir: Path, mart: str) -> Path:
 
 
 def connect() -> duckdb.DuckDBPyConnection:
+    import duckdb
+
     con = duckdb.connect(":memory:")
     con.execute("SET TimeZone = 'UTC'")
     return con

@@ -1,0 +1,22 @@
+import dagster as dg
+
+from platform_assets.automation.jobs import (
+    daily_ingestion_job,
+    refresh_downstream_job,
+    retrain_job,
+    rollback_champion_job,
+)
+from platform_assets.automation.schedules import daily_ingestion_schedule, refresh_after_ingestion_sensor
+from platform_assets.automation.sensors import monitoring_automation, notify_run_failure, retrain_on_drift
+from platform_assets.lib.partitions import daily_partitions
+from platform_assets.settings import Settings
+
+
+def build_defs(settings: Settings) -> dg.Definitions:
+    ingestion_job = daily_ingestion_job(daily_partitions(settings.partition_start))
+    return dg.Definitions(
+        jobs=[ingestion_job, refresh_downstream_job, retrain_job, rollback_champion_job],
+        schedules=[daily_ingestion_schedule(ingestion_job)],
+        sensors=[refresh_after_ingestion_sensor(ingestion_job), retrain_on_drift, notify_run_failure,
+                 monitoring_automation],
+    )

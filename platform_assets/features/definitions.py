@@ -1,0 +1,8 @@
+import dagster as dg
+
+from platform_assets.features.assets import feast_feature_views, feast_online_store, training_set
+from platform_assets.settings import Settings
+
+
+def build_defs(settings: Settings) -> dg.Definitions:
+    return dg.Definitions(assets=[feast_feature_views, feast_online_store, training_set])

@@ -1,0 +1,96 @@
+"""Every name that crosses a stage boundary, defined once.
+
+Stages never import each other; they meet through assets (a DuckDB table, a parquet export, the Feast registry,
+an MLflow model version) and through the names in this module: the asset keys one stage declares and another
+depends on, the group names jobs and sensors select by, the metadata keys a sensor reads off another stage's
+materializations, the MLflow tags the training stage writes and scoring and monitoring read. A typo in one of
+these would not fail anywhere loudly; here it fails at import.
+"""
+
+from __future__ import annotations
+
+import dagster as dg
+
+# Groups: one per stage, as the UI shows them.
+INGESTION = "ingestion"
+WAREHOUSE = "warehouse"
+FEATURES = "features"
+TRAINING = "training"
+SCORING = "scoring"
+MONITORING = "monitoring"
+STAGE_GROUPS = (INGESTION, WAREHOUSE, FEATURES, TRAINING, SCORING, MONITORING)
+
+# Asset keys. Ingestion: one raw table per source system.
+RAW_CUSTOMERS = dg.AssetKey("raw_customers")
+RAW_MERCHANTS = dg.AssetKey("raw_merchants")
+RAW_TRANSACTIONS = dg.AssetKey("raw_transactions")
+RAW_CHARGEBACKS = dg.AssetKey("raw_chargebacks")
+DAILY_RAW = (RAW_TRANSACTIONS, RAW_CHARGEBACKS)
+SNAPSHOT_RAW = (RAW_CUSTOMERS, RAW_MERCHANTS)
+
+# Warehouse: the dbt marts later stages read (their parquet exports), keyed by model name.
+FCT_TRANSACTIONS = dg.AssetKey("fct_transactions")
+FCT_TRANSACTION_LABELS = dg.AssetKey("fct_transaction_labels")
+FCT_CUSTOMER_DAILY_FEATURES = dg.AssetKey("fct_customer_daily_features")
+FCT_MERCHANT_DAILY_FEATURES = dg.AssetKey("fct_merchant_daily_features")
+FCT_CUSTOMER_MERCHANT_FEATURES = dg.AssetKey("fct_customer_merchant_features")
+FEATURE_MARTS = (FCT_CUSTOMER_DAILY_FEATURES, FCT_MERCHANT_DAILY_FEATURES, FCT_CUSTOMER_MERCHANT_FEATURES)
+ENTITY_MARTS = (FCT_TRANSACTIONS, FCT_TRANSACTION_LABELS)
+
+# Features, training, scoring, monitoring.
+FEAST_FEATURE_VIEWS = dg.AssetKey("feast_feature_views")
+FEAST_ONLINE_STORE = dg.AssetKey("feast_online_store")
+TRAINING_SET = dg.AssetKey("training_set")
+FRAUD_MODEL = dg.AssetKey("fraud_model")
+DAILY_PREDICTIONS = dg.AssetKey("daily_predictions")
+FEATURE_DRIFT_REPORT = dg.AssetKey("feature_drift_report")
+PREDICTION_DRIFT_REPORT = dg.AssetKey("prediction_drift_report")
+MODEL_PERFORMANCE = dg.AssetKey("model_performance")
+DATA_QUALITY_SUMMARY = dg.AssetKey("data_quality_summary")
+# The monitoring assets whose verdict can ask for a retrain.
+VERDICT_ASSETS = (FEATURE_DRIFT_REPORT, PREDICTION_DRIFT_REPORT, MODEL_PERFORMANCE)
+
+# Asset checks other stages (the retrain sensor, the docs, the tests) refer to.
+QUARANTINE_CHECK = "quarantine_share_below_threshold"
+TRAINABLE_CHECK = "enough_labelled_fraud_in_each_split"
+
+# Metadata keys of the monitoring verdict: the only link between monitoring and the retrain sensor.
+DRIFT_DETECTED = "drift_detected"
+VERDICT = "verdict"
+
+# Jobs (names the UI shows and the sensors target).
+DAILY_INGESTION_JOB = "daily_ingestion"
+REFRESH_JOB = "refresh_warehouse_and_features"
+RETRAIN_JOB = "retrain_fraud_model"
+ROLLBACK_JOB = "rollback_champion"
+
+# Concurrency pool of every DuckDB writer (limit 1 in dagster.yaml): DuckDB allows one writing process.
+DUCKDB_WRITER_POOL = "duckdb_writer"
+
+# MLflow registry: aliases, and the tags every registered version carries.
+CHAMPION = "champion"
+CHALLENGER = "challenger"
+TAG_TRAINING_SET_ID = "training_set_id"
+TAG_FEATURE_SERVICE = "feature_service"
+TAG_PROMOTION_DECISION = "promotion_decision"
+TAG_PROMOTION_REASON = "promotion_reason"
+TAG_PREVIOUS_CHAMPION = "previous_champion"
+
+# The feature service the model trained now reads (feature_repo/fraud_features.py keeps older ones servable).
+DEFAULT_FEATURE_SERVICE = "fraud_detector_v2"
+
+# Dagster's own run tags for a partition range (documented tag names; the constants are not public API).
+PARTITION_TAG = "dagster/partition"
+PARTITION_RANGE_START_TAG = "dagster/asset_partition_range_start"
+PARTITION_RANGE_END_TAG = "dagster/asset_partition_range_end"
+RUN_KEY_TAG = "dagster/run_key"
+
+
+def partition_range_tags(first: str, last: str) -> dict[str, str]:
+    """Run tags that make one run materialize the partitions first..last (a single-run backfill)."""
+    return {PARTITION_RANGE_START_TAG: first, PARTITION_RANGE_END_TAG: last}
+
+
+def asset_name(key: dg.AssetKey) -> str:
+    """The op name of a single-key asset (what a run config's `ops:` section is keyed by)."""
+    return key.to_python_identifier()

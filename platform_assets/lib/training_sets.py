@@ -1,0 +1,154 @@
+"""The training-set read contract: what a snapshot holds and how every stage after the features stage reads it.
+
+The features stage builds training sets (`features/training_set_builder.py`); training, scoring, monitoring, the
+notebook helpers and the tests read them through this module only. A snapshot is `<id>.parquet` plus its
+manifest `<id>.json` (and `latest.json` for the newest): the manifest names the feature and label columns, the
+feature service and the window, so a reader never needs the builder. The same module holds the two reads that
+must match training exactly: the point-in-time join of entity rows (scoring a day, a notebook's date range) and
+`model_inputs`, the frame a model is fed.
+
+pandas and pyarrow load with this module: stages import it inside their asset functions, never at Definitions
+load.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from platform_assets.lib.exports import query
+
+# Model inputs taken from the transaction itself; the hour of day comes from the on-demand feature view.
+TRANSACTION_FEATURES = ["amount", "is_online", "is_night"]
+LABEL = "is_fraud"
+KEYS = ["transaction_id", "customer_id", "merchant_id", "event_timestamp"]
+LATEST = "latest.json"
+
+
+@dataclass(frozen=True)
+class TrainingSetManifest:
+    snapshot_id: str
+    path: str
+    feature_service: str
+    feature_columns: list[str]
+    label_column: str
+    window_start: str
+    window_end: str
+    as_of: str
+    holdout_start: str
+    rows: int
+    positives: int
+    holdout_rows: int
+    holdout_positives: int
+    # The recipe (defaults keep manifests written before these fields readable; they cannot be rebuilt by id).
+    feature_service_version: str = ""
+    upstream_versions: dict[str, str] = field(default_factory=dict)
+    label_maturity_days: int | None = None
+    warmup_days: int | None = None
+    holdout_days: int | None = None
+    content_hash: str = ""
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2)
+
+    @classmethod
+    def read(cls, path: Path) -> TrainingSetManifest:
+        return cls(**json.loads(Path(path).read_text()))
+
+
+def transactions_between(exports_dir: Path, start: datetime, end: datetime) -> pd.DataFrame:
+    """Entity rows of the transactions in [start, end), with what on-demand features need from the request."""
+    return query(
+        exports_dir,
+        """
+        SELECT transaction_id, customer_id, merchant_id, event_ts AS event_timestamp,
+               amount, hour_of_day, is_online, is_night, CAST(epoch(event_ts) AS BIGINT) AS transaction_epoch
+        FROM {tx} WHERE event_ts >= $start AND event_ts < $end ORDER BY event_ts, transaction_id
+        """,
+        {"start": start, "end": end},
+        tx="fct_transactions",
+    )
+
+
+def join_features(store, entity_rows: pd.DataFrame, feature_service_name: str) -> pd.DataFrame:
+    """Feast's point-in-time join, returned in the entity rows' order with the service's feature columns.
+
+    `filter_by_created_timestamp`: when a feature row was (re)loaded after the entity's time, it was not known
+    then, so it must not win over the row that was; without it a late backfill leaks into training."""
+    service = store.get_feature_service(feature_service_name)
+    joined = store.get_historical_features(
+        entity_df=entity_rows, features=service, filter_by_created_timestamp=True
+    ).to_df()
+    joined["event_timestamp"] = pd.to_datetime(joined["event_timestamp"], utc=True)
+    joined = joined.sort_values(["event_timestamp", "transaction_id"], kind="stable").reset_index(drop=True)
+    if len(joined) != len(entity_rows):
+        raise RuntimeError(f"point-in-time join returned {len(joined)} rows for {len(entity_rows)} entity rows")
+    return joined
+
+
+def model_inputs(frame: pd.DataFrame, features: list[str]) -> pd.DataFrame:
+    """What a model reads: every feature as float64. A count with no feature row yet is NaN (missing), which an
+    integer column cannot hold, so neither training, the logged signature nor scoring may promise integers."""
+    return frame[features].astype("float64")
+
+
+def read_split(path: str | Path, split: str) -> pd.DataFrame:
+    """The rows of one split of a snapshot; the filter runs batch by batch, so the other split is never held."""
+    import pyarrow.parquet as pq
+
+    return pq.read_table(path, filters=[("split", "==", split)]).to_pandas()
+
+
+@dataclass
+class TrainingInputs:
+    inputs: pd.DataFrame  # the feature columns, float32, one block
+    labels: np.ndarray
+    timestamps: pd.Series
+
+
+def read_training_inputs(manifest: TrainingSetManifest, split: str = "train") -> TrainingInputs:
+    """A split's features as one float32 block, filled batch by batch from the parquet file.
+
+    XGBoost bins and splits on float32 values whatever it is given, so float32 inputs train the same model as
+    float64 ones, in half the memory; reading batch by batch never holds the file's float64 columns whole."""
+    import pyarrow.parquet as pq
+
+    features, label = manifest.feature_columns, manifest.label_column
+    rows = manifest.rows - manifest.holdout_rows if split == "train" else manifest.holdout_rows
+    values = np.empty((len(features), rows), dtype=np.float32)  # (columns, rows): pandas' own block layout
+    labels = np.empty(rows, dtype=np.int32)
+    timestamps = np.empty(rows, dtype="datetime64[us]")
+    offset = 0
+    # Batch by batch, without read-ahead: a dataset scanner buffers many decoded row groups (GBs here).
+    batches = pq.ParquetFile(manifest.path).iter_batches(
+        batch_size=262_144, columns=[*features, label, "event_timestamp", "split"]
+    )
+    for batch in batches:
+        keep = (batch.column("split").to_numpy(zero_copy_only=False) == split).nonzero()[0]
+        end = offset + len(keep)
+        if end > rows:
+            raise ValueError(f"{manifest.path} holds more {split} rows than its manifest's {rows}")
+        for j, name in enumerate(features):
+            values[j, offset:end] = batch.column(name).to_numpy(zero_copy_only=False)[keep]
+        labels[offset:end] = batch.column(label).to_numpy(zero_copy_only=False)[keep]
+        timestamps[offset:end] = batch.column("event_timestamp").cast("timestamp[us]").to_numpy(
+            zero_copy_only=False)[keep]
+        offset = end
+    if offset != rows:
+        raise ValueError(f"{manifest.path} holds {offset} {split} rows, its manifest {rows}")
+    inputs = pd.DataFrame(values.T, columns=features, copy=False)
+    return TrainingInputs(inputs, labels, pd.Series(pd.to_datetime(timestamps, utc=True)))
+
+
+def manifest_path(training_sets_dir: Path, snapshot_id: str) -> Path:
+    return Path(training_sets_dir) / f"{snapshot_id}.json"
+
+
+def latest_manifest(training_sets_dir: Path) -> TrainingSetManifest:
+    """The newest snapshot's manifest (what `fraud_model` trains on)."""
+    return TrainingSetManifest.read(Path(training_sets_dir) / LATEST)
