@@ -11,6 +11,7 @@ import dagster as dg
 from platform_assets.automation.definitions import build_defs as automation_defs
 from platform_assets.features.definitions import build_defs as features_defs
 from platform_assets.ingestion.definitions import build_defs as ingestion_defs
+from platform_assets.lib.executors import multiprocess_unless_one_step
 from platform_assets.monitoring.definitions import build_defs as monitoring_defs
 from platform_assets.resources import (
     FeastResource,
@@ -70,13 +71,14 @@ def build_resources(settings: Settings) -> dict:
     }
 
 
-def build_executor(settings: Settings) -> dg.ExecutorDefinition | None:
-    """The executor of every job: Dagster's default (one process per step) unless PLATFORM_EXECUTOR=celery, the
-    production default, which sends each step to a Celery worker through the broker (Redis). The broker and
-    result-backend URLs may hold a password: they stay in the environment and are resolved at run time. The
-    workers read the same variables (deploy/production/dagster_celery_config.py)."""
+def build_executor(settings: Settings) -> dg.ExecutorDefinition:
+    """The executor of every job: one process per step, a one-step run in the run worker itself
+    (lib/executors.py), unless PLATFORM_EXECUTOR=celery, the production default, which sends each step to a
+    Celery worker through the broker (Redis). The broker and result-backend URLs may hold a password: they stay
+    in the environment and are resolved at run time. The workers read the same variables
+    (deploy/production/dagster_celery_config.py)."""
     if settings.executor != "celery":
-        return None
+        return multiprocess_unless_one_step
     from dagster_celery import celery_executor
 
     return celery_executor.configured(
