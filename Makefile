@@ -1,6 +1,7 @@
 # Two commands on a fresh machine (Python >= 3.11 and make are all it needs):
 #   make demo   install everything, simulate sample data, materialize the whole asset graph
 #   make test   install everything, run the test suite (what CI runs)
+# While editing: make test-fast (unit and integration lanes, slow tests left out; a few minutes).
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
@@ -20,18 +21,23 @@ UV := $(TOOLS)/bin/uv
 VENV := $(ROOT)/.venv
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
+# Test processes: the worlds of the suite are independent and mostly single-threaded Python, so two workers on
+# two cores finish sooner than one. Tests sharing a world stay in one worker (tests/conftest.py).
+PYTEST_WORKERS ?= 2
 
-.PHONY: help install prepare simulate demo test dev mlflow feast-apply dbt-build validate lint doctor clean clean-data bench
+.PHONY: help install prepare simulate demo test test-fast dev mlflow feast-apply dbt-build validate lint doctor clean clean-data bench bench-startup
 
 help:
 	@echo "make demo       install, simulate sample data and materialize the whole graph"
 	@echo "make test       install and run the test suite (CI runs this)"
+	@echo "make test-fast  unit and integration lanes without the slow tests: the edit loop"
 	@echo "make dev        Dagster UI + daemon on http://$(HOST):$(PORT)"
 	@echo "make mlflow     MLflow UI on http://$(HOST):$(MLFLOW_PORT)"
 	@echo "make simulate   only write sample data into the landing zone (ARGS='--days 30 --scenario none')"
 	@echo "make doctor     what is missing or in the way (manifest, sample data, DuckDB lock), and the fix"
 	@echo "make feast-apply / dbt-build / validate / lint / clean-data"
 	@echo "make bench      benchmarks vs stock Feast and the raw engines (SIZE=100k|1m|10m) -> docs/benchmarks.md"
+	@echo "make bench-startup  time to first step: Definitions load vs bare dagster, one asset from the UI"
 
 $(UV):
 	python3 -m venv $(TOOLS)
@@ -60,7 +66,10 @@ demo: prepare $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/python -m platform_assets.tools.demo $(ARGS)
 
 test: lint prepare $(DAGSTER_HOME)/dagster.yaml
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
+
+test-fast: lint prepare
+	$(BIN)/python -m pytest tests/unit tests/integration -m "not slow" -n $(PYTEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
 
 dev: prepare $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/dagster dev -w workspace.yaml -h $(HOST) -p $(PORT)
@@ -91,6 +100,11 @@ SIZE ?= 100k
 bench: prepare
 	PYTHONPATH=$(ROOT) $(BIN)/python -m benchmarks.run --size $(SIZE) $(BENCH_ARGS)
 	PYTHONPATH=$(ROOT) $(BIN)/python -m benchmarks.report
+
+# Time to first step (docs/benchmarks.md, last section): ~3 minutes; starts its own `dagster dev` on a free port
+# and temporary PLATFORM_DATA_DIR / DAGSTER_HOME, so it neither needs nor touches data/ or a running `make dev`.
+bench-startup: prepare
+	PYTHONPATH=$(ROOT) $(BIN)/python -m benchmarks.startup $(BENCH_ARGS)
 
 clean-data:
 	rm -rf $(PLATFORM_DATA_DIR)

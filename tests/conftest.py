@@ -26,6 +26,26 @@ E2E_DAYS = 70
 E2E_SCENARIO_START_DAY = 56
 
 
+# Worlds that several test modules share: every test that uses one runs in the same xdist worker, so each world
+# is built once per `make test`, not once per worker.
+SHARED_WORLDS = ("clean_platform", "drifted_platform", "demo_platform")
+LANES = ("unit", "integration", "e2e")
+
+
+def pytest_collection_modifyitems(config, items):
+    """Lanes follow the folders (`tests/unit`, `tests/integration`, `tests/e2e` get the marker of their name), and
+    each test gets an xdist group: the shared world it reads, else its module (module-scoped fixtures such as the
+    production profile's servers are then set up once); a test may set its own group (a closed-loop world)."""
+    for item in items:
+        parts = Path(str(item.fspath)).relative_to(PROJECT_ROOT / "tests").parts
+        if parts[0] in LANES:
+            item.add_marker(getattr(pytest.mark, parts[0]))
+        if item.get_closest_marker("xdist_group"):
+            continue
+        world = next((w for w in SHARED_WORLDS if w in item.fixturenames), None)
+        item.add_marker(pytest.mark.xdist_group(world or item.module.__name__))
+
+
 @pytest.fixture(scope="session", autouse=True)
 def dbt_manifest() -> Path:
     """The definitions need dbt's manifest; build it once per session the way `make prepare` does."""

@@ -33,7 +33,6 @@ import pytest
 from platform_env import local_settings
 from sklearn.metrics import average_precision_score
 
-from platform_assets.automation.schedules import refresh_after_ingestion
 from platform_assets.automation.sensors import retrain_on_drift
 from platform_assets.definitions import build_definitions
 from platform_assets.lib import names
@@ -126,6 +125,7 @@ def _ingest(run: LoopRun, d: date) -> None:
     )
     assert ingestion.success
     success = run.instance.get_records_for_run(ingestion.run_id, of_type=dg.DagsterEventType.RUN_SUCCESS).records
+    refresh_after_ingestion = run.defs.get_sensor_def("refresh_after_ingestion")
     refresh = refresh_after_ingestion(dg.build_run_status_sensor_context(
         sensor_name="refresh_after_ingestion", dagster_event=success[0].event_log_entry.dagster_event,
         dagster_instance=run.instance, dagster_run=run.instance.get_run_by_id(ingestion.run_id),
@@ -292,7 +292,10 @@ def _summary(run: LoopRun) -> dict:
     }
 
 
-@pytest.mark.parametrize("scenario", ["fraud_pattern_shift", "amount_inflation"])
+# Each world is its own xdist group: the three run in parallel with the rest of `make test`.
+@pytest.mark.parametrize("scenario", [
+    pytest.param(world, marks=pytest.mark.xdist_group(f"loop-{world}")) for world in ("fraud_pattern_shift", "amount_inflation")
+])
 def test_drift_is_caught_retrained_once_and_the_new_champion_is_better(tmp_path_factory, scenario):
     run = _loop(tmp_path_factory, scenario, daily_ingestion=scenario == "fraud_pattern_shift")
     summary = _summary(run)
@@ -333,6 +336,7 @@ def test_drift_is_caught_retrained_once_and_the_new_champion_is_better(tmp_path_
         assert champion_pr_auc >= summary["pr_auc_old_champion"] - 0.02, summary
 
 
+@pytest.mark.xdist_group("loop-none")
 def test_a_quiet_world_never_retrains(tmp_path_factory):
     run = _loop(tmp_path_factory, "none", daily_ingestion=False)
     summary = _summary(run)

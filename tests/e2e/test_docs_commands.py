@@ -5,7 +5,7 @@ it, if any. Blocks of one page share the platform (the rollback undoes the promo
 run in order; each runs in a fresh `bash -euo pipefail` from the repository root with the platform's
 PLATFORM_DATA_DIR and DAGSTER_HOME. docs/benchmarks.md is left out: its commands are the benchmarks themselves
 (`make bench`), far too slow for `make test`. Commands in docs/production.md are `sh` blocks that start servers
-or create databases; tests/test_production_profile.py runs that profile for real.
+or create databases; tests/integration/test_production_profile.py runs that profile for real.
 """
 
 from __future__ import annotations

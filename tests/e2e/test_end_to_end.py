@@ -215,10 +215,12 @@ def _cli(args: list[str], cwd, data_dir) -> subprocess.CompletedProcess:
     return subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=600, check=False)
 
 
-def test_dbt_build_works_standalone_and_is_idempotent(clean_platform):
-    """`dbt build` from dbt_project/ with its own profiles.yml, on the platform's warehouse: same row counts."""
+def test_dbt_build_works_standalone_and_is_idempotent(clean_platform, tmp_path):
+    """`dbt build` from dbt_project/ with its own profiles.yml, on the platform's warehouse: same row counts. Its
+    artifacts go to a temporary target path: the project's own manifest is what other tests load meanwhile."""
     before = query(clean_platform.settings.exports_dir, "SELECT count(*) AS n FROM {tx}", tx="fct_transactions").n[0]
-    out = _cli([str(BIN / "dbt"), "build", "--profiles-dir", "."], PROJECT_ROOT / "dbt_project",
+    out = _cli([str(BIN / "dbt"), "build", "--profiles-dir", ".", "--target-path", str(tmp_path / "target")],
+               PROJECT_ROOT / "dbt_project",
                clean_platform.settings.data_dir)
     assert out.returncode == 0, out.stdout[-3000:]
     assert "ERROR=0" in out.stdout
