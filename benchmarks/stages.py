@@ -268,7 +268,7 @@ def stage_training_set(variant: str, size: int, work: Path) -> dict:
 
 def stage_definitions_load(variant: str, size: int, work: Path) -> dict:
     started = time.perf_counter()
-    subprocess.run([sys.executable, "-c", "import platform_assets.definitions"], check=True, cwd=ROOT)
+    subprocess.run([sys.executable, "-c", "from platform_assets.definitions import defs; defs()"], check=True, cwd=ROOT)
     seconds = time.perf_counter() - started
     child = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     return {"seconds": seconds, "child_peak_rss_mb": child}

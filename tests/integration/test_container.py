@@ -50,6 +50,7 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+@pytest.mark.slow
 def test_entrypoint_starts_daemon_and_webserver(tmp_path):
     port = _free_port()
     env = {
@@ -85,6 +86,7 @@ def test_entrypoint_starts_daemon_and_webserver(tmp_path):
             os.killpg(proc.pid, signal.SIGKILL)
 
 
+@pytest.mark.slow
 def test_image_build_steps_succeed_from_exactly_the_copied_files(tmp_path):
     """Replay the Dockerfile's COPY and RUN steps in an empty folder: a file the image needs but does not copy,
     or a lock that does not install without dev dependencies, fails here as it would in `docker build`."""

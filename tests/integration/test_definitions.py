@@ -101,6 +101,7 @@ def test_loading_definitions_imports_no_heavy_library():
     assert json.loads(out.stdout.strip().splitlines()[-1]) == []
 
 
+@pytest.mark.slow
 def test_dagster_definitions_validate_cli(tmp_path):
     """`dagster definitions validate` on workspace.yaml, with an instance made from our dagster.yaml."""
     shutil.copy(PROJECT_ROOT / "deploy" / "local" / "dagster.yaml", tmp_path / "dagster.yaml")

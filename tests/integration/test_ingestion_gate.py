@@ -54,6 +54,7 @@ def _load_day_then_warehouse(defs, instance) -> dg.ExecuteInProcessResult:
     )
 
 
+@pytest.mark.slow
 def test_clean_day_flows_into_the_warehouse_in_the_same_run(platform):
     _, defs, instance = platform
     result = _load_day_then_warehouse(defs, instance)

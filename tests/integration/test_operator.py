@@ -192,6 +192,7 @@ def _non_loopback_address() -> str | None:
     return None if address.startswith("127.") else address
 
 
+@pytest.mark.slow
 def test_make_mlflow_serves_the_ui_on_loopback_only(tmp_path):
     port = _free_port()
     env = {**os.environ, "PLATFORM_DATA_DIR": str(tmp_path)}

@@ -410,6 +410,7 @@ def _stop_worker(worker: subprocess.Popen) -> None:
     worker.log_file.close()
 
 
+@pytest.mark.slow
 def test_job_runs_on_a_celery_worker(production, instance):
     from platform_assets.simulator import SimulationConfig, write_landing_zone
 

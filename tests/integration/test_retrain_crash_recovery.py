@@ -63,6 +63,7 @@ def _retrain_runs(instance) -> list[dg.DagsterRun]:
     return list(instance.get_runs(filters=dg.RunsFilter(tags={"dagster/sensor_name": SENSOR})))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("crash_location", ["RUN_CREATED", "RUN_LAUNCHED"])
 def test_killed_mid_tick_the_daemon_still_launches_exactly_one_retrain(tmp_path, monkeypatch, crash_location):
     from dagster._core.scheduler.instigation import TickStatus
