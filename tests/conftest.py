@@ -32,6 +32,7 @@ SHARED_WORLDS = ("clean_platform", "drifted_platform", "demo_platform")
 LANES = ("unit", "integration", "e2e")
 
 
+@pytest.hookimpl(tryfirst=True)  # before xdist's own hook, which turns the groups into node-id suffixes
 def pytest_collection_modifyitems(config, items):
     """Lanes follow the folders (`tests/unit`, `tests/integration`, `tests/e2e` get the marker of their name), and
     each test gets an xdist group: the shared world it reads, else its module (module-scoped fixtures such as the
