@@ -22,7 +22,8 @@ VENV := $(ROOT)/.venv
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
 # Test processes: the worlds of the suite are independent and mostly single-threaded Python, so two workers on
-# two cores finish sooner than one. Tests sharing a world stay in one worker (tests/conftest.py).
+# two cores finish sooner than one. Tests sharing a world stay in one worker (tests/conftest.py); groups are
+# handed out in collection order, so the heaviest worlds (tests/e2e) start first.
 PYTEST_WORKERS ?= 2
 
 .PHONY: help install prepare simulate demo test test-fast dev mlflow feast-apply dbt-build validate lint doctor clean clean-data bench bench-startup
@@ -69,7 +70,7 @@ demo: prepare $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/python -m platform_assets.tools.demo $(ARGS)
 
 test: lint prepare $(DAGSTER_HOME)/dagster.yaml
-	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadgroup --no-loadscope-reorder $(PYTEST_ARGS)
 
 test-fast: lint prepare
 	$(BIN)/python -m pytest tests/unit tests/integration -m "not slow" -n $(PYTEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)

@@ -28,7 +28,8 @@ E2E_SCENARIO_START_DAY = 56
 
 # Worlds that several test modules share: every test that uses one runs in the same xdist worker, so each world
 # is built once per `make test`, not once per worker.
-SHARED_WORLDS = ("clean_platform", "drifted_platform", "demo_platform")
+# test_end_to_end reads the clean and the drifted world side by side: both belong to one group.
+SHARED_WORLDS = {"clean_platform": "clean_world", "drifted_platform": "clean_world", "demo_platform": "demo_world"}
 LANES = ("unit", "integration", "e2e")
 
 
@@ -43,7 +44,7 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(getattr(pytest.mark, parts[0]))
         if item.get_closest_marker("xdist_group"):
             continue
-        world = next((w for w in SHARED_WORLDS if w in item.fixturenames), None)
+        world = next((group for fixture, group in SHARED_WORLDS.items() if fixture in item.fixturenames), None)
         item.add_marker(pytest.mark.xdist_group(world or item.module.__name__))
 
 

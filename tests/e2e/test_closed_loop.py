@@ -298,38 +298,72 @@ def _summary(run: LoopRun) -> dict:
     }
 
 
-# Each world is its own xdist group: the three run in parallel with the rest of `make test`.
-@pytest.mark.parametrize("scenario", [
-    pytest.param(world, marks=pytest.mark.xdist_group(f"loop-{world}")) for world in ("fraud_pattern_shift", "amount_inflation")
-])
-def test_drift_is_caught_retrained_once_and_the_new_champion_is_better(tmp_path_factory, scenario):
+@dataclass
+class World:
+    run: LoopRun
+    summary: dict
+    versions: list
+    champion: object
+    unseen: pd.DataFrame | None = None
+
+
+def _world(tmp_path_factory, scenario: str) -> World:
+    """A world run tick by tick, measured once; its tests read the figures (test-artifacts/closed-loop-*.json)."""
     run = _loop(tmp_path_factory, scenario, daily_ingestion=scenario == "fraud_pattern_shift")
     summary = _summary(run)
-    client = run.defs.resources["mlflow_tracking"].client()
-    model_name = run.settings.model_name
-    versions = sorted(client.search_model_versions(f"name='{model_name}'"), key=lambda v: int(v.version))
-    champion = run.defs.resources["mlflow_tracking"].champion_version()
-    retrain = run.retrain_runs[0] if run.retrain_runs else None
+    mlflow_tracking = run.defs.resources["mlflow_tracking"]
+    versions = sorted(mlflow_tracking.client().search_model_versions(f"name='{run.settings.model_name}'"),
+                      key=lambda v: int(v.version))
+    champion = mlflow_tracking.champion_version()
     summary["model_versions"] = {v.version: {k: v.tags.get(k) for k in ("promotion_decision", "promotion_reason")}
                                  for v in versions}
-    if retrain is not None:
-        as_of = date.fromisoformat(retrain.tags["drift_as_of"])
-        unseen = _oracle_frame(run, as_of + timedelta(days=1), day(DAYS - 1))
-        summary["post_shift_eval"] = {"days": f"{as_of + timedelta(days=1)} .. {day(DAYS - 1)}", "rows": len(unseen),
-                                      "frauds": int(unseen["true_fraud"].sum())}
-        summary["pr_auc_old_champion"] = _pr_auc(run, versions[0].version, unseen)
-        summary["pr_auc_retrained"] = _pr_auc(run, versions[-1].version, unseen)
+    world = World(run, summary, versions, champion)
+    if run.retrain_runs:
+        as_of = date.fromisoformat(run.retrain_runs[0].tags["drift_as_of"])
+        world.unseen = _oracle_frame(run, as_of + timedelta(days=1), day(DAYS - 1))
+        summary["post_shift_eval"] = {"days": f"{as_of + timedelta(days=1)} .. {day(DAYS - 1)}",
+                                      "rows": len(world.unseen), "frauds": int(world.unseen["true_fraud"].sum())}
+        summary["pr_auc_old_champion"] = _pr_auc(run, versions[0].version, world.unseen)
+        summary["pr_auc_retrained"] = _pr_auc(run, versions[-1].version, world.unseen)
+        summary["pr_auc_champion_after"] = _pr_auc(run, str(champion.version), world.unseen)
         summary["champion_after"] = champion.version
     _report(run, summary)
-    assert retrain is not None, summary
+    return world
 
+
+# Each world is its own xdist group of three tests: the worlds run in parallel with the rest of `make test`, and
+# a worker busy building one (three tests pending) is not handed another.
+@pytest.fixture(scope="module", params=[
+    pytest.param(world, marks=pytest.mark.xdist_group(f"loop-{world}")) for world in ("fraud_pattern_shift", "amount_inflation")
+])
+def shifted_world(request, tmp_path_factory) -> World:
+    return _world(tmp_path_factory, request.param)
+
+
+@pytest.fixture(scope="module")
+def quiet_world(tmp_path_factory) -> World:
+    return _world(tmp_path_factory, "none")
+
+
+def test_the_shift_is_caught_within_five_days_and_not_before(shifted_world):
+    summary, run = shifted_world.summary, shifted_world.run
     assert summary["detection_delay_days"] is not None and 0 <= summary["detection_delay_days"] <= 5, summary
     assert not [d for d in run.drift_days() if d < day(SHIFT_DAY)], "drift flagged before the shift"
-    # One drift event, one retrain: drift went on being reported every day after it (see drift_days).
+    assert len(summary["drift_days"]) > 3
+
+
+def test_one_drift_event_asks_for_exactly_one_retrain(shifted_world):
+    # Drift went on being reported every day after the event (see drift_days): still one retrain.
+    summary, run = shifted_world.summary, shifted_world.run
+    assert run.retrain_runs, summary
     assert summary["retrain_runs"] == 1 and run.skipped_duplicate_requests == 0, summary
     assert summary["retrain_run_keys"] == [f"drift-retrain:{summary['first_drift_day']}"]
-    assert len(summary["drift_days"]) > 3
-    if scenario == "fraud_pattern_shift":
+
+
+def test_the_champion_after_the_loop_is_right_for_the_new_world(shifted_world):
+    summary, versions, champion = shifted_world.summary, shifted_world.versions, shifted_world.champion
+    assert shifted_world.unseen is not None, summary
+    if shifted_world.run.scenario == "fraud_pattern_shift":
         # The old champion learnt night-time, online, big-ticket fraud; the new pattern defeats it.
         assert str(champion.version) == str(versions[-1].version) == "2", summary["model_versions"]
         assert summary["pr_auc_retrained"] > summary["pr_auc_old_champion"] + 0.01, summary
@@ -337,16 +371,19 @@ def test_drift_is_caught_retrained_once_and_the_new_champion_is_better(tmp_path_
         # Inflated amounts shift every feature's distribution but not what separates fraud (night, online,
         # category, amount relative to the customer): the old champion keeps working. Whatever the gate decided,
         # the champion after the loop is not worse on the drifted world.
-        champion_pr_auc = _pr_auc(run, str(champion.version), unseen)
-        summary["pr_auc_champion_after"] = champion_pr_auc
-        assert champion_pr_auc >= summary["pr_auc_old_champion"] - 0.02, summary
+        assert summary["pr_auc_champion_after"] >= summary["pr_auc_old_champion"] - 0.02, summary
 
 
 @pytest.mark.xdist_group("loop-none")
-def test_a_quiet_world_never_retrains(tmp_path_factory):
-    run = _loop(tmp_path_factory, "none", daily_ingestion=False)
-    summary = _summary(run)
-    _report(run, summary)
-    assert run.drift_days() == [], summary
-    assert run.retrain_runs == [] and run.skipped_duplicate_requests == 0
-    assert len(run.verdicts) == LAST_TICK - FIRST_TICK + 1  # every day was monitored
+def test_a_quiet_world_flags_no_drift(quiet_world):
+    assert quiet_world.run.drift_days() == [], quiet_world.summary
+
+
+@pytest.mark.xdist_group("loop-none")
+def test_a_quiet_world_never_retrains(quiet_world):
+    assert quiet_world.run.retrain_runs == [] and quiet_world.run.skipped_duplicate_requests == 0
+
+
+@pytest.mark.xdist_group("loop-none")
+def test_every_day_of_a_quiet_world_is_monitored(quiet_world):
+    assert len(quiet_world.run.verdicts) == LAST_TICK - FIRST_TICK + 1
