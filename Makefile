@@ -55,8 +55,12 @@ $(BIN)/dagster: $(UV) pyproject.toml uv.lock
 install: $(BIN)/dagster
 
 # dbt's manifest: the Definitions need it, and it is never built at import time.
+# Parsed with the vars PlatformDbtResource passes (resources/dbt.py), so a run on this data dir can reuse dbt's
+# partial parse instead of re-parsing the whole project (dbt re-parses when the vars differ).
+PLATFORM_DUCKDB_MEMORY_LIMIT ?= 4GB
+DBT_PLATFORM_VARS := {"platform_data_dir": "$(PLATFORM_DATA_DIR)", "platform_duckdb_memory_limit": "$(PLATFORM_DUCKDB_MEMORY_LIMIT)"}
 dbt_project/target/manifest.json: $(BIN)/dagster $(shell find dbt_project/models dbt_project/tests -type f) dbt_project/dbt_project.yml
-	cd dbt_project && $(BIN)/dbt parse --profiles-dir . --quiet
+	cd dbt_project && $(BIN)/dbt parse --profiles-dir . --quiet --vars '$(DBT_PLATFORM_VARS)'
 
 prepare: dbt_project/target/manifest.json
 
