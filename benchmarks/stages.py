@@ -390,12 +390,44 @@ def stage_main_job(variant: str, size: int, work: Path) -> dict:
                     ends[entry.step_key] = entry.timestamp
         step_seconds = {k: round(ends[k] - starts[k], 3) for k in starts if k in ends}
         step_peaks = {k: sampler.peak_between(starts[k], ends[k]) for k in step_seconds}
-    return {"seconds": seconds, "simulate_seconds": simulate_seconds, "transactions": per_day * DEMO_DAYS,
+        features = _feature_costs(settings, instance)
+    return {**features, "seconds": seconds, "simulate_seconds": simulate_seconds, "transactions": per_day * DEMO_DAYS,
             "customers": config.n_customers, "merchants": config.n_merchants,
             "sum_of_steps_seconds": sum(step_seconds.values()), "steps": step_seconds,
             "tree_peak_rss_mb": round(sampler.tree_peak_mb(), 1),
             "step_peak_rss_mb": {k: round(own, 1) for k, (own, _) in step_peaks.items()},
             "step_tree_peak_rss_mb": {k: round(tree, 1) for k, (_, tree) in step_peaks.items()}}
+
+
+FEATURE_MARTS = ("fct_customer_daily_features", "fct_merchant_daily_features", "fct_customer_merchant_features")
+
+
+def _feature_costs(settings, instance) -> dict:
+    """What the feature marts cost and what the model got from them: rows per mart, the online store's rows and
+    size on disk, the training set's rows and the holdout quality of the model trained on it."""
+    import dagster as dg
+    import duckdb
+
+    def meta(key: str) -> dict:
+        event = instance.get_latest_materialization_event(dg.AssetKey(key))
+        if event is None:
+            return {}
+        return {k: getattr(v, "value", v) for k, v in event.asset_materialization.metadata.items()}
+
+    con = duckdb.connect()
+    mart_rows = {m: con.execute("SELECT count(*) FROM read_parquet(?)",
+                                [str(settings.exports_dir / f"{m}.parquet")]).fetchone()[0] for m in FEATURE_MARTS}
+    con.close()
+    online = settings.data_dir / "feast" / "online_store.db"
+    model, online_meta = meta("fraud_model"), meta("feast_online_store")
+    return {
+        "mart_rows": mart_rows,
+        "online_rows_written": online_meta.get("rows_written"),
+        "online_store_mb": round(sum(f.stat().st_size for f in online.parent.glob(online.name + "*")) / 2**20, 1),
+        "training_set_rows": meta("training_set").get("dagster/row_count"),
+        "holdout_pr_auc": model.get("holdout_pr_auc"),
+        "holdout_roc_auc": model.get("holdout_roc_auc"),
+    }
 
 
 def _dbt_env(work: Path) -> dict:
