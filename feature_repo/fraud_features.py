@@ -71,10 +71,15 @@ TRANSACTION_FEATURES = {
     "seconds_since_last_txn": Float64,
     "first_purchase_at_merchant": Int64,
 }
-# Beyond this age a daily feature row no longer describes the entity: the join returns nulls instead (and the
-# online freshness guard reports it stale). The pair view holds a count to date, which never goes out of date, so
-# it has no TTL (0 = never expires, offline and online): "first purchase at this merchant" looks at all history.
-FEATURE_TTL = timedelta(days=30)
+# The daily marts hold a row per entity and day from its first activity on (dbt macro feature_calendar): every
+# day until its longest window has drained to 0, then one row every LONGEST_WINDOW_DAYS days while it stays idle.
+# So a seen entity always has a row less than LONGEST_WINDOW_DAYS + 1 days old, and the TTL follows: a join finds
+# no row in it only for an entity never seen, or when nothing was loaded for longer than that (the online freshness
+# guard then reports the values stale). dbt reads the same figure (var longest_window_days in dbt_project.yml).
+# The pair view holds a count to date, which never goes out of date, so it has no TTL (0 = never expires, offline
+# and online): "first purchase at this merchant" looks at all history.
+LONGEST_WINDOW_DAYS = 30
+FEATURE_TTL = timedelta(days=LONGEST_WINDOW_DAYS + 1)
 PAIR_TTL = timedelta(0)
 
 # Model version -> the features it reads. A new model version gets a new service; old ones stay servable.
@@ -173,11 +178,11 @@ def build_feature_objects(exports_dir: Path) -> FeatureObjects:
                       description="A card acceptor")
     customer_source, customer_view = _view(
         exports_dir, "fct_customer_daily_features", "customer_daily_features", [customer], CUSTOMER_FEATURES,
-        FEATURE_TTL, "Customer spending over the last 1, 7 and 30 days, as of the end of each day",
+        FEATURE_TTL, "Customer spending over the 1, 7 and 30 whole days before each day (one row per day)",
     )
     merchant_source, merchant_view = _view(
         exports_dir, "fct_merchant_daily_features", "merchant_daily_features", [merchant], MERCHANT_FEATURES,
-        FEATURE_TTL, "Merchant volume, mix and known chargeback rate over the last 1, 7 and 30 days",
+        FEATURE_TTL, "Merchant volume, mix and known chargeback rate over the 1, 7 and 30 whole days before each day",
     )
     pair_source, pair_view = _view(
         exports_dir, "fct_customer_merchant_features", "customer_merchant_features", [customer, merchant],

@@ -26,12 +26,51 @@ last_transactions as (
 
 ),
 
+day_loads as (
+
+    select transaction_date as activity_date, max(loaded_at) as day_loaded_at
+    from {{ ref('int_transactions_enriched') }}
+    group by 1
+
+),
+
+calendar as (
+
+    {{ feature_calendar('daily', 'customer_id', var('longest_window_days')) }}
+
+),
+
+-- every calendar day, with zeros on the days the customer had no transaction
+dense as (
+
+    select
+        calendar.customer_id,
+        calendar.feature_date as activity_date,
+        coalesce(daily.txn_count, 0) as txn_count,
+        coalesce(daily.amount_sum, 0) as amount_sum,
+        daily.amount_max,
+        coalesce(daily.night_txn_count, 0) as night_txn_count,
+        coalesce(daily.online_txn_count, 0) as online_txn_count,
+        daily.last_loaded_at,
+        last_transactions.last_txn_ts,
+        day_loads.day_loaded_at
+
+    from calendar
+    left join daily
+        on daily.customer_id = calendar.customer_id and daily.activity_date = calendar.feature_date
+    left join last_transactions
+        on last_transactions.customer_id = calendar.customer_id
+        and last_transactions.activity_date = calendar.feature_date
+    left join day_loads
+        on day_loads.activity_date = calendar.feature_date
+
+),
+
 windowed as (
 
     select
         customer_id,
         activity_date,
-        last_loaded_at,
         txn_count,
         amount_sum,
         amount_max,
@@ -42,9 +81,12 @@ windowed as (
         sum(online_txn_count) over last_7_days as online_txn_count_7d,
         sum(txn_count) over last_30_days as txn_count_30d,
         sum(amount_sum) over last_30_days as amount_sum_30d,
-        max(amount_max) over last_30_days as amount_max_30d
+        max(amount_max) over last_30_days as amount_max_30d,
+        max(last_txn_ts) over to_date as last_txn_ts,
+        -- the row changes when any day of its window is (re)loaded, and it is known once its own day is loaded
+        greatest(max(last_loaded_at) over last_30_days, day_loaded_at) as knowable_from
 
-    from daily
+    from dense
     window
         last_7_days as (
             partition by customer_id
@@ -55,6 +97,11 @@ windowed as (
             partition by customer_id
             order by activity_date
             range between interval 29 days preceding and current row
+        ),
+        to_date as (
+            partition by customer_id
+            order by activity_date
+            rows between unbounded preceding and current row
         )
 
 ),
@@ -72,36 +119,39 @@ final as (
         windowed.customer_id,
         windowed.activity_date as feature_date,
         timezone('UTC', cast(windowed.activity_date + interval 1 day as timestamp)) as event_timestamp,
-        {{ knowable_at("timezone('UTC', cast(windowed.activity_date + interval 1 day as timestamp))", 'windowed.last_loaded_at') }}
+        {{ knowable_at("timezone('UTC', cast(windowed.activity_date + interval 1 day as timestamp))", 'windowed.knowable_from') }}
             as created_timestamp,
         -- Money is an exact DECIMAL up to here (sums DECIMAL(38,2), maxima DECIMAL(18,2)); each amount feature
         -- converts it to DOUBLE once, here, because Feast and XGBoost read float64. An average divides the
         -- converted sum by the count: the DOUBLE division DuckDB would also do for DECIMAL / BIGINT.
         cast(windowed.txn_count as bigint) as cust_txn_count_1d,
         cast(windowed.amount_sum as double) as cust_amount_sum_1d,
-        cast(windowed.amount_sum as double) / windowed.txn_count as cust_amount_avg_1d,
+        -- an empty window has a count and a sum of 0 and no average, maximum or share (null)
+        cast(windowed.amount_sum as double) / nullif(windowed.txn_count, 0) as cust_amount_avg_1d,
         cast(windowed.amount_max as double) as cust_amount_max_1d,
         cast(windowed.txn_count_7d as bigint) as cust_txn_count_7d,
         cast(windowed.amount_sum_7d as double) as cust_amount_sum_7d,
-        cast(windowed.amount_sum_7d as double) / windowed.txn_count_7d as cust_amount_avg_7d,
+        cast(windowed.amount_sum_7d as double) / nullif(windowed.txn_count_7d, 0) as cust_amount_avg_7d,
         cast(windowed.amount_max_7d as double) as cust_amount_max_7d,
-        cast(windowed.night_txn_count_7d as double) / windowed.txn_count_7d as cust_night_txn_share_7d,
-        cast(windowed.online_txn_count_7d as double) / windowed.txn_count_7d as cust_online_txn_share_7d,
-        cast(distinct_merchants.distinct_7d as bigint) as cust_distinct_merchants_7d,
+        cast(windowed.night_txn_count_7d as double) / nullif(windowed.txn_count_7d, 0) as cust_night_txn_share_7d,
+        cast(windowed.online_txn_count_7d as double) / nullif(windowed.txn_count_7d, 0) as cust_online_txn_share_7d,
+        cast(coalesce(distinct_merchants.distinct_7d, 0) as bigint) as cust_distinct_merchants_7d,
         cast(windowed.txn_count_30d as bigint) as cust_txn_count_30d,
         cast(windowed.amount_sum_30d as double) as cust_amount_sum_30d,
-        cast(windowed.amount_sum_30d as double) / windowed.txn_count_30d as cust_amount_avg_30d,
+        cast(windowed.amount_sum_30d as double) / nullif(windowed.txn_count_30d, 0) as cust_amount_avg_30d,
         cast(windowed.amount_max_30d as double) as cust_amount_max_30d,
-        cast(distinct_merchants.distinct_30d as bigint) as cust_distinct_merchants_30d,
+        cast(coalesce(distinct_merchants.distinct_30d, 0) as bigint) as cust_distinct_merchants_30d,
         -- the newest transaction known at `event_timestamp`; the on-demand view turns it into "seconds since"
-        cast(epoch(last_transactions.last_txn_ts) as bigint) as cust_last_txn_epoch,
+        cast(epoch(windowed.last_txn_ts) as bigint) as cust_last_txn_epoch,
         -- young accounts are where card-testing fraud starts
         date_diff('day', cast(customers.created_at as date), windowed.activity_date) as cust_account_age_days
 
     from windowed
-    inner join distinct_merchants using (customer_id, activity_date)
-    inner join last_transactions using (customer_id, activity_date)
-    left join customers using (customer_id)
+    -- the distinct counts change only on their event days: each row takes the newest one up to its day
+    asof left join distinct_merchants
+        on distinct_merchants.customer_id = windowed.customer_id
+        and distinct_merchants.activity_date <= windowed.activity_date
+    left join customers on customers.customer_id = windowed.customer_id
 
 )
 

@@ -18,9 +18,51 @@ fraud_reports as (
 
 ),
 
+merchants as (
+
+    select merchant_id, merchant_category_code from {{ ref('stg_merchants') }}
+
+),
+
 category_codes as (
 
     select merchant_category_code, risk_level from {{ ref('merchant_category_codes') }}
+
+),
+
+day_loads as (
+
+    select transaction_date as activity_date, max(loaded_at) as day_loaded_at
+    from {{ ref('int_transactions_enriched') }}
+    group by 1
+
+),
+
+calendar as (
+
+    {{ feature_calendar('daily', 'merchant_id', var('longest_window_days')) }}
+
+),
+
+-- every calendar day, with zeros on the days the merchant had no transaction
+dense as (
+
+    select
+        calendar.merchant_id,
+        calendar.feature_date as activity_date,
+        coalesce(daily.txn_count, 0) as txn_count,
+        coalesce(daily.amount_sum, 0) as amount_sum,
+        daily.amount_max,
+        coalesce(daily.night_txn_count, 0) as night_txn_count,
+        coalesce(daily.online_txn_count, 0) as online_txn_count,
+        daily.last_loaded_at,
+        day_loads.day_loaded_at
+
+    from calendar
+    left join daily
+        on daily.merchant_id = calendar.merchant_id and daily.activity_date = calendar.feature_date
+    left join day_loads
+        on day_loads.activity_date = calendar.feature_date
 
 ),
 
@@ -29,8 +71,6 @@ windowed as (
     select
         merchant_id,
         activity_date,
-        last_loaded_at,
-        merchant_category_code,
         txn_count,
         sum(txn_count) over last_7_days as txn_count_7d,
         sum(amount_sum) over last_7_days as amount_sum_7d,
@@ -38,9 +78,11 @@ windowed as (
         sum(night_txn_count) over last_7_days as night_txn_count_7d,
         sum(online_txn_count) over last_7_days as online_txn_count_7d,
         sum(txn_count) over last_30_days as txn_count_30d,
-        sum(amount_sum) over last_30_days as amount_sum_30d
+        sum(amount_sum) over last_30_days as amount_sum_30d,
+        -- the row changes when any day of its window is (re)loaded, and it is known once its own day is loaded
+        greatest(max(last_loaded_at) over last_30_days, day_loaded_at) as knowable_from
 
-    from daily
+    from dense
     window
         last_7_days as (
             partition by merchant_id
@@ -67,15 +109,15 @@ distinct_customers as (
 known_frauds as (
 
     select
-        daily.merchant_id,
-        daily.activity_date,
+        calendar.merchant_id,
+        calendar.feature_date as activity_date,
         coalesce(sum(fraud_reports.fraud_reports), 0) as known_frauds_30d
 
-    from daily
+    from calendar
     left join fraud_reports
-        on fraud_reports.merchant_id = daily.merchant_id
-        and fraud_reports.transaction_date between daily.activity_date - 29 and daily.activity_date
-        and fraud_reports.reported_date <= daily.activity_date
+        on fraud_reports.merchant_id = calendar.merchant_id
+        and fraud_reports.transaction_date between calendar.feature_date - 29 and calendar.feature_date
+        and fraud_reports.reported_date <= calendar.feature_date
     group by 1, 2
 
 ),
@@ -86,29 +128,35 @@ final as (
         windowed.merchant_id,
         windowed.activity_date as feature_date,
         timezone('UTC', cast(windowed.activity_date + interval 1 day as timestamp)) as event_timestamp,
-        {{ knowable_at("timezone('UTC', cast(windowed.activity_date + interval 1 day as timestamp))", 'windowed.last_loaded_at') }}
+        {{ knowable_at("timezone('UTC', cast(windowed.activity_date + interval 1 day as timestamp))", 'windowed.knowable_from') }}
             as created_timestamp,
         -- Money is an exact DECIMAL up to here (sums DECIMAL(38,2), maxima DECIMAL(18,2)); each amount feature
         -- converts it to DOUBLE once, here, because Feast and XGBoost read float64. An average divides the
         -- converted sum by the count: the DOUBLE division DuckDB would also do for DECIMAL / BIGINT.
+        -- an empty window has a count of 0 and no average, maximum, share or rate (null)
         cast(windowed.txn_count as bigint) as merch_txn_count_1d,
         cast(windowed.txn_count_7d as bigint) as merch_txn_count_7d,
-        cast(windowed.amount_sum_7d as double) / windowed.txn_count_7d as merch_amount_avg_7d,
+        cast(windowed.amount_sum_7d as double) / nullif(windowed.txn_count_7d, 0) as merch_amount_avg_7d,
         cast(windowed.amount_max_7d as double) as merch_amount_max_7d,
-        cast(windowed.night_txn_count_7d as double) / windowed.txn_count_7d as merch_night_txn_share_7d,
-        cast(windowed.online_txn_count_7d as double) / windowed.txn_count_7d as merch_online_txn_share_7d,
-        cast(distinct_customers.distinct_7d as bigint) as merch_distinct_customers_7d,
+        cast(windowed.night_txn_count_7d as double) / nullif(windowed.txn_count_7d, 0) as merch_night_txn_share_7d,
+        cast(windowed.online_txn_count_7d as double) / nullif(windowed.txn_count_7d, 0) as merch_online_txn_share_7d,
+        cast(coalesce(distinct_customers.distinct_7d, 0) as bigint) as merch_distinct_customers_7d,
         cast(windowed.txn_count_30d as bigint) as merch_txn_count_30d,
-        cast(windowed.amount_sum_30d as double) / windowed.txn_count_30d as merch_amount_avg_30d,
+        cast(windowed.amount_sum_30d as double) / nullif(windowed.txn_count_30d, 0) as merch_amount_avg_30d,
         cast(known_frauds.known_frauds_30d as bigint) as merch_known_frauds_30d,
-        cast(known_frauds.known_frauds_30d as double) / windowed.txn_count_30d as merch_chargeback_rate_30d,
-        cast(windowed.merchant_category_code as bigint) as merch_category_code,
+        cast(known_frauds.known_frauds_30d as double) / nullif(windowed.txn_count_30d, 0) as merch_chargeback_rate_30d,
+        cast(merchants.merchant_category_code as bigint) as merch_category_code,
         cast(coalesce(category_codes.risk_level = 'high', false) as bigint) as merch_high_risk_mcc
 
     from windowed
-    inner join distinct_customers using (merchant_id, activity_date)
-    inner join known_frauds using (merchant_id, activity_date)
-    left join category_codes using (merchant_category_code)
+    -- the distinct count changes only on its event days: each row takes the newest one up to its day
+    asof left join distinct_customers
+        on distinct_customers.merchant_id = windowed.merchant_id
+        and distinct_customers.activity_date <= windowed.activity_date
+    inner join known_frauds
+        on known_frauds.merchant_id = windowed.merchant_id and known_frauds.activity_date = windowed.activity_date
+    left join merchants on merchants.merchant_id = windowed.merchant_id
+    left join category_codes on category_codes.merchant_category_code = merchants.merchant_category_code
 
 )
 

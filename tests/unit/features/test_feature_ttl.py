@@ -1,0 +1,33 @@
+"""The daily views' TTL and dbt's feature calendar are one figure: the longest window the features name."""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+from datetime import timedelta
+
+import yaml
+
+from platform_assets.settings import PROJECT_ROOT
+
+
+def _feature_repo():
+    spec = importlib.util.spec_from_file_location("fraud_features_under_test",
+                                                  PROJECT_ROOT / "feature_repo" / "fraud_features.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_ttl_follows_the_longest_window_the_calendar_keeps_rows_for():
+    repo = _feature_repo()
+    windows = {int(m.group(1)) for name in [*repo.CUSTOMER_FEATURES, *repo.MERCHANT_FEATURES]
+               if (m := re.search(r"_(\d+)d$", name))}
+    assert windows == {1, 7, 30}
+    assert repo.LONGEST_WINDOW_DAYS == max(windows)
+    project = yaml.safe_load((PROJECT_ROOT / "dbt_project" / "dbt_project.yml").read_text())
+    assert project["vars"]["longest_window_days"] == repo.LONGEST_WINDOW_DAYS
+    # a seen entity has a row at most LONGEST_WINDOW_DAYS days apart: the TTL covers the gap and the day it takes
+    assert repo.FEATURE_TTL == timedelta(days=repo.LONGEST_WINDOW_DAYS + 1)
+    assert repo.customer_daily_features.ttl == repo.merchant_daily_features.ttl == repo.FEATURE_TTL
+    assert repo.customer_merchant_features.ttl == timedelta(0)
