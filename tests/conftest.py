@@ -75,7 +75,11 @@ class PlatformUnderTest:
         return {k: getattr(v, "value", v) for k, v in event.asset_materialization.metadata.items()}
 
 
-def _platform(tmp_path_factory, scenario: str) -> Iterator[PlatformUnderTest]:
+# Customers of the stationary world who go quiet that many days before its end: the window features must drain.
+IDLE_TAILS = (1, 6, 7, 8, 29, 30, 31)
+
+
+def _platform(tmp_path_factory, scenario: str, idle_tails: tuple[int, ...] = ()) -> Iterator[PlatformUnderTest]:
     from platform_assets.simulator import SimulationConfig, write_landing_zone
     from platform_assets.tools.demo import materialize_platform
 
@@ -91,6 +95,7 @@ def _platform(tmp_path_factory, scenario: str) -> Iterator[PlatformUnderTest]:
             scenario=scenario,
             scenario_start_day=E2E_SCENARIO_START_DAY,
             malformed_rate=0.002,
+            idle_tails=idle_tails,
         )
         write_landing_zone(config, settings.landing_dir)
         (data_dir / "dagster").mkdir()
@@ -102,7 +107,7 @@ def _platform(tmp_path_factory, scenario: str) -> Iterator[PlatformUnderTest]:
 @pytest.fixture(scope="session")
 def clean_platform(tmp_path_factory) -> Iterator[PlatformUnderTest]:
     """Shared by every module that reads the stationary world (built once per session)."""
-    yield from _platform(tmp_path_factory, "none")
+    yield from _platform(tmp_path_factory, "none", IDLE_TAILS)
 
 
 @pytest.fixture(scope="module")

@@ -84,6 +84,10 @@ class SimulationConfig:
     # How long a chargeback may take. Real issuers allow weeks; a shorter process lets a test see the labels of a
     # drifted world mature within its simulated span (the delay distribution keeps its shape, scaled down).
     max_label_delay_days: int = MAX_LABEL_DELAY_DAYS
+    # Customers who go quiet before the end: for each n, one customer active about daily makes no purchase on the
+    # last n days (what a window feature must drain to 0 for; the test worlds use it). Their purchases of those
+    # days go to other customers drawn like any purchase, so the day's volume and mix stay the same.
+    idle_tails: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
         get_scenario(self.scenario)
@@ -93,6 +97,8 @@ class SimulationConfig:
             raise ValueError("fraud_rate and malformed_rate must be in [0, 0.5)")
         if self.max_label_delay_days < 1:
             raise ValueError("max_label_delay_days must be at least 1")
+        if any(not 1 <= n < self.days for n in self.idle_tails) or len(self.idle_tails) >= self.n_customers:
+            raise ValueError("each idle tail must be 1 to days - 1 days long, with fewer tails than customers")
 
     @property
     def effective_start_day(self) -> int:
@@ -117,6 +123,7 @@ class World:
     merchant_compromised: np.ndarray
     merchant_is_new: np.ndarray
     categories: tuple[Category, ...] = field(default=CATEGORIES + NEW_CATEGORIES)
+    idle_tail_customers: tuple[int, ...] = ()  # one per config.idle_tails
 
 
 @dataclass
@@ -180,7 +187,11 @@ def build_world(config: SimulationConfig) -> World:
     popularity = rng.lognormal(0.0, 1.0, n_m)
     risky = np.array([all_categories[c].risky for c in cat_idx])
     compromised = rng.random(n_m) < np.where(risky, 0.25, 0.03)
+    # Busy enough to have paid on the day before their tail, not so busy that silencing them changes the day's mix.
+    first_quiet = n_c // 20
+    quiet = np.argsort(-activity, kind="stable")[first_quiet : first_quiet + len(config.idle_tails)]
     return World(
+        idle_tail_customers=tuple(int(i) for i in quiet),
         customers=customers,
         merchants=merchants,
         customer_activity=activity,
@@ -263,6 +274,15 @@ def simulate_day(config: SimulationConfig, world: World, day_index: int) -> DayB
     amount = np.concatenate([amount, cat(f_amount, np.float64)]) * regime.amount_multiplier
     amount = np.maximum(np.round(amount, 2), 0.5)
     is_fraud = np.concatenate([np.zeros(n_legit, bool), np.ones(len(ts) - n_legit, bool)])
+    # A customer in an idle tail pays nothing on its last days; others make those purchases (own stream, so the
+    # rest of the day is drawn as without tails).
+    silent = [q for n, q in zip(config.idle_tails, world.idle_tail_customers, strict=True) if day_index >= config.days - n]
+    if silent:
+        moved = np.isin(cust, silent)
+        others = world.customer_activity.copy()
+        others[silent] = 0.0
+        tail_rng = np.random.default_rng(np.random.SeedSequence([config.seed, day_index, 77]))
+        cust[moved] = _pick(tail_rng, others, int(moved.sum()))
 
     order = np.argsort(ts, kind="stable")
     cust, merch, ts, online, amount, is_fraud = (a[order] for a in (cust, merch, ts, online, amount, is_fraud))

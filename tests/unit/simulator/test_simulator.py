@@ -315,6 +315,8 @@ def test_timestamps_keep_microseconds_in_the_landing_files(tmp_path):
         {"malformed_rate": 0.5},
         {"malformed_rate": -0.1},
         {"scenario": "meteor_strike"},
+        {"idle_tails": (0,)},
+        {"idle_tails": (10,), "days": 10},
     ],
 )
 def test_invalid_config_raises_value_error(overrides):
@@ -326,3 +328,17 @@ def test_scenario_start_defaults_to_two_thirds_in():
     assert small(days=90).effective_start_day == 60
     assert small(days=90, scenario_start_day=5).effective_start_day == 5
     assert small(days=90).end_date == START + 89 * DAY
+
+
+def test_idle_tails_silence_one_busy_customer_each_for_exactly_the_last_n_days():
+    config = small(days=12, idle_tails=(1, 4))
+    batches = list(simulate(config))
+    world = build_world(config)
+    quiet = world.customers.column("customer_id").to_pylist()
+    active_days = {q: [b.day for b in batches if quiet[q] in b.transactions.column("customer_id").to_pylist()]
+                   for q in world.idle_tail_customers}
+    for n, q in zip((1, 4), world.idle_tail_customers, strict=True):
+        assert max(active_days[q]) == config.end_date - timedelta(days=n), (n, active_days[q])
+    # the day's volume is unchanged: somebody else made those purchases
+    plain = list(simulate(small(days=12)))
+    assert [b.transactions.num_rows for b in batches] == [b.transactions.num_rows for b in plain]
