@@ -61,9 +61,9 @@ def table(before_dir: Path, after_dir: Path, sizes: list[str]) -> str:
         dbt_before, dbt_after = _record(before_dir, size, "dbt"), _record(after_dir, size, "dbt")
         if not before and not after:
             continue
-        lines += [f"**{size}** ({before.get('transactions', after.get('transactions', 0)):,} transactions, "
-                  f"{before.get('customers', after.get('customers', 0)):,} customers)", "",
-                  "| figure | before | after |", "|---|---|---|"]
+        shape = before or after
+        heading = f"**{size}** ({shape.get('transactions', 0):,} transactions, {shape.get('customers', 0):,} customers)"
+        lines += [heading, "", "| figure | before | after |", "|---|---|---|"]
         lines += [f"| {name} | {b} | {a} |" for name, b, a in _rows(before, after)]
         if dbt_before or dbt_after:
             def fmt(record):
