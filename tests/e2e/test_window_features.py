@@ -5,17 +5,25 @@ instant, for entities idle 1, 6, 7, 8, 29, 30 and 31 days and for one never seen
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import duckdb
 import pandas as pd
 import pytest
+import yaml
 from feature_oracle import IDLE_GAPS, WINDOW_FEATURES, compare, expected_features, idle_gaps
 
 from platform_assets.definitions import build_resources
+from platform_assets.lib.exports import query
 from platform_assets.lib.online_features import fresh_online_features
 from platform_assets.lib.training_sets import TrainingSetManifest, join_features, transactions_between
+from platform_assets.settings import PROJECT_ROOT
 
 pytestmark = pytest.mark.e2e
 SERVICE = "fraud_detector_v2"
+# what the dbt calendar is built with (tests/unit/features/test_feature_ttl.py keeps the views' TTL in step)
+LONGEST_WINDOW_DAYS = yaml.safe_load((PROJECT_ROOT / "dbt_project" / "dbt_project.yml").read_text())["vars"][
+    "longest_window_days"]
 NEVER_SEEN = "C9999999"
 
 
@@ -110,3 +118,41 @@ def test_online_vector_at_a_serving_instant_is_the_offline_vector_and_the_raw_tr
     never = by_customer.loc[NEVER_SEEN]
     assert never[[f for f in WINDOW_FEATURES if f.startswith("cust_")]].isna().all()
     assert never["first_purchase_at_merchant"] == 1
+
+
+def _calendar(activity_days: list, last_day, window: int) -> set:
+    """The days a mart row is due for one entity: each activity day and the following days until the next
+    activity or `window` days on (drained), then one every `window` idle days; none after `last_day`."""
+    days = set()
+    for i, active in enumerate(activity_days):
+        until = activity_days[i + 1] if i + 1 < len(activity_days) else last_day + timedelta(days=1)
+        gap = (until - active).days
+        days |= {active + timedelta(days=k) for k in [*range(min(gap, window + 1)), *range(2 * window, gap, window)]}
+    return days
+
+
+@pytest.mark.parametrize("mart, key, other, prefix", [
+    ("fct_customer_daily_features", "customer_id", "merchant_id", "cust_"),
+    ("fct_merchant_daily_features", "merchant_id", "customer_id", "merch_"),
+])
+def test_every_mart_row_holds_the_truth_of_the_day_after_it(clean_platform, mart, key, other, prefix):
+    """At any instant, not only at transactions: each row of the daily mart is what a request on the next day must
+    see, and the mart has exactly the rows of its calendar (macro feature_calendar)."""
+    settings = clean_platform.settings
+    rows = query(settings.exports_dir, "SELECT * FROM {m} ORDER BY feature_date, " + key, m=mart)
+    with duckdb.connect(str(settings.warehouse_path), read_only=True) as con:
+        con.execute("SET TimeZone = 'UTC'")
+        active = con.execute(f"SELECT DISTINCT {key}, CAST(timezone('UTC', event_ts) AS DATE) AS day "
+                             "FROM raw.transactions ORDER BY 1, 2").df()
+        placeholder = con.execute(f"SELECT min({other}) FROM raw.transactions").fetchone()[0]
+    last_day = active.day.max().date()
+    due = {(entity, d) for entity, days in active.groupby(key).day
+           for d in _calendar([x.date() for x in days], last_day, LONGEST_WINDOW_DAYS)}
+    assert set(zip(rows[key], (d.date() for d in pd.to_datetime(rows.feature_date)), strict=True)) == due
+    assert len(rows) == len(due)
+    requests = pd.DataFrame({key: rows[key], other: placeholder, "amount": 1.0,
+                             "event_timestamp": pd.to_datetime(rows.event_timestamp, utc=True) + pd.Timedelta(hours=9)})
+    truth = expected_features(settings.warehouse_path, requests)
+    features = [f for f in WINDOW_FEATURES if f.startswith(prefix)]
+    _assert_oracle_agrees(compare(rows, truth, features, [key, "feature_date"]))
+    assert (rows[features[0]] == 0).any(), "no drained row: the world has no idle gap"
