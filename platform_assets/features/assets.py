@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 import dagster as dg
 from pydantic import Field
 
-from platform_assets.features.online import materialize_new_windows
+from platform_assets.features.online import DEFAULT_CHUNK, materialize_new_windows
 from platform_assets.lib import names
 from platform_assets.lib.exports import connect as _parquet_reader
 from platform_assets.lib.identifiers import sql_identifier
@@ -23,7 +23,8 @@ FEATURE_MARTS = list(names.FEATURE_MARTS)
 
 
 class OnlineStoreConfig(dg.Config):
-    chunk_days: int = Field(default=30, description="Longest window one materialize call loads (bounds memory)")
+    chunk_days: int = Field(default=DEFAULT_CHUNK.days,
+                            description="Longest window one materialize call loads (bounds memory; default one TTL)")
 
 
 @dg.asset(

@@ -15,7 +15,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 DEFAULT_FIRST_WINDOW = timedelta(days=365)
-DEFAULT_CHUNK = timedelta(days=30)
+# One TTL of the daily views (31 days): a first load is then one call per view, not a month plus the last day
+# written twice (every entity has a row on the newest day, so a second chunk rewrites them all).
+DEFAULT_CHUNK = timedelta(days=31)
 
 
 @dataclass(frozen=True)
