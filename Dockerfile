@@ -35,8 +35,10 @@ COPY feature_repo ./feature_repo
 COPY workspace.yaml ./
 COPY deploy ./deploy
 RUN uv sync --frozen --no-dev \
-    # dbt's manifest is built into the image: the definitions never parse dbt at load time.
-    && (cd dbt_project && dbt parse --profiles-dir . --quiet) \
+    # dbt's manifest is built into the image: the definitions never parse dbt at load time. Parsed with the vars
+    # PlatformDbtResource passes for the image's data dir, so runs reuse this parse instead of re-parsing.
+    && (cd dbt_project && dbt parse --profiles-dir . --quiet \
+        --vars '{"platform_data_dir": "/data", "platform_duckdb_memory_limit": "4GB"}') \
     && rm -rf dbt_project/logs \
     && mkdir -p /data && chown -R platform:platform /data /opt/platform/dbt_project
 

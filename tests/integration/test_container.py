@@ -41,6 +41,8 @@ def test_lock_file_matches_pyproject():
 def test_image_runs_as_unprivileged_user_and_builds_the_manifest():
     assert re.search(r"^USER platform$", DOCKERFILE, re.MULTILINE)
     assert "dbt parse" in DOCKERFILE
+    # parsed with the vars the resource passes for the image's data dir (else every run re-parses the project)
+    assert '"platform_data_dir": "/data"' in DOCKERFILE and "PLATFORM_DATA_DIR=/data" in DOCKERFILE
     assert "uv sync --frozen --no-dev" in DOCKERFILE
 
 
@@ -109,7 +111,9 @@ def test_image_build_steps_succeed_from_exactly_the_copied_files(tmp_path):
     for args in ([uv, "sync", "--frozen", "--no-dev", "--no-install-project"], [uv, "sync", "--frozen", "--no-dev"]):
         out = subprocess.run(args, cwd=app, env=env, capture_output=True, text=True, timeout=600, check=False)
         assert out.returncode == 0, out.stderr[-2000:]
-    parse = subprocess.run([str(app / ".venv" / "bin" / "dbt"), "parse", "--profiles-dir", ".", "--quiet"],
+    parse_vars = re.search(r"dbt parse --profiles-dir \. --quiet \\\s*--vars '([^']+)'", DOCKERFILE).group(1)
+    parse = subprocess.run([str(app / ".venv" / "bin" / "dbt"), "parse", "--profiles-dir", ".", "--quiet",
+                            "--vars", parse_vars],
                            cwd=app / "dbt_project", env=env, capture_output=True, text=True, timeout=600,
                            check=False)
     assert parse.returncode == 0, parse.stdout[-2000:]
