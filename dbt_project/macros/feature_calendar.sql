@@ -41,3 +41,39 @@
     from offsets
 
 {% endmacro %}
+
+{#
+    The daily activity of `relation` (macro daily_activity's columns) on every day of the feature calendar, with
+    counts and sums 0 (maxima null) on the days the entity had no transaction, and `day_loaded_at`: the last load
+    of any transaction of that day, from which on the row is known.
+#}
+{% macro dense_daily_activity(relation, key) %}
+
+    with calendar as (
+        {{ feature_calendar(relation, key, var('longest_window_days')) }}
+    ),
+
+    day_loads as (
+        select transaction_date, max(loaded_at) as day_loaded_at
+        from {{ ref('int_transactions_enriched') }}
+        group by 1
+    )
+
+    select
+        calendar.{{ key }},
+        calendar.feature_date as activity_date,
+        coalesce(activity.txn_count, 0) as txn_count,
+        coalesce(activity.amount_sum, 0) as amount_sum,
+        activity.amount_max,
+        coalesce(activity.night_txn_count, 0) as night_txn_count,
+        coalesce(activity.online_txn_count, 0) as online_txn_count,
+        activity.last_loaded_at,
+        day_loads.day_loaded_at
+
+    from calendar
+    left join {{ relation }} as activity
+        on activity.{{ key }} = calendar.{{ key }} and activity.activity_date = calendar.feature_date
+    left join day_loads
+        on day_loads.transaction_date = calendar.feature_date
+
+{% endmacro %}

@@ -26,43 +26,14 @@ last_transactions as (
 
 ),
 
-day_loads as (
-
-    select transaction_date as activity_date, max(loaded_at) as day_loaded_at
-    from {{ ref('int_transactions_enriched') }}
-    group by 1
-
-),
-
-calendar as (
-
-    {{ feature_calendar('daily', 'customer_id', var('longest_window_days')) }}
-
-),
-
--- every calendar day, with zeros on the days the customer had no transaction
+-- every day of the feature calendar, with zeros on the days the customer had no transaction
 dense as (
 
-    select
-        calendar.customer_id,
-        calendar.feature_date as activity_date,
-        coalesce(daily.txn_count, 0) as txn_count,
-        coalesce(daily.amount_sum, 0) as amount_sum,
-        daily.amount_max,
-        coalesce(daily.night_txn_count, 0) as night_txn_count,
-        coalesce(daily.online_txn_count, 0) as online_txn_count,
-        daily.last_loaded_at,
-        last_transactions.last_txn_ts,
-        day_loads.day_loaded_at
-
-    from calendar
-    left join daily
-        on daily.customer_id = calendar.customer_id and daily.activity_date = calendar.feature_date
+    select dense_activity.*, last_transactions.last_txn_ts
+    from ({{ dense_daily_activity('daily', 'customer_id') }}) as dense_activity
     left join last_transactions
-        on last_transactions.customer_id = calendar.customer_id
-        and last_transactions.activity_date = calendar.feature_date
-    left join day_loads
-        on day_loads.activity_date = calendar.feature_date
+        on last_transactions.customer_id = dense_activity.customer_id
+        and last_transactions.activity_date = dense_activity.activity_date
 
 ),
 

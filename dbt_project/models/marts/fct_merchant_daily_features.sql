@@ -30,39 +30,10 @@ category_codes as (
 
 ),
 
-day_loads as (
-
-    select transaction_date as activity_date, max(loaded_at) as day_loaded_at
-    from {{ ref('int_transactions_enriched') }}
-    group by 1
-
-),
-
-calendar as (
-
-    {{ feature_calendar('daily', 'merchant_id', var('longest_window_days')) }}
-
-),
-
--- every calendar day, with zeros on the days the merchant had no transaction
+-- every day of the feature calendar, with zeros on the days the merchant had no transaction
 dense as (
 
-    select
-        calendar.merchant_id,
-        calendar.feature_date as activity_date,
-        coalesce(daily.txn_count, 0) as txn_count,
-        coalesce(daily.amount_sum, 0) as amount_sum,
-        daily.amount_max,
-        coalesce(daily.night_txn_count, 0) as night_txn_count,
-        coalesce(daily.online_txn_count, 0) as online_txn_count,
-        daily.last_loaded_at,
-        day_loads.day_loaded_at
-
-    from calendar
-    left join daily
-        on daily.merchant_id = calendar.merchant_id and daily.activity_date = calendar.feature_date
-    left join day_loads
-        on day_loads.activity_date = calendar.feature_date
+    {{ dense_daily_activity('daily', 'merchant_id') }}
 
 ),
 
@@ -109,15 +80,15 @@ distinct_customers as (
 known_frauds as (
 
     select
-        calendar.merchant_id,
-        calendar.feature_date as activity_date,
+        dense.merchant_id,
+        dense.activity_date,
         coalesce(sum(fraud_reports.fraud_reports), 0) as known_frauds_30d
 
-    from calendar
+    from dense
     left join fraud_reports
-        on fraud_reports.merchant_id = calendar.merchant_id
-        and fraud_reports.transaction_date between calendar.feature_date - 29 and calendar.feature_date
-        and fraud_reports.reported_date <= calendar.feature_date
+        on fraud_reports.merchant_id = dense.merchant_id
+        and fraud_reports.transaction_date between dense.activity_date - 29 and dense.activity_date
+        and fraud_reports.reported_date <= dense.activity_date
     group by 1, 2
 
 ),
