@@ -40,7 +40,7 @@ WINDOW_FEATURES = CUSTOMER_WINDOW_FEATURES + MERCHANT_WINDOW_FEATURES + ON_DEMAN
 IDLE_GAPS = (1, 6, 7, 8, 29, 30, 31)
 
 
-def _aggregates(prefix: str, key: str, counterpart: str, windows: dict[int, list[str]]) -> str:
+def _aggregates(prefix: str, counterpart: str, windows: dict[int, list[str]]) -> str:
     """SELECT list of `prefix` features over each window: `windows` maps days -> the aggregates wanted."""
     exprs = []
     for days, wanted in windows.items():
@@ -109,13 +109,13 @@ JOIN pair_truth AS p ON p.customer_id = e.customer_id AND p.merchant_id = e.merc
     AND p.day = CAST(timezone('UTC', e.event_timestamp) AS DATE)
 ORDER BY e.row_id
 """.format(
-    customer=_aggregates("cust", "customer", "merchant", {
+    customer=_aggregates("cust", "merchant", {
         1: ["txn_count", "amount_sum", "amount_avg", "amount_max"],
         7: ["txn_count", "amount_sum", "amount_avg", "amount_max", "night_txn_share", "online_txn_share",
             "distinct_merchants"],
         30: ["txn_count", "amount_sum", "amount_avg", "amount_max", "distinct_merchants"],
     }),
-    merchant=_aggregates("merch", "merchant", "customer", {
+    merchant=_aggregates("merch", "customer", {
         1: ["txn_count"],
         7: ["txn_count", "amount_avg", "amount_max", "night_txn_share", "online_txn_share", "distinct_customers"],
         30: ["txn_count", "amount_avg", "known_frauds", "chargeback_rate"],
