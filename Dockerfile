@@ -1,6 +1,7 @@
 # The platform's code location with the Dagster webserver and daemon.
 #   docker build -t fraud-platform .
 #   docker run --rm -p 127.0.0.1:3000:3000 -v "$PWD/data:/data" fraud-platform
+#   docker run --rm -p 127.0.0.1:8000:8000 -v "$PWD/data:/data" fraud-platform serve   # the scoring service
 # Inside the container the webserver must listen on all interfaces for the port mapping to reach it; the
 # mapping above publishes it on the host's loopback only.
 # The platform runs as uid 10001: a mounted data folder must be writable by it (e.g. `chown -R 10001 data`).
@@ -16,6 +17,8 @@ ENV PYTHONUNBUFFERED=1 \
     DAGSTER_HOME=/data/dagster \
     PLATFORM_WEBSERVER_HOST=0.0.0.0 \
     PLATFORM_WEBSERVER_PORT=3000 \
+    PLATFORM_SERVING_HOST=0.0.0.0 \
+    PLATFORM_SERVING_PORT=8000 \
     DO_NOT_TRACK=1 \
     MLFLOW_ENABLE_TELEMETRY=false \
     DAGSTER_DISABLE_TELEMETRY=1
@@ -44,7 +47,7 @@ RUN uv sync --frozen --no-dev \
 
 USER platform
 VOLUME ["/data"]
-EXPOSE 3000
+EXPOSE 3000 8000
 HEALTHCHECK --interval=30s --timeout=5s --start-period=60s \
     CMD python -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:3000/server_info', timeout=4)"
 ENTRYPOINT ["/opt/platform/deploy/entrypoint.sh"]

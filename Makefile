@@ -27,19 +27,21 @@ PYTEST_ARGS ?=
 # (tests/conftest.py); groups are handed out in collection order, so the heaviest worlds (tests/e2e) start first.
 PYTEST_WORKERS ?= 3
 
-.PHONY: help install prepare simulate demo test test-fast dev mlflow feast-apply dbt-build validate lint doctor clean clean-data bench bench-startup
+.PHONY: help install prepare simulate demo test test-fast dev serve mlflow feast-apply dbt-build validate lint doctor clean clean-data bench bench-startup bench-serve
 
 help:
 	@echo "make demo       install, simulate sample data and materialize the whole graph"
 	@echo "make test       install and run the test suite (CI runs this)"
 	@echo "make test-fast  unit and integration lanes without the slow tests: the edit loop"
 	@echo "make dev        Dagster UI + daemon on http://$(HOST):$(PORT)"
+	@echo "make serve      real-time scoring API on http://$(HOST):8000 (make serve PORT=...), docs at /docs"
 	@echo "make mlflow     MLflow UI on http://$(HOST):$(MLFLOW_PORT)"
 	@echo "make simulate   only write sample data into the landing zone (ARGS='--days 30 --scenario none')"
 	@echo "make doctor     what is missing or in the way (manifest, sample data, DuckDB lock), and the fix"
 	@echo "make feast-apply / dbt-build / validate / lint / clean-data"
 	@echo "make bench      benchmarks vs stock Feast and the raw engines (SIZE=100k|1m|10m) -> docs/benchmarks.md"
 	@echo "make bench-startup  time to first step: Definitions load vs bare dagster, one asset from the UI"
+	@echo "make bench-serve    scoring service under open-loop load vs a raw floor, mlflow models serve, feast serve"
 
 $(UV):
 	python3 -m venv $(TOOLS)
@@ -83,6 +85,12 @@ test-fast: lint prepare
 dev: prepare $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/dagster dev -w workspace.yaml -h $(HOST) -p $(PORT)
 
+# The scoring service on the data `make demo` built: 127.0.0.1:8000, or `make serve PORT=9000` (PORT on the
+# command line; the 3000 default of `make dev` does not apply here).
+SERVE_PORT := $(if $(filter command line,$(origin PORT)),$(PORT),8000)
+serve: install
+	$(BIN)/python -m platform_assets.serving --host $(HOST) --port $(SERVE_PORT)
+
 mlflow: install
 	mkdir -p $(PLATFORM_DATA_DIR)/mlflow
 	$(BIN)/mlflow ui --host $(HOST) --port $(MLFLOW_PORT) --workers 1 \
@@ -120,3 +128,9 @@ clean-data:
 
 clean: clean-data
 	rm -rf $(VENV) $(TOOLS) dbt_project/target dbt_project/logs
+
+# The scoring service under open-loop load (benchmarks/serving.py), side by side with a raw floor, `mlflow models
+# serve` and `feast serve`, on the data `make demo` built; ~20 minutes with the soak. Needs a quiet machine.
+bench-serve: install
+	PYTHONPATH=$(ROOT) $(BIN)/python -m benchmarks.serving $(BENCH_ARGS)
+	PYTHONPATH=$(ROOT) $(BIN)/python -m benchmarks.report

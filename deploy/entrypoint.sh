@@ -1,8 +1,15 @@
 #!/usr/bin/env bash
-# Container entrypoint: the Dagster daemon (schedules, sensors, run queue) and the webserver, in one container.
+# Container entrypoint: the Dagster daemon (schedules, sensors, run queue) and the webserver, in one container;
+# `serve` as the argument runs the scoring service instead.
 # If either process exits, the container stops, so the orchestrator restarts both.
 set -euo pipefail
 home="${PLATFORM_HOME:-/opt/platform}"
+
+# `serve`: the real-time scoring service alone (its own container: it scales apart from Dagster).
+if [ "${1:-}" = "serve" ]; then
+    exec python -m platform_assets.serving --host "${PLATFORM_SERVING_HOST}" --port "${PLATFORM_SERVING_PORT}" \
+        --workers "${PLATFORM_SERVING_WORKERS:-1}"
+fi
 
 mkdir -p "${DAGSTER_HOME}"
 # The local profile's instance config, unless a mounted DAGSTER_HOME (e.g. deploy/production) brings its own.

@@ -6,7 +6,8 @@ summarises, so the point-in-time join only ever hands a transaction the figures 
 happened; `created_timestamp` breaks ties between rows of the same event time (the later load wins).
 
 `transaction_features` is computed from the request (the transaction being scored) and the stored views by
-`transaction_level_features`, the same pandas function offline (training sets) and online (serving).
+`transaction_level_features`, the same function offline (training sets, a pandas frame) and online (the
+scoring service, plain columns).
 
 `build_feature_objects` builds everything for a given exports directory; the module-level names below are what
 `feast apply` finds when run from the CLI (PLATFORM_DATA_DIR, default ../data).
@@ -96,25 +97,40 @@ V2_CUSTOMER = [n for n in CUSTOMER_FEATURES if n != "cust_last_txn_epoch"]
 def transaction_level_features(inputs):
     """Transaction-level features from the request and the customer's and pair's stored figures.
 
-    Plain pandas with no Feast in it, so training (offline), serving (online) and the freshness guard all run
-    exactly this code. A missing stored value (no history yet, or expired) gives NaN, never a made-up number,
-    except `first_purchase_at_merchant`, whose "no pair row yet" *is* the answer. Self-contained
-    (imports inside) because Feast serializes the function by value into its registry.
+    Plain numpy with no Feast in it, so training (offline, a pandas frame of millions of rows), serving (online,
+    a dict of columns, no frame per request: platform_assets/serving) and the freshness guard all run exactly
+    this code. `inputs` is a pandas DataFrame (returns a DataFrame on its index) or a mapping of column name to a
+    sequence (returns a dict of numpy arrays). A missing stored value (no history yet, or expired) gives NaN, never
+    a made-up number, except `first_purchase_at_merchant`, whose "no pair row yet" *is* the answer.
+    Self-contained (imports inside) because Feast serializes the function by value into its registry.
     """
     import numpy as np
-    import pandas as pd
+
+    frame = hasattr(inputs, "columns")
 
     def numeric(column):
-        return pd.to_numeric(inputs[column], errors="coerce").astype("float64")
+        values = inputs[column]
+        if frame:
+            import pandas as pd
+
+            return pd.to_numeric(values, errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
+        return np.asarray(values, dtype="float64")  # None -> NaN
 
     amount, epoch = numeric("amount"), numeric("transaction_epoch")
     average, maximum = numeric("cust_amount_avg_30d"), numeric("cust_amount_max_30d")
-    out = pd.DataFrame(index=inputs.index)
-    out["amount_to_cust_avg_30d"] = (amount / average.where(average > 0)).astype("float64")
-    out["amount_to_cust_max_30d"] = (amount / maximum.where(maximum > 0)).astype("float64")
-    out["txn_hour_of_day"] = (np.floor(epoch / 3600) % 24).astype("int64")
-    out["seconds_since_last_txn"] = (epoch - numeric("cust_last_txn_epoch")).astype("float64")
-    out["first_purchase_at_merchant"] = (numeric("cm_txn_count_to_date").fillna(0) <= 0).astype("int64")
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out = {
+            "amount_to_cust_avg_30d": amount / np.where(average > 0, average, np.nan),
+            "amount_to_cust_max_30d": amount / np.where(maximum > 0, maximum, np.nan),
+            "txn_hour_of_day": (np.floor(epoch / 3600) % 24).astype("int64"),
+            "seconds_since_last_txn": epoch - numeric("cust_last_txn_epoch"),
+            "first_purchase_at_merchant": (np.nan_to_num(numeric("cm_txn_count_to_date"), nan=0.0) <= 0).astype(
+                "int64"),
+        }
+    if frame:
+        import pandas as pd
+
+        return pd.DataFrame(out, index=inputs.index)
     return out
 
 

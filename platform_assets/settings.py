@@ -34,12 +34,21 @@ POLICY_ENV = {
     "PLATFORM_RETRAIN_HALF_LIFE_DAYS": "retrain_half_life_days",
 }
 EXECUTORS = ("multiprocess", "celery")
+# How the scoring service explains a score: XGBoost's pred_contribs, approximate (Saabas, the default) or exact
+# (TreeSHAP, ~0.35 ms a row on the demo model: docs/serving.md).
+REASON_METHODS = ("approx", "exact")
 
 
 def exports_dir(data_dir: str | Path) -> Path:
     """The dbt marts as parquet (dbt-duckdb's `external_root` in dbt_project/profiles.yml): what Feast, training
     and monitoring read."""
     return Path(data_dir) / "exports"
+
+
+def serving_log_dir(data_dir: str | Path) -> Path:
+    """Where the scoring service appends every served prediction (JSON lines, one folder per UTC day) and
+    `served_predictions` reads them."""
+    return Path(data_dir) / "serving" / "predictions"
 
 
 def dbt_environment(data_dir: str | Path, target: str) -> dict[str, str]:
@@ -68,6 +77,19 @@ class Settings:
     # DuckDB takes 80% of RAM by default; past this limit it spills to disk. dbt reads the same variable itself
     # (dbt_project/profiles.yml), so ingestion and dbt are bounded alike.
     duckdb_memory_limit: str = "4GB"
+    # The real-time scoring service (platform_assets/serving). The bearer token itself stays in the environment
+    # (PLATFORM_SERVING_TOKEN, read as dg.EnvVar); only whether one is set is known here.
+    serving_host: str = "127.0.0.1"
+    serving_port: int = 8000
+    serving_url: str = "http://127.0.0.1:8000"
+    serving_token_configured: bool = False
+    serving_refresh_seconds: float = 5.0
+    serving_max_body_bytes: int = 1_048_576
+    serving_reasons: str = "approx"
+
+    @property
+    def serving_log_dir(self) -> Path:
+        return serving_log_dir(self.data_dir)
 
     @property
     def warehouse_path(self) -> Path:
@@ -112,6 +134,10 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
     executor = env.get("PLATFORM_EXECUTOR", "celery" if profile == "production" else "multiprocess")
     if executor not in EXECUTORS:
         raise ValueError(f"PLATFORM_EXECUTOR={executor!r} is not one of {EXECUTORS}")
+    serving_port = int(env.get("PLATFORM_SERVING_PORT", "8000"))
+    serving_reasons = env.get("PLATFORM_SERVING_REASONS", "approx")
+    if serving_reasons not in REASON_METHODS:
+        raise ValueError(f"PLATFORM_SERVING_REASONS={serving_reasons!r} is not one of {REASON_METHODS}")
     return Settings(
         profile=profile,
         data_dir=data_dir,
@@ -129,4 +155,11 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         webhook_configured=bool(env.get("PLATFORM_WEBHOOK_URL")),
         policy_overrides=tuple((field, env[var]) for var, field in POLICY_ENV.items() if env.get(var)),
         duckdb_memory_limit=env.get("PLATFORM_DUCKDB_MEMORY_LIMIT", "4GB"),
+        serving_host=env.get("PLATFORM_SERVING_HOST", "127.0.0.1"),
+        serving_port=serving_port,
+        serving_url=env.get("PLATFORM_SERVING_URL", f"http://127.0.0.1:{serving_port}"),
+        serving_token_configured=bool(env.get("PLATFORM_SERVING_TOKEN")),
+        serving_refresh_seconds=float(env.get("PLATFORM_SERVING_REFRESH_SECONDS", "5")),
+        serving_max_body_bytes=int(env.get("PLATFORM_SERVING_MAX_BODY_BYTES", str(1_048_576))),
+        serving_reasons=serving_reasons,
     )

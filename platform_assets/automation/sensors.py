@@ -162,7 +162,7 @@ def notify_run_failure(context: dg.RunFailureSensorContext, notifier: Notifier):
 
 monitoring_automation = dg.AutomationConditionSensorDefinition(
     name="monitoring_automation",
-    target=dg.AssetSelection.groups(names.SCORING, names.MONITORING),
+    target=dg.AssetSelection.groups(names.SCORING, names.MONITORING) | dg.AssetSelection.assets(names.SERVED_PREDICTIONS),
     default_status=dg.DefaultSensorStatus.RUNNING,
     minimum_interval_seconds=30,
     description="Declarative Automation of scoring and monitoring: the newest day re-materializes when its inputs land.",

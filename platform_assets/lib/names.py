@@ -18,7 +18,8 @@ FEATURES = "features"
 TRAINING = "training"
 SCORING = "scoring"
 MONITORING = "monitoring"
-STAGE_GROUPS = (INGESTION, WAREHOUSE, FEATURES, TRAINING, SCORING, MONITORING)
+SERVING = "serving"
+STAGE_GROUPS = (INGESTION, WAREHOUSE, FEATURES, TRAINING, SCORING, SERVING, MONITORING)
 
 # Asset keys. Ingestion: one raw table per source system.
 RAW_CUSTOMERS = dg.AssetKey("raw_customers")
@@ -47,12 +48,16 @@ FEATURE_DRIFT_REPORT = dg.AssetKey("feature_drift_report")
 PREDICTION_DRIFT_REPORT = dg.AssetKey("prediction_drift_report")
 MODEL_PERFORMANCE = dg.AssetKey("model_performance")
 DATA_QUALITY_SUMMARY = dg.AssetKey("data_quality_summary")
+# Serving: which model version the scoring service runs, and the predictions it served (its log, loaded daily).
+DEPLOYED_MODEL = dg.AssetKey("deployed_model")
+SERVED_PREDICTIONS = dg.AssetKey("served_predictions")
 # The monitoring assets whose verdict can ask for a retrain.
 VERDICT_ASSETS = (FEATURE_DRIFT_REPORT, PREDICTION_DRIFT_REPORT, MODEL_PERFORMANCE)
 
 # Asset checks other stages (the retrain sensor, the docs, the tests) refer to.
 QUARANTINE_CHECK = "quarantine_share_below_threshold"
 TRAINABLE_CHECK = "enough_labelled_fraud_in_each_split"
+SKEW_CHECK = "served_features_match_point_in_time"
 
 # Metadata keys of the monitoring verdict: the only link between monitoring and the retrain sensor.
 DRIFT_DETECTED = "drift_detected"
@@ -75,6 +80,9 @@ TAG_FEATURE_SERVICE = "feature_service"
 TAG_PROMOTION_DECISION = "promotion_decision"
 TAG_PROMOTION_REASON = "promotion_reason"
 TAG_PREVIOUS_CHAMPION = "previous_champion"
+# The score above which a transaction goes to review: the (1 - review_budget) quantile of the model's holdout
+# scores, so real-time decisions send the same share to review as the daily batch's top-budget queue.
+TAG_REVIEW_THRESHOLD = "review_threshold"
 
 # The feature service the model trained now reads (feature_repo/fraud_features.py keeps older ones servable).
 DEFAULT_FEATURE_SERVICE = "fraud_detector_v2"

@@ -9,9 +9,11 @@ from datetime import date
 import dagster as dg
 
 
-def daily_partitions(start: date) -> dg.DailyPartitionsDefinition:
-    """UTC days from `start` up to the day that just ended (a day is a partition once it is over)."""
-    return dg.DailyPartitionsDefinition(start_date=start.isoformat(), timezone="UTC", end_offset=0)
+def daily_partitions(start: date, include_today: bool = False) -> dg.DailyPartitionsDefinition:
+    """UTC days from `start` up to the day that just ended (a day is a partition once it is over); with
+    `include_today`, the running day too (live logs, loaded so far and replaced by each re-run)."""
+    return dg.DailyPartitionsDefinition(start_date=start.isoformat(), timezone="UTC",
+                                        end_offset=1 if include_today else 0)
 
 
 def refresh_latest_day() -> dg.AutomationCondition:

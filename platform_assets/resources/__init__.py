@@ -5,6 +5,7 @@ from platform_assets.resources.landing import LandingZone
 from platform_assets.resources.mlflow_tracking import MlflowResource
 from platform_assets.resources.notifications import Notifier
 from platform_assets.resources.policy import LoopPolicy
+from platform_assets.resources.scoring_service import ScoringService
 from platform_assets.resources.storage import PlatformStorage
 from platform_assets.resources.warehouse import WarehouseLockedError, WarehouseResource
 
@@ -15,6 +16,7 @@ __all__ = [
     "MlflowResource",
     "Notifier",
     "PlatformStorage",
+    "ScoringService",
     "WarehouseLockedError",
     "WarehouseResource",
 ]

@@ -60,8 +60,24 @@ class MlflowResource(dg.ConfigurableResource):
             return None
 
     def load_version(self, version: str):
-        """An XGBoost model of our own registry, by version number (never from an outside path or URL)."""
-        return self.setup().xgboost.load_model(f"models:/{self.model_name}/{int(version)}")
+        """An XGBoost classifier of our own registry, by version number (never from an outside path or URL).
+
+        Versions are pyfunc models from code (lib/fraud_pyfunc.py, which answer probabilities) holding the native
+        XGBoost model; versions registered before that carry the xgboost flavour and load through it."""
+        mlflow = self.setup()
+        uri = f"models:/{self.model_name}/{int(version)}"
+        if "xgboost" in mlflow.models.get_model_info(uri).flavors:
+            return mlflow.xgboost.load_model(uri)
+        return mlflow.pyfunc.load_model(uri).unwrap_python_model().classifier
+
+    def alias_version(self, alias: str):
+        """The registry entry `alias` points at, or None."""
+        from mlflow.exceptions import MlflowException
+
+        try:
+            return self.client().get_model_version_by_alias(self.model_name, alias)
+        except MlflowException:
+            return None
 
     def rollback_champion(self, reason: str) -> tuple[str, str]:
         """Move the `champion` alias back to the version the current champion replaced (one step) and record why

@@ -5,7 +5,7 @@ from pathlib import Path
 import dagster as dg
 from pydantic import Field
 
-from platform_assets.settings import exports_dir
+from platform_assets.settings import exports_dir, serving_log_dir
 
 
 class PlatformStorage(dg.ConfigurableResource):
@@ -22,3 +22,6 @@ class PlatformStorage(dg.ConfigurableResource):
 
     def predictions_dir(self) -> Path:
         return Path(self.data_dir) / "predictions"
+
+    def serving_log_dir(self) -> Path:
+        return serving_log_dir(self.data_dir)

@@ -51,7 +51,9 @@ def materialize_platform(
         raise_on_error=raise_on_error,
     )
     daily = dg.AssetSelection.groups(*NEWEST_DAY_GROUPS).resolve(graph)
-    rest = [k for k in graph.materializable_asset_keys if k not in PARTITIONED and k not in daily]
+    # served_predictions loads the scoring service's log: nothing is served before `make serve` runs.
+    rest = [k for k in graph.materializable_asset_keys
+            if k not in PARTITIONED and k not in daily and k != names.SERVED_PREDICTIONS]
     graph_run = dg.materialize(
         assets,
         selection=dg.AssetSelection.assets(*rest),

@@ -19,7 +19,7 @@ from platform_assets.settings import Settings, load_settings
 
 
 def _resource(name: str, settings: Settings | None):
-    from platform_assets.definitions import build_resources
+    from platform_assets.resources.profile import build_resources
 
     return build_resources(settings or load_settings())[name].process_config_and_initialize()
 
@@ -64,4 +64,7 @@ def historical_features(
 def champion_model(settings: Settings | None = None):
     """The registered champion (an `xgboost.XGBClassifier`), loaded from our MLflow registry by alias."""
     mlflow_tracking = _resource("mlflow_tracking", settings)
-    return mlflow_tracking.setup().xgboost.load_model(mlflow_tracking.model_uri(CHAMPION))
+    version = mlflow_tracking.alias_version(CHAMPION)
+    if version is None:
+        raise LookupError(f"{mlflow_tracking.model_name} has no {CHAMPION} yet: run `make demo` first")
+    return mlflow_tracking.load_version(version.version)

@@ -1,7 +1,8 @@
 """Training: an XGBoost fraud classifier, tracked and registered in MLflow, behind a promotion gate.
 
-Each materialization trains on the newest training-set snapshot, logs params, metrics and the model (native
-xgboost format, with a signature) to MLflow, and registers a new version. The version becomes `champion` only if
+Each materialization trains on the newest training-set snapshot, logs params, metrics and the model (a pyfunc
+model from code that answers fraud probabilities, holding the native XGBoost model, with a signature) to MLflow,
+registers a new version and tags it with its review threshold. The version becomes `champion` only if
 it beats the current champion's PR AUC on the same holdout and is not worse on the latest matured window
 (training/promotion.py); otherwise it is the `challenger`. The decision, its reason and both models' figures are
 tags on the version and on the MLflow run, metadata here, and a notification.
@@ -11,14 +12,20 @@ take seconds to import, so they load when the asset runs, never when the UI load
 """
 
 
+import tempfile
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import dagster as dg
 
 from platform_assets.lib import names
 from platform_assets.lib.run_config import ModelConfig
-from platform_assets.resources import MlflowResource, Notifier, PlatformStorage
+from platform_assets.resources import LoopPolicy, MlflowResource, Notifier, PlatformStorage
+
+# The registered model is this file run by MLflow (a model from code): its pyfunc answers probabilities.
+PYFUNC_CODE = Path(__file__).resolve().parent.parent / "lib" / "fraud_pyfunc.py"
+XGBOOST_ARTIFACT = "xgboost_model"  # the artifact name lib/fraud_pyfunc.py loads
 
 
 def _pip_requirements() -> list[str]:
@@ -142,9 +149,18 @@ def gate(fitted: Fitted, config: ModelConfig, mlflow_tracking: MlflowResource, s
     return Gate(decision, candidate, champion_version, champion_scores)
 
 
+def review_threshold(scores, budget: float) -> float:
+    """The score from which a transaction goes to review in real time: the (1 - budget) quantile of the model's
+    holdout scores, so the service sends about the share of traffic the daily batch queue holds (its top
+    `budget`). The tie-free "higher" quantile: a score equal to it is reviewed."""
+    import numpy as np
+
+    return float(np.quantile(np.asarray(scores, dtype="float64"), 1.0 - budget, method="higher"))
+
+
 def log_and_register(
     context: dg.AssetExecutionContext, fitted: Fitted, verdict: Gate, config: ModelConfig,
-    mlflow_tracking: MlflowResource,
+    mlflow_tracking: MlflowResource, review_budget: float,
 ) -> tuple[str, str, str]:
     """One MLflow run (params, metrics, tags, charts, the model) and one registered version, aliased by the gate.
     Returns (version, run id, the charts as markdown)."""
@@ -166,14 +182,18 @@ def log_and_register(
         mlflow.set_tags({**provenance, "training_set_path": manifest.path, "dagster_run_id": context.run_id,
                          **verdict.tags()})
         sample = model_inputs(holdout.head(5), features)
-        info = mlflow.xgboost.log_model(
-            model,
-            name="model",
-            signature=infer_signature(sample, score(model, sample, features)),
-            input_example=sample,
-            registered_model_name=mlflow_tracking.model_name,
-            pip_requirements=_pip_requirements(),
-        )
+        with tempfile.TemporaryDirectory() as tmp:
+            native = Path(tmp) / "model.ubj"
+            model.save_model(native)
+            info = mlflow.pyfunc.log_model(
+                name="model",
+                python_model=str(PYFUNC_CODE),
+                artifacts={XGBOOST_ARTIFACT: str(native)},
+                signature=infer_signature(sample, score(model, sample, features)),
+                input_example=sample,
+                registered_model_name=mlflow_tracking.model_name,
+                pip_requirements=_pip_requirements(),
+            )
         figures = charts.model_figures(holdout[label], fitted.holdout_scores, _importances(model, features))
         for name, figure in figures.items():
             mlflow.log_figure(figure, f"charts/{name}.png")
@@ -181,7 +201,8 @@ def log_and_register(
     version = str(info.registered_model_version)
     client = mlflow_tracking.client()
     client.set_registered_model_alias(mlflow_tracking.model_name, verdict.alias, version)
-    for key, value in {**verdict.tags(), **provenance}.items():
+    threshold = review_threshold(fitted.holdout_scores, review_budget)
+    for key, value in {**verdict.tags(), **provenance, names.TAG_REVIEW_THRESHOLD: f"{threshold:.9g}"}.items():
         client.set_model_version_tag(mlflow_tracking.model_name, version, key, value)
     return version, run.info.run_id, pictures
 
@@ -203,6 +224,7 @@ def fraud_model(
     mlflow_tracking: MlflowResource,
     storage: PlatformStorage,
     notifier: Notifier,
+    policy: LoopPolicy,
 ) -> dg.MaterializeResult:
     from platform_assets.lib.training_sets import latest_manifest
 
@@ -211,7 +233,8 @@ def fraud_model(
     context.log.info(f"holdout PR AUC {metrics.pr_auc:.4f}, ROC AUC {metrics.roc_auc:.4f} "
                      f"({fitted.train_seconds:.1f}s)")
     verdict = gate(fitted, config, mlflow_tracking, storage)
-    version, run_id, pictures = log_and_register(context, fitted, verdict, config, mlflow_tracking)
+    version, run_id, pictures = log_and_register(context, fitted, verdict, config, mlflow_tracking,
+                                                 policy.review_budget)
     notifier.send(
         "promotion" if verdict.decision.promote else "promotion_refused",
         f"{mlflow_tracking.model_name} v{version} -> {verdict.alias}: {verdict.decision.reason}",
@@ -234,6 +257,8 @@ def fraud_model(
             "train_seconds": round(fitted.train_seconds, 3),
             "mlflow_run_id": run_id,
             "model_uri": f"models:/{mlflow_tracking.model_name}/{version}",
+            names.TAG_REVIEW_THRESHOLD: dg.MetadataValue.float(review_threshold(fitted.holdout_scores,
+                                                                                policy.review_budget)),
             names.TAG_TRAINING_SET_ID: manifest.snapshot_id,
             "training_set_path": dg.MetadataValue.path(manifest.path),
             "holdout_charts": dg.MetadataValue.md(pictures),

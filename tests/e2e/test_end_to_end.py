@@ -132,8 +132,7 @@ def test_training_set_is_point_in_time_and_matured(clean_platform):
 def test_champion_loads_from_registry_and_scores(clean_platform):
     resources = build_resources(clean_platform.settings)
     mlflow_resource = resources["mlflow_tracking"]
-    mlflow = mlflow_resource.setup()
-    model = mlflow.xgboost.load_model(mlflow_resource.model_uri("champion"))
+    model = mlflow_resource.load_version(mlflow_resource.champion_version().version)
     manifest = TrainingSetManifest.read(clean_platform.settings.data_dir / "training_sets" / "latest.json")
     holdout = pd.read_parquet(manifest.path).query("split == 'holdout'")
     scores = model.predict_proba(holdout[manifest.feature_columns])[:, 1]

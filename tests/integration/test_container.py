@@ -10,6 +10,7 @@ import signal
 import socket
 import subprocess
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -80,6 +81,36 @@ def test_entrypoint_starts_daemon_and_webserver(tmp_path):
         assert b"dagster_webserver_version" in answer
         assert (tmp_path / "dagster" / "dagster.yaml").exists()
         assert proc.poll() is None, "a process of the entrypoint exited"
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+
+
+def test_entrypoint_serve_starts_the_scoring_service(tmp_path):
+    """`entrypoint.sh serve` runs the scoring service alone: up at once (/healthz), not ready without a model."""
+    port = _free_port()
+    env = {**os.environ, "PATH": f"{PROJECT_ROOT / '.venv' / 'bin'}:{os.environ['PATH']}",
+           "PLATFORM_HOME": str(PROJECT_ROOT), "PLATFORM_DATA_DIR": str(tmp_path / "data"),
+           "DAGSTER_HOME": str(tmp_path / "dagster"), "PLATFORM_SERVING_HOST": "127.0.0.1",
+           "PLATFORM_SERVING_PORT": str(port), "PLATFORM_PROFILE": "local"}
+    assert "PLATFORM_SERVING_HOST=0.0.0.0" in DOCKERFILE and "EXPOSE 3000 8000" in DOCKERFILE
+    proc = subprocess.Popen([str(PROJECT_ROOT / "deploy" / "entrypoint.sh"), "serve"], cwd=tmp_path, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        deadline, health = time.monotonic() + 60, None
+        while time.monotonic() < deadline and proc.poll() is None:
+            try:
+                health = urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2).read()
+                break
+            except OSError:
+                time.sleep(0.5)
+        assert health == b'{"status":"ok"}', proc.stdout.read().decode() if proc.poll() is not None else health
+        with pytest.raises(urllib.error.HTTPError) as not_ready:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=5)
+        assert not_ready.value.code == 503
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         try:

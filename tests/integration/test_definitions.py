@@ -18,7 +18,7 @@ from platform_assets.definitions import defs as load_defs
 from platform_assets.settings import PROJECT_ROOT
 
 defs = load_defs()  # what the UI gets from workspace.yaml (`@dg.definitions`): the active profile's
-STAGES = {"ingestion", "warehouse", "features", "training", "scoring", "monitoring"}
+STAGES = {"ingestion", "warehouse", "features", "training", "scoring", "serving", "monitoring"}
 RAW = ["raw_customers", "raw_merchants", "raw_transactions", "raw_chargebacks"]
 
 
@@ -49,6 +49,7 @@ def test_kinds_name_the_technology_of_each_stage(graph):
     assert {"feast"} <= kinds_by_group["features"]
     assert {"xgboost", "mlflow"} <= kinds_by_group["training"]
     assert {"evidently"} <= kinds_by_group["monitoring"]
+    assert {"fastapi", "mlflow", "duckdb"} <= kinds_by_group["serving"]
 
 
 def _downstream(graph, start: dg.AssetKey) -> set[dg.AssetKey]:
@@ -72,6 +73,13 @@ def test_lineage_passes_through_every_stage(graph):
             "training_set", "fraud_model", "feature_drift_report"]
     for upstream, downstream in pairwise(path):
         assert dg.AssetKey(downstream) in _downstream(graph, dg.AssetKey(upstream)), (upstream, downstream)
+
+
+def test_the_live_model_and_its_traffic_are_in_the_graph(graph):
+    assert dg.AssetKey("served_predictions") in _downstream(graph, dg.AssetKey("fraud_model"))
+    assert dg.AssetKey("deployed_model") in _downstream(graph, dg.AssetKey("raw_transactions"))
+    checks = {k.name for k in graph.asset_check_keys if k.asset_key == dg.AssetKey("served_predictions")}
+    assert checks == {"served_features_match_point_in_time"}
 
 
 def test_dbt_tests_are_blocking_asset_checks(graph):

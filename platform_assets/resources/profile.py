@@ -1,0 +1,62 @@
+"""The resources of the active profile, chosen in one place.
+
+Dagster's Definitions (`definitions.py`), the scoring service, the notebook helpers and the tests all build their
+resources here, so the local and production profiles differ only in configuration, never in code.
+"""
+
+import dagster as dg
+
+from platform_assets.resources.dbt import PlatformDbtResource, dbt_executable, dbt_project
+from platform_assets.resources.feature_store import FeastResource
+from platform_assets.resources.landing import LandingZone
+from platform_assets.resources.mlflow_tracking import MlflowResource
+from platform_assets.resources.notifications import Notifier
+from platform_assets.resources.policy import LoopPolicy
+from platform_assets.resources.scoring_service import ScoringService
+from platform_assets.resources.storage import PlatformStorage
+from platform_assets.resources.warehouse import WarehouseResource
+from platform_assets.settings import Settings
+
+
+def build_resources(settings: Settings) -> dict:
+    """The resources of `settings.profile`. Production differs only in where things live, never in code:
+    the Feast SQL registry and Redis online store (their URLs from the environment, resolved at run time),
+    and MLflow's tracking server (MLFLOW_TRACKING_URI)."""
+    production = settings.profile == "production"
+    return {
+        "warehouse": WarehouseResource(
+            database=str(settings.warehouse_path), connection_config={"memory_limit": settings.duckdb_memory_limit}
+        ),
+        "landing_zone": LandingZone(path=str(settings.landing_dir)),
+        "dbt": PlatformDbtResource(
+            project_dir=dbt_project(settings),
+            target=settings.profile,
+            data_dir=str(settings.data_dir),
+            duckdb_memory_limit=settings.duckdb_memory_limit,
+            dbt_executable=dbt_executable(),
+        ),
+        "feast": FeastResource(
+            repo_path=str(settings.feature_repo_dir),
+            feature_store_yaml=str(settings.feature_store_yaml),
+            data_dir=str(settings.data_dir),
+            project=settings.feast_project,
+            registry_url=dg.EnvVar("PLATFORM_FEAST_REGISTRY_URL") if production else None,
+            redis_url=dg.EnvVar("PLATFORM_REDIS_URL") if production else None,
+        ),
+        "mlflow_tracking": MlflowResource(
+            # In production the URI may hold the database password: resolved at run time, hidden in the UI.
+            tracking_uri=dg.EnvVar("MLFLOW_TRACKING_URI") if production else settings.mlflow_tracking_uri,
+            artifact_location=settings.mlflow_artifact_location,
+            experiment_name=settings.mlflow_experiment,
+            model_name=settings.model_name,
+        ),
+        "storage": PlatformStorage(data_dir=str(settings.data_dir)),
+        "policy": LoopPolicy(**dict(settings.policy_overrides)),
+        # The webhook URL may hold a token: resolved at run time, hidden in the UI; no webhook unless set.
+        "notifier": Notifier(webhook_url=dg.EnvVar("PLATFORM_WEBHOOK_URL") if settings.webhook_configured else None),
+        # The scoring service's token, when one is set, is resolved at run time and hidden in the UI.
+        "scoring_service": ScoringService(
+            url=settings.serving_url,
+            token=dg.EnvVar("PLATFORM_SERVING_TOKEN") if settings.serving_token_configured else None,
+        ),
+    }

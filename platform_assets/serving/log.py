@@ -1,0 +1,123 @@
+"""The prediction log: every served prediction appended to a local file, off the request path.
+
+A request hands its records to a queue and returns; one writer thread drains the queue every `drain_seconds`
+(50 ms), writes the batch to the day's file and flushes it to the operating system. What the OS holds survives a
+`kill -9` of the service, so an acknowledged prediction is lost only if the process dies within one drain
+interval of answering (at most 50 ms plus the write; the tests kill it 0.3 s after the last answer and find
+every row). Every second the file is also fsync'ed, which bounds the loss on a power cut to about one second.
+The challenger, when there is one, is scored here, in shadow: its score is logged, never returned.
+
+Layout: `<log_dir>/served_date=YYYY-MM-DD/<host>-<pid>-<start>.jsonl`, one JSON object per line, a new file per
+process and UTC day (several workers never share a file). A line cut short by a crash is skipped, and counted,
+by the `served_predictions` asset that loads a day into the warehouse.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import socket
+import threading
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import orjson
+
+log = logging.getLogger("platform_assets.serving")
+
+
+def day_dir(log_dir: Path, day) -> Path:
+    return Path(log_dir) / f"served_date={day.isoformat()}"
+
+
+class PredictionLog:
+    def __init__(self, log_dir: Path, shadow=None, drain_seconds: float = 0.05, fsync_seconds: float = 1.0):
+        self.log_dir = Path(log_dir)
+        self.shadow = shadow  # callable(records) -> None, fills challenger fields in place
+        self.drain_seconds, self.fsync_seconds = drain_seconds, fsync_seconds
+        self._queue: queue.SimpleQueue = queue.SimpleQueue()
+        self._stop = threading.Event()
+        self._name = f"{socket.gethostname()}-{os.getpid()}-{time.time_ns()}.jsonl"
+        self._file = None
+        self._day = None
+        self._last_sync = time.monotonic()
+        self.written = 0
+        self.dropped = 0
+        self._thread = threading.Thread(target=self._run, name="prediction-log", daemon=True)
+
+    def start(self) -> PredictionLog:
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        self._thread.start()
+        return self
+
+    def append(self, records: list[dict]) -> None:
+        self._queue.put(records)
+
+    def _open(self, day):
+        if self._file is not None:
+            self._file.flush()
+            os.fsync(self._file.fileno())
+            self._file.close()
+        folder = day_dir(self.log_dir, day)
+        folder.mkdir(parents=True, exist_ok=True)
+        self._file = open(folder / self._name, "ab")  # noqa: SIM115 (held open across batches)
+        self._day = day
+
+    def _drain(self) -> list[dict]:
+        records: list[dict] = []
+        while True:
+            try:
+                records.extend(self._queue.get_nowait())
+            except queue.Empty:
+                return records
+
+    def _write(self, records: list[dict]) -> None:
+        if self.shadow is not None:
+            try:
+                self.shadow(records)
+            except Exception:  # a broken challenger never costs a champion's record
+                log.exception("shadow scoring failed")
+        by_day: dict = {}
+        for record in records:
+            by_day.setdefault(record["served_at"][:10], []).append(record)
+        for day_text, rows in sorted(by_day.items()):
+            day = datetime.fromisoformat(day_text).date()
+            if day != self._day:
+                self._open(day)
+            self._file.write(b"".join(orjson.dumps(r, option=orjson.OPT_SERIALIZE_NUMPY) + b"\n" for r in rows))
+            self._file.flush()
+            self.written += len(rows)
+        if self._file is not None and time.monotonic() - self._last_sync >= self.fsync_seconds:
+            os.fsync(self._file.fileno())
+            self._last_sync = time.monotonic()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self._stop.wait(self.drain_seconds)
+            records = self._drain()
+            if records:
+                try:
+                    self._write(records)
+                except Exception:
+                    self.dropped += len(records)
+                    log.exception("prediction log write failed (%s records)", len(records))
+
+    def close(self) -> None:
+        """Write what is queued, fsync, close: a graceful stop loses nothing."""
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=10)
+        records = self._drain()
+        if records:
+            self._write(records)
+        if self._file is not None:
+            self._file.flush()
+            os.fsync(self._file.fileno())
+            self._file.close()
+            self._file = None
+
+
+def served_at() -> str:
+    return datetime.now(UTC).isoformat(timespec="microseconds")
