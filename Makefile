@@ -87,9 +87,11 @@ dev: prepare $(DAGSTER_HOME)/dagster.yaml
 
 # The scoring service on the data `make demo` built: 127.0.0.1:8000, or `make serve PORT=9000` (PORT on the
 # command line; the 3000 default of `make dev` does not apply here).
+# WORKERS=2 runs two processes (each loads the model and writes its own log file): the throughput configuration.
 SERVE_PORT := $(if $(filter command line,$(origin PORT)),$(PORT),8000)
+WORKERS ?= 1
 serve: install
-	$(BIN)/python -m platform_assets.serving --host $(HOST) --port $(SERVE_PORT)
+	$(BIN)/python -m platform_assets.serving --host $(HOST) --port $(SERVE_PORT) --workers $(WORKERS)
 
 mlflow: install
 	mkdir -p $(PLATFORM_DATA_DIR)/mlflow

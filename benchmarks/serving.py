@@ -58,7 +58,9 @@ ROOT = Path(__file__).resolve().parent.parent
 OUT = Path(__file__).resolve().parent / "results" / "serving" / "serving.json"
 BIN = Path(sys.executable).parent
 HOST = "127.0.0.1"
-TARGETS = ("ours", "floor", "mlflow", "feast")
+# ours_2w: the same service with two uvicorn workers on both CPUs (the throughput configuration; the generator
+# shares them), where `ours` is one worker on the servers' CPU like every other target.
+TARGETS = ("ours", "floor", "mlflow", "feast", "ours_2w")
 MAX_RATE_STEPS = (1000, 1500, 2000, 2500, 3000)
 VERSIONS = ("uvicorn", "uvloop", "httptools", "starlette", "fastapi", "orjson", "xgboost", "mlflow", "feast",
             "numpy", "pandas", "psutil", "gunicorn")
@@ -167,7 +169,7 @@ def bodies(target: str, samples: dict, count: int, rate: float, start: float, ta
     for i in range(min(count, POOL_CAP)):
         row = rows[i % len(rows)]
         epoch = start + i / rate
-        if target in ("ours", "floor"):
+        if target in ("ours", "ours_2w", "floor"):
             body = {"transaction_id": f"bench-{tag}-{i:07d}", "customer_id": row["customer_id"],
                     "merchant_id": row["merchant_id"], "amount": float(row["amount"]), "currency": "EUR",
                     "channel": row["channel"], "event_ts": iso(epoch)}
@@ -194,6 +196,8 @@ def server_specs(args, data_dir: Path, settings) -> dict[str, dict]:
     mlflow_uri = f"sqlite:///{data_dir / 'mlflow' / 'mlflow.db'}"
     return {
         "ours": {"command": ours, "cwd": ROOT, "env": {}, "ready": "/readyz", "path": "/v1/score"},
+        "ours_2w": {"command": [*ours, "--workers", "2"], "cwd": ROOT, "env": {}, "ready": "/readyz",
+                    "path": "/v1/score", "all_cpus": True},
         "floor": {"command": [python, "-m", "benchmarks.serving_floor", "--host", "{host}", "--port", "{port}"],
                   "cwd": ROOT, "env": {}, "ready": "/readyz", "path": "/v1/score"},
         "mlflow": {"command": [str(BIN / "mlflow"), "models", "serve", "-m", f"models:/{settings.model_name}@champion",
@@ -446,8 +450,9 @@ def probe(server: Server, target: str, samples: dict) -> dict:
         parsed = json.loads(answer)
     except ValueError:
         parsed = None
-    if target in ("ours", "floor") and isinstance(parsed, dict):
-        result["missing_keys"] = [k for k in (OURS_KEYS if target == "ours" else ("score",)) if k not in parsed]
+    if target in ("ours", "ours_2w", "floor") and isinstance(parsed, dict):
+        expected = OURS_KEYS if target.startswith("ours") else ("score",)
+        result["missing_keys"] = [k for k in expected if k not in parsed]
     if target == "mlflow" and isinstance(parsed, dict):
         result["predictions"] = parsed.get("predictions")  # class labels or probabilities, as registered
     return result
@@ -491,7 +496,9 @@ def measure(server: Server, target: str, samples: dict, rate: float, seconds: fl
 def run_target(target: str, spec: dict, env: dict, samples: dict, args, pins: dict, work: Path,
                records: list) -> dict:
     info: dict = {"target": target, "started": datetime.now(UTC).isoformat(timespec="seconds")}
-    server = Server(target, spec, env, free_port(), pins.get("server_cpus") if pins["enabled"] else None, work)
+    cpus = (pins.get("available_cpus") if spec.get("all_cpus") else pins.get("server_cpus")) if pins["enabled"] \
+        else None
+    server = Server(target, spec, env, free_port(), cpus, work)
     info.update({"command": " ".join(shlex.quote(c) for c in server.command), "cwd": str(spec["cwd"]),
                  "port": server.port, "load_before": load_average()})
     try:

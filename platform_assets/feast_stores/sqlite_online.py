@@ -161,6 +161,7 @@ class WideSqliteOnlineStore(SqliteOnlineStore):
     def __init__(self) -> None:
         super().__init__()
         self._columns: dict[str, set[str]] = {}
+        self._read_plans: dict[int, tuple] = {}
 
     # -- connection and schema -------------------------------------------------------------------------------
 
@@ -336,6 +337,48 @@ class WideSqliteOnlineStore(SqliteOnlineStore):
 
     # -- the serving path -----------------------------------------------------------------------------------
 
+    def read_values(self, config: RepoConfig, table: FeatureView, columns: dict[str, list], requested: list[str]
+                    ) -> tuple[list[int], dict[str, list]]:
+        """One view's rows for the entities in `columns` (join key -> values, one per entity), as the Python
+        values Feast's online response would hold (None: no row, or no value), with each row's event time in
+        Unix seconds (0: no row). One primary-key lookup per distinct entity, no protobuf: the read the scoring
+        service and `get_online_features` share."""
+        conn = self._get_conn(config)
+        table_name = self._table_name(config, table)
+        # Per view object (the registry hands out new ones when it changes): its types and decoders, built once.
+        plan = self._read_plans.get(id(table))
+        if plan is None or plan[0] is not table:
+            types = {f.name: f.dtype.to_value_type() for f in table.features}
+            if len(self._read_plans) > 256:
+                self._read_plans.clear()
+            plan = self._read_plans[id(table)] = (table, types, {n: _python_decoder(t) for n, t in types.items()})
+        _, types, decoders = plan
+        available = self._columns.get(table_name)
+        if available is None or any(n not in available for n in requested):
+            self._ensure_table(conn, table_name, list(types))
+            available = self._columns[table_name]
+        names = [n for n in requested if n in available]
+        keys = _entity_keys(table, columns, None, config.entity_key_serialization_version)
+        unique = list(dict.fromkeys(keys))
+        select = ", ".join(["entity_key", "event_ts", *(quote(n) for n in names)])
+        rows = {}
+        for start in range(0, len(unique), 500):  # below SQLite's bound-parameter limit
+            chunk = unique[start:start + 500]
+            where = "entity_key = ?" if len(chunk) == 1 else f"entity_key IN ({','.join('?' * len(chunk))})"
+            for row in conn.execute(f"SELECT {select} FROM {quote(table_name)} WHERE {where}", chunk):
+                rows[row[0]] = row
+        found = [rows.get(k) for k in keys]
+        row_ts = [0 if r is None or r[1] is None else r[1] for r in found]
+        values: dict[str, list] = {}
+        for name in requested:
+            if name in names:
+                i = 2 + names.index(name)
+                to_python = decoders.get(name) or _python_decoder(None)
+                values[name] = [None if r is None else to_python(r[i]) for r in found]
+            else:
+                values[name] = [None] * len(keys)
+        return row_ts, values
+
     def get_online_features(self, config, features, entity_rows, registry, project, full_feature_names=False,
                             include_feature_view_version_metadata=False):
         """Feast's `get_online_features` for plain feature views, answered from SQLite rows as Python values.
@@ -357,8 +400,6 @@ class WideSqliteOnlineStore(SqliteOnlineStore):
         join_keys_set, entity_type_map, grouped_refs = plan
         columns = _columnar(entity_rows)
         n_rows = len(next(iter(columns.values())))
-        conn = self._get_conn(config)
-        version = config.entity_key_serialization_version
         values: dict[str, list] = {}
         timestamps: dict[str, list] = {}
         for name, column in columns.items():
@@ -368,33 +409,11 @@ class WideSqliteOnlineStore(SqliteOnlineStore):
                     feast_value_type_to_python_type(v) for v in python_values_to_proto_values(column, value_type)]
                 timestamps[name] = [0] * n_rows
         for table, requested in grouped_refs:
-            table_name = self._table_name(config, table)
-            types = {f.name: f.dtype.to_value_type() for f in table.features}
-            available = self._columns.get(table_name)
-            if available is None or any(n not in available for n in requested):
-                self._ensure_table(conn, table_name, list(types))
-                available = self._columns[table_name]
-            names = [n for n in requested if n in available]
-            keys = _entity_keys(table, columns, entity_type_map, version)
-            unique = list(dict.fromkeys(keys))
-            select = ", ".join(["entity_key", "event_ts", *(quote(n) for n in names)])
-            rows = {}
-            for start in range(0, len(unique), 500):
-                chunk = unique[start:start + 500]
-                where = "entity_key = ?" if len(chunk) == 1 else f"entity_key IN ({','.join('?' * len(chunk))})"
-                for row in conn.execute(f"SELECT {select} FROM {quote(table_name)} WHERE {where}", chunk):
-                    rows[row[0]] = row
-            found = [rows.get(k) for k in keys]
+            row_ts, found = self.read_values(config, table, columns, requested)
             prefix = table.projection.name_to_use()
-            row_ts = [0 if r is None or r[1] is None else r[1] for r in found]
             for name in requested:
                 out = f"{prefix}__{name}" if full_feature_names else name
-                if name in names:
-                    i = 2 + names.index(name)
-                    to_python = _python_decoder(types.get(name))
-                    values[out] = [None if r is None else to_python(r[i]) for r in found]
-                else:
-                    values[out] = [None] * n_rows
+                values[out] = found[name]
                 timestamps[out] = row_ts
 
         def stock_proto():

@@ -69,6 +69,7 @@ class Scorer:
                  "channel": t.channel, "event_ts": t.event_ts} for t in transactions]
         batch = model.reader.read(rows)
         scored = model.score(batch.matrix)
+        self.metrics.batch.observe(len(rows))
         now = served_at()
         results, records = [], []
         features = model.features
@@ -120,7 +121,8 @@ class Scorer:
 
 
 class MicroBatcher:
-    """Collects the transactions that arrive in one turn of the event loop and scores them in one call."""
+    """Collects the transactions that arrive in one turn of the event loop and scores them in one call: a lone
+    request is scored at once, requests that arrive together share one lookup per view and one model call."""
 
     def __init__(self, scorer: Scorer):
         self.scorer = scorer

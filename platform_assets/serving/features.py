@@ -102,16 +102,8 @@ class OnlineFeatureReader:
             raise ValueError(f"feature service {feature_service} does not provide the model's inputs {missing}")
         self.model_features = list(model_features)
 
-    def _entity_key(self, join_keys: list[str], row: dict):
-        from feast.protos.feast.types.EntityKey_pb2 import EntityKey
-        from feast.protos.feast.types.Value_pb2 import Value
-
-        return EntityKey(join_keys=join_keys, entity_values=[Value(string_val=str(row[k])) for k in join_keys])
-
     def read(self, rows: list[dict]) -> FeatureBatch:
         """`rows`: dicts with customer_id, merchant_id, amount, channel and event_ts (an aware datetime)."""
-        from feast.type_map import feast_value_type_to_python_type
-
         n = len(rows)
         columns: dict[str, list] = {}
         for key, values in ((k, [None] * n) for k in ("amount", "is_online", "is_night", "transaction_epoch")):
@@ -124,25 +116,22 @@ class OnlineFeatureReader:
             now.append(row["event_ts"].timestamp())
         stale: list[list[str]] = [[] for _ in range(n)]
         found: dict[str, list[bool]] = {}
+        fast = getattr(self.online_store, "read_values", None)  # our SQLite store: Python values, no protobufs
         for read in self.reads:
-            keys = [self._entity_key(read.join_keys, row) for row in rows]
             try:
-                results = self.online_store.online_read(self.config, read.view, keys, read.features)
+                if fast is not None:
+                    row_ts, values = fast(self.config, read.view,
+                                          {k: [row[k] for row in rows] for k in read.join_keys}, read.features)
+                else:
+                    row_ts, values = self._read_protos(read, rows)
             except Exception as exc:  # sqlite3/redis errors: the store is unusable, not this request
                 raise FeatureReadError(f"online store read of {read.view.name} failed: {exc}") from exc
-            values = {name: [None] * n for name in read.features}
-            hits = [False] * n
-            for i, (ts, data) in enumerate(results):
-                if data is None:
-                    continue
-                hits[i] = True
-                old = ts is not None and is_stale(int(ts.timestamp()), read.ttl_seconds, now[i])
-                for name in read.features:
-                    proto = data.get(name)
-                    if old:
-                        stale[i].append(name)
-                    elif proto is not None:
-                        values[name][i] = feast_value_type_to_python_type(proto)
+            hits = [seconds > 0 for seconds in row_ts]
+            for i, seconds in enumerate(row_ts):
+                if hits[i] and is_stale(seconds, read.ttl_seconds, now[i]):
+                    stale[i].extend(read.features)
+                    for name in read.features:
+                        values[name][i] = None
             columns.update(values)
             found[read.view.name] = hits
         for udf, outputs, _requests in self.udfs:
@@ -155,6 +144,27 @@ class OnlineFeatureReader:
         unknown_customer = [not hit for hit in self._hits(found, "customer_id", n)]
         unknown_merchant = [not hit for hit in self._hits(found, "merchant_id", n)]
         return FeatureBatch(matrix, stale, unknown_customer, unknown_merchant, self.model_features)
+
+    def _read_protos(self, read: ViewRead, rows: list[dict]) -> tuple[list[int], dict[str, list]]:
+        """Feast's `OnlineStore.online_read` (any store, e.g. Redis), as (row times, Python values)."""
+        from feast.protos.feast.types.EntityKey_pb2 import EntityKey
+        from feast.protos.feast.types.Value_pb2 import Value
+        from feast.type_map import feast_value_type_to_python_type
+
+        keys = [EntityKey(join_keys=read.join_keys, entity_values=[Value(string_val=str(row[k]))
+                                                                    for k in read.join_keys]) for row in rows]
+        results = self.online_store.online_read(self.config, read.view, keys, read.features)
+        row_ts = [0] * len(rows)
+        values = {name: [None] * len(rows) for name in read.features}
+        for i, (ts, data) in enumerate(results):
+            if data is None:
+                continue
+            row_ts[i] = int(ts.timestamp()) if ts is not None else 1
+            for name in read.features:
+                proto = data.get(name)
+                if proto is not None:
+                    values[name][i] = feast_value_type_to_python_type(proto)
+        return row_ts, values
 
     def _hits(self, found: dict[str, list[bool]], join_key: str, n: int) -> list[bool]:
         """An entity is known when any view keyed by it alone holds a row for it."""

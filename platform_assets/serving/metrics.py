@@ -25,6 +25,9 @@ class ServingMetrics:
                                "stored figures", ["entity"], registry=r)
         self.model = Gauge("fraud_serving_model_info", "The live model versions (value 1), by role",
                            ["role", "model_name", "model_version", "feature_service"], registry=r)
+        self.batch = Histogram("fraud_serving_batch_rows", "Transactions scored per model call (requests that "
+                               "arrived together are micro-batched)", buckets=(1, 2, 4, 8, 16, 32, 64, 128, 1000),
+                               registry=r)
         self.swaps = Counter("fraud_serving_model_swaps", "Model versions swapped in while serving", registry=r)
         self.logged = Gauge("fraud_serving_log_written", "Predictions written to the prediction log", registry=r)
 
