@@ -48,6 +48,7 @@ FEATURE_DRIFT_REPORT = dg.AssetKey("feature_drift_report")
 PREDICTION_DRIFT_REPORT = dg.AssetKey("prediction_drift_report")
 MODEL_PERFORMANCE = dg.AssetKey("model_performance")
 DATA_QUALITY_SUMMARY = dg.AssetKey("data_quality_summary")
+SERVED_TRAFFIC_REPORT = dg.AssetKey("served_traffic_report")
 # Serving: which model version the scoring service runs, and the predictions it served (its log, loaded daily).
 DEPLOYED_MODEL = dg.AssetKey("deployed_model")
 SERVED_PREDICTIONS = dg.AssetKey("served_predictions")

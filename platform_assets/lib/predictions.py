@@ -18,6 +18,28 @@ FLAGGED = "flagged_for_review"
 PROVENANCE = ["model_name", "model_version", "feature_service", "training_set_id"]
 
 
+# The scoring service's answers, one parquet file per served UTC day (written by serving's `served_predictions`,
+# read by monitoring's `served_traffic_report`): the answer's `score` and `decision`, the vector it read.
+SERVED_SCORE = "score"
+
+
+def served_day_path(served_dir: Path, day: date) -> Path:
+    return Path(served_dir) / f"{day.isoformat()}.parquet"
+
+
+def read_served_days(served_dir: Path, first: date, last: date) -> pd.DataFrame:
+    """The served predictions of the days first..last that were loaded (empty frame if none)."""
+    frames = []
+    day = first
+    while day <= last:
+        path = served_day_path(served_dir, day)
+        if path.exists():
+            frames.append(pd.read_parquet(path))
+        day += timedelta(days=1)
+    frames = [f for f in frames if len(f)]
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
 def day_path(predictions_dir: Path, day: date) -> Path:
     return Path(predictions_dir) / f"{day.isoformat()}.parquet"
 

@@ -11,6 +11,9 @@ Partition D looks at the days up to D only:
   long before the window closes, the share of recently *reported* frauds that had been sent to review: recall
   needs only positives, so it sees a new fraud pattern weeks before precision can.
 - `data_quality_summary`: rows, missing values and all-null columns of the day as the model saw it.
+- `served_traffic_report`: the same questions on live traffic, per served day: the scores the real-time
+  service answered (its prediction log, loaded by `served_predictions`) against the champion's holdout, and,
+  for served transactions whose labels have matured, their PR AUC and recall at the review threshold.
 
 The first three set `drift_detected` (`names.DRIFT_DETECTED`); the retrain sensor (automation/sensors.py) turns those into retrains.
 All four re-materialize by themselves for the newest day when new predictions land (Declarative Automation).
@@ -307,7 +310,67 @@ def data_quality_summary(
 
 
 
-def build_monitoring_assets(partitions: dg.PartitionsDefinition) -> list[dg.AssetsDefinition]:
+def served_traffic_report(
+    context: dg.AssetExecutionContext, mlflow_tracking: MlflowResource, storage: PlatformStorage, policy: LoopPolicy
+) -> dg.MaterializeResult:
+    """Prediction drift and label-delayed performance of what the real-time service answered."""
+    import pandas as pd
+
+    from platform_assets.lib import predictions as pr
+    from platform_assets.lib.exports import query
+    from platform_assets.monitoring.drift import drift_report, sample
+
+    day = _day(context)
+    first = day - timedelta(days=policy.drift_window_days - 1)
+    champion, reference = _champion_reference(mlflow_tracking, storage)
+    served = pr.read_served_days(storage.served_dir(), first, day)
+    metadata: dict = {"current_window": f"{first} .. {day}", "champion_version": champion.number,
+                      "served_rows_total": len(served)}
+    if served.empty:
+        return dg.MaterializeResult(metadata={**metadata, names.VERDICT: "insufficient_data"})
+    # The champion's answers only: a window across a promotion compares each model with its own holdout.
+    current = served[served["model_version"] == champion.number].rename(columns={pr.SERVED_SCORE: pr.SCORE})
+    metadata.update({"current_rows": len(current),
+                     "review_share": dg.MetadataValue.float(float((served["decision"] == "review").mean())),
+                     "stale_share": dg.MetadataValue.float(float(served["stale_features"].map(len).gt(0).mean())),
+                     "unknown_customer_share": dg.MetadataValue.float(float(served["unknown_customer"].mean()))})
+    enough = len(current) >= policy.drift_min_rows
+    drifted = False
+    if len(current):
+        html = storage.reports_dir() / "served_traffic" / f"{day.isoformat()}.html"
+        summary = drift_report(sample(reference, policy.max_report_rows),
+                               sample(current[[pr.SCORE]], policy.max_report_rows), [pr.SCORE], html)
+        drifted = pr.SCORE in summary.drifted_columns
+        metadata.update({
+            "score_drift": dg.MetadataValue.float(summary.column_scores.get(pr.SCORE, float("nan"))),
+            "mean_score_reference": dg.MetadataValue.float(float(reference[pr.SCORE].mean())),
+            "mean_score_served": dg.MetadataValue.float(float(current[pr.SCORE].mean())),
+            "report": dg.MetadataValue.url(html.as_uri()),
+        })
+    # Label-delayed: served transactions old enough for their chargebacks, known by the end of day D.
+    end = context.partition_time_window.end
+    matured = current[pd.to_datetime(current["event_ts"], utc=True)
+                      < pd.Timestamp(end) - pd.Timedelta(days=policy.label_maturity_days)]
+    labelled = pd.DataFrame()
+    if len(matured):
+        labels = query(storage.exports_dir(), "SELECT transaction_id, fraud_reported_at FROM {labels} "
+                       "WHERE transaction_id IN (SELECT unnest($ids))",
+                       {"ids": matured["transaction_id"].unique().tolist()}, labels="fct_transaction_labels")
+        labelled = matured.merge(labels, on="transaction_id", how="inner")
+    metadata["labelled_rows"] = len(labelled)
+    if len(labelled):
+        y = (labelled["fraud_reported_at"].notna() & (labelled["fraud_reported_at"] < end)).astype(int)
+        scored = labelled.assign(**{pr.FLAGGED: labelled["decision"] == "review"})
+        figures = performance_figures(scored, y)
+        metadata.update({f"matured_{k}": dg.MetadataValue.float(v) for k, v in figures.items()})
+    verdict = _verdict(enough, drifted)
+    context.log.info(f"{day} live traffic {verdict}: {len(current):,} answers of v{champion.number}, "
+                     f"{len(labelled):,} with matured labels")
+    return dg.MaterializeResult(metadata={**metadata, names.VERDICT: verdict, "drift_on_live_traffic": enough and drifted})
+
+
+def build_monitoring_assets(partitions: dg.PartitionsDefinition,
+                            served_partitions: dg.PartitionsDefinition | None = None) -> list[dg.AssetsDefinition]:
     """The four daily monitoring assets, partitioned like scoring; the newest day refreshes itself."""
     daily = {"group_name": names.MONITORING, "partitions_def": partitions,
              "automation_condition": refresh_latest_day()}
@@ -330,4 +393,11 @@ def build_monitoring_assets(partitions: dg.PartitionsDefinition) -> list[dg.Asse
             key=names.DATA_QUALITY_SUMMARY, kinds={"evidently", "html"}, deps=[names.DAILY_PREDICTIONS], **daily,
             description="Data-quality summary of one day as the model saw it: rows, missing values, empty columns.",
         )(data_quality_summary),
+        dg.asset(
+            key=names.SERVED_TRAFFIC_REPORT, kinds={"evidently", "html"}, group_name=names.MONITORING,
+            deps=[names.SERVED_PREDICTIONS, names.FRAUD_MODEL], partitions_def=served_partitions or partitions,
+            automation_condition=refresh_latest_day(),
+            description="Live traffic: the real-time service's scores against the champion's holdout (Evidently), "
+            "and PR AUC / recall at the review threshold of served transactions whose labels matured.",
+        )(served_traffic_report),
     ]

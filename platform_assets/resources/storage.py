@@ -25,3 +25,7 @@ class PlatformStorage(dg.ConfigurableResource):
 
     def serving_log_dir(self) -> Path:
         return serving_log_dir(self.data_dir)
+
+    def served_dir(self) -> Path:
+        """The served predictions as parquet, one file per day (lib/predictions.served_day_path)."""
+        return Path(self.data_dir) / "serving" / "served"

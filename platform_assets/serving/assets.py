@@ -149,6 +149,24 @@ def load_day(con, files: list[str], day: date, loaded_at: datetime) -> int:
     return int(rows)
 
 
+def _export_day(con, served_dir, day: date):
+    """The day's rows as parquet for the readers downstream (monitoring), replaced atomically."""
+    import os
+    from pathlib import Path
+
+    from platform_assets.lib.predictions import served_day_path
+
+    path = served_day_path(served_dir, day)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(f"{path}.tmp")
+    target = str(tmp).replace("'", "''")  # our own data directory; COPY takes no parameter for its target
+    con.execute(f"COPY (SELECT * EXCLUDE (features, reasons), CAST(features AS VARCHAR) AS features, "
+                f"CAST(reasons AS VARCHAR) AS reasons FROM {TABLE} WHERE served_date = $day "
+                f"ORDER BY served_at, transaction_id) TO '{target}' (FORMAT parquet)", {"day": day})
+    os.replace(tmp, path)
+    return path
+
+
 def skew(store, served) -> dict:
     """Served vectors against the offline point-in-time vectors at the same instants, feature by feature."""
     import json
@@ -229,6 +247,7 @@ def build_served_predictions(partitions: dg.PartitionsDefinition) -> dg.AssetsDe
                 f"count(*) FILTER (WHERE challenger_score IS NOT NULL), string_agg(DISTINCT model_version, ',') "
                 f"FROM {TABLE} WHERE served_date = $day", {"day": day},
             ).fetchone()
+            export = _export_day(con, storage.served_dir(), day)
         context.log.info(f"{day}: {rows:,} served predictions from {len(files)} log file(s)")
         yield dg.MaterializeResult(metadata={
             "dagster/row_count": rows,
@@ -238,6 +257,7 @@ def build_served_predictions(partitions: dg.PartitionsDefinition) -> dg.AssetsDe
             "mean_score": dg.MetadataValue.float(float(summary[1] or 0.0)),
             "shadow_scored": int(summary[2] or 0),
             "model_versions": summary[3] or "",
+            "parquet": dg.MetadataValue.path(str(export)),
         })
         if sample.empty:
             yield dg.AssetCheckResult(passed=True, check_name=names.SKEW_CHECK,

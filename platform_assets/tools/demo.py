@@ -51,9 +51,10 @@ def materialize_platform(
         raise_on_error=raise_on_error,
     )
     daily = dg.AssetSelection.groups(*NEWEST_DAY_GROUPS).resolve(graph)
-    # served_predictions loads the scoring service's log: nothing is served before `make serve` runs.
-    rest = [k for k in graph.materializable_asset_keys
-            if k not in PARTITIONED and k not in daily and k != names.SERVED_PREDICTIONS]
+    # The scoring service's log and its report: nothing is served before `make serve` runs.
+    live = (names.SERVED_PREDICTIONS, names.SERVED_TRAFFIC_REPORT)
+    daily = {k for k in daily if k not in live}
+    rest = [k for k in graph.materializable_asset_keys if k not in PARTITIONED and k not in daily and k not in live]
     graph_run = dg.materialize(
         assets,
         selection=dg.AssetSelection.assets(*rest),

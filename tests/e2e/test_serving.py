@@ -394,7 +394,14 @@ def test_served_predictions_and_deployed_model_in_the_graph(world, server):
                                partition_key=today, resources=resources, instance=instance)
         deployed = dg.materialize(list(defs.assets), selection=dg.AssetSelection.assets(names.DEPLOYED_MODEL),
                                   resources=resources, instance=instance)
-    assert result.success and again.success and deployed.success
+        report = dg.materialize(list(defs.assets), selection=dg.AssetSelection.assets(names.SERVED_TRAFFIC_REPORT),
+                                partition_key=today, resources=resources, instance=instance)
+    assert result.success and again.success and deployed.success and report.success
+    live = report.asset_materializations_for_node(names.asset_name(names.SERVED_TRAFFIC_REPORT))[0].metadata
+    assert live["served_rows_total"].value == len(world.acknowledged)
+    assert 0 < live["current_rows"].value <= len(world.acknowledged)
+    assert live[names.VERDICT].value in {"drift", "no_drift", "insufficient_data"}
+    assert live["report"].value.startswith("file://")
     metadata = again.asset_materializations_for_node(names.asset_name(names.SERVED_PREDICTIONS))[0].metadata
     assert metadata["dagster/row_count"].value == len(world.acknowledged)
     assert metadata["torn_lines_skipped"].value == 0
