@@ -48,6 +48,7 @@ RUN uv sync --frozen --no-dev \
 USER platform
 VOLUME ["/data"]
 EXPOSE 3000 8000
+# The webserver's /server_info, or the scoring service's /healthz when the container runs `serve`.
 HEALTHCHECK --interval=30s --timeout=5s --start-period=60s \
-    CMD python -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:3000/server_info', timeout=4)"
+    CMD ["python", "/opt/platform/deploy/healthcheck.py"]
 ENTRYPOINT ["/opt/platform/deploy/entrypoint.sh"]

@@ -112,6 +112,27 @@ def _dates(run: dict) -> str:
     return " .. ".join(dict.fromkeys([days[0], days[-1]])) if days else "?"
 
 
+def serving_section() -> list[str]:
+    """The last `make bench-serve` (benchmarks/results/serving/serving.json), as its own table."""
+    from benchmarks.serving import OUT, markdown
+
+    if not OUT.exists():
+        return []
+    results = json.loads(OUT.read_text())
+    machine = results.get("machine", {})
+    return [
+        "## Real-time scoring: the last `make bench-serve`",
+        "",
+        (f"Measured {results.get('started', '?')[:16]} on {machine.get('cpu', '?')} ({machine.get('cores', '?')} "
+         f"cores), commit {str(results.get('commit', '?'))[:10]}, load average before "
+         f"{results['records'][0].get('load_before')}, pinning {results.get('pinning', {}).get('enabled')}. "
+         "Latencies in ms from the scheduled send time."),
+        "",
+        markdown(results),
+        "",
+    ]
+
+
 def main() -> None:
     runs = load()
     if not runs:
@@ -214,6 +235,7 @@ def main() -> None:
     lines += ["", "![scale](benchmarks-scale.png)", ""]
     if BEFORE_AFTER_NOTE.exists():
         lines += [BEFORE_AFTER_NOTE.read_text().strip(), ""]
+    lines += serving_section()
     DOC.write_text("\n".join(lines) + "\n")
     write_plot(runs)
     print(f"wrote {DOC} and {PLOT}")

@@ -7,6 +7,7 @@ home="${PLATFORM_HOME:-/opt/platform}"
 
 # `serve`: the real-time scoring service alone (its own container: it scales apart from Dagster).
 if [ "${1:-}" = "serve" ]; then
+    touch "${TMPDIR:-/tmp}/platform-serve"  # deploy/healthcheck.py then probes the scoring service
     exec python -m platform_assets.serving --host "${PLATFORM_SERVING_HOST}" --port "${PLATFORM_SERVING_PORT}" \
         --workers "${PLATFORM_SERVING_WORKERS:-1}"
 fi

@@ -81,6 +81,9 @@ TAG_FEATURE_SERVICE = "feature_service"
 TAG_PROMOTION_DECISION = "promotion_decision"
 TAG_PROMOTION_REASON = "promotion_reason"
 TAG_PREVIOUS_CHAMPION = "previous_champion"
+# The native XGBoost model inside a registered version (lib/fraud_pyfunc.py, which must stay self-contained,
+# repeats it; a unit test keeps the two equal).
+MODEL_XGBOOST_ARTIFACT = "xgboost_model"
 # The score above which a transaction goes to review: the (1 - review_budget) quantile of the model's holdout
 # scores, so real-time decisions send the same share to review as the daily batch's top-budget queue.
 TAG_REVIEW_THRESHOLD = "review_threshold"

@@ -8,12 +8,14 @@ that registry: never from a path or URL handed in from outside.
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import dagster as dg
 from pydantic import Field
 
 from platform_assets.lib.names import (
     CHAMPION,
+    MODEL_XGBOOST_ARTIFACT,
     TAG_PREVIOUS_CHAMPION,
     TAG_PROMOTION_DECISION,
     TAG_PROMOTION_REASON,
@@ -62,13 +64,23 @@ class MlflowResource(dg.ConfigurableResource):
     def load_version(self, version: str):
         """An XGBoost classifier of our own registry, by version number (never from an outside path or URL).
 
-        Versions are pyfunc models from code (lib/fraud_pyfunc.py, which answer probabilities) holding the native
-        XGBoost model; versions registered before that carry the xgboost flavour and load through it."""
+        Versions are pyfunc models from code (lib/fraud_pyfunc.py: they answer probabilities to any pyfunc
+        client) holding the native XGBoost model as an artifact; the platform reads that artifact directly, without
+        running the version's code: MLflow keeps the last model-from-code object of a process, so one process
+        loading two such versions through pyfunc could get the first one's model. Versions registered before carry
+        the xgboost flavour and load through it."""
+        import xgboost as xgb
+        from mlflow.models import Model
+
         mlflow = self.setup()
         uri = f"models:/{self.model_name}/{int(version)}"
-        if "xgboost" in mlflow.models.get_model_info(uri).flavors:
+        local = Path(mlflow.artifacts.download_artifacts(artifact_uri=uri))
+        flavors = Model.load(local / "MLmodel").flavors
+        if "xgboost" in flavors:
             return mlflow.xgboost.load_model(uri)
-        return mlflow.pyfunc.load_model(uri).unwrap_python_model().classifier
+        classifier = xgb.XGBClassifier()
+        classifier.load_model(local / flavors["python_function"]["artifacts"][MODEL_XGBOOST_ARTIFACT]["path"])
+        return classifier
 
     def alias_version(self, alias: str):
         """The registry entry `alias` points at, or None."""

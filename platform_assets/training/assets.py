@@ -25,7 +25,7 @@ from platform_assets.resources import LoopPolicy, MlflowResource, Notifier, Plat
 
 # The registered model is this file run by MLflow (a model from code): its pyfunc answers probabilities.
 PYFUNC_CODE = Path(__file__).resolve().parent.parent / "lib" / "fraud_pyfunc.py"
-XGBOOST_ARTIFACT = "xgboost_model"  # the artifact name lib/fraud_pyfunc.py loads
+XGBOOST_ARTIFACT = names.MODEL_XGBOOST_ARTIFACT
 
 
 def _pip_requirements() -> list[str]:

@@ -377,6 +377,29 @@ def test_acknowledged_predictions_survive_kill_9(world, tmp_path):
     assert sorted(found) == sorted(ids)
 
 
+def test_the_sensor_redeploys_when_the_champion_alias_moves(world):
+    from platform_assets.serving.assets import deploy_on_champion_change
+
+    tracking = world.resources()["mlflow_tracking"]
+    client = tracking.client()
+    champion = tracking.champion_version()
+    other = next(v for v in client.search_model_versions(f"name='{tracking.model_name}'")
+                 if v.version != champion.version)
+    with dg.instance_for_test() as instance:
+        context = dg.build_sensor_context(instance=instance, resources={"mlflow_tracking": tracking})
+        first = deploy_on_champion_change(context)
+        assert isinstance(first, dg.RunRequest) and first.tags["champion_version"] == str(champion.version)
+        assert isinstance(deploy_on_champion_change(context), dg.SkipReason)  # unchanged: nothing to do
+        client.set_registered_model_alias(tracking.model_name, names.CHAMPION, other.version)
+        try:
+            moved = deploy_on_champion_change(context)
+        finally:
+            client.set_registered_model_alias(tracking.model_name, names.CHAMPION, champion.version)
+        back = deploy_on_champion_change(context)
+    assert isinstance(moved, dg.RunRequest) and moved.tags["champion_version"] == str(other.version)
+    assert isinstance(back, dg.RunRequest) and len({first.run_key, moved.run_key, back.run_key}) == 3
+
+
 def test_served_predictions_and_deployed_model_in_the_graph(world, server):
     """After every test above: the day's log in the warehouse holds one row per acknowledged answer, the
     online/offline skew check passes, and deployed_model records the version the running service reports."""
@@ -419,8 +442,6 @@ def test_served_predictions_and_deployed_model_in_the_graph(world, server):
 
 
 def test_registered_pyfunc_answers_probabilities_through_mlflow_models_serve(world, tmp_path):
-    import mlflow
-
     from platform_assets.lib.champion import require_champion
     from platform_assets.lib.training_sets import model_inputs, read_split
 
@@ -431,8 +452,15 @@ def test_registered_pyfunc_answers_probabilities_through_mlflow_models_serve(wor
     holdout = read_split(champion.manifest.path, "holdout").head(20)
     frame = model_inputs(holdout, champion.features)
     expected = champion.score(holdout)
-    pyfunc = mlflow.pyfunc.load_model(tracking.model_uri(names.CHAMPION))
-    assert np.allclose(pyfunc.predict(frame), expected, atol=1e-7)
+    # A pyfunc client in a process of its own (MLflow keeps model-from-code state per process)
+    script = ("import json, sys, mlflow, pandas as pd; frame = pd.read_json(sys.stdin, orient='split').astype('float64'); "
+              f"print(json.dumps(mlflow.pyfunc.load_model({tracking.model_uri(names.CHAMPION)!r}).predict(frame)"
+              ".tolist()))")
+    client = subprocess.run([sys.executable, "-c", script], input=frame.to_json(orient="split", index=False),
+                            env={**world.env, "MLFLOW_TRACKING_URI": tracking.tracking_uri}, capture_output=True,
+                            text=True, timeout=120, check=False)
+    assert client.returncode == 0, client.stderr[-3000:]
+    assert np.allclose(json.loads(client.stdout.strip().splitlines()[-1]), expected, atol=1e-7)
 
     port = free_port()
     env = {**world.env, "MLFLOW_TRACKING_URI": tracking.tracking_uri,

@@ -7,14 +7,15 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
 from pathlib import Path
 
 import pytest
+from process_helpers import free_port
 
 from platform_assets.settings import PROJECT_ROOT
 
@@ -47,15 +48,9 @@ def test_image_runs_as_unprivileged_user_and_builds_the_manifest():
     assert "uv sync --frozen --no-dev" in DOCKERFILE
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.mark.slow
 def test_entrypoint_starts_daemon_and_webserver(tmp_path):
-    port = _free_port()
+    port = free_port()
     env = {
         **os.environ,
         "PATH": f"{PROJECT_ROOT / '.venv' / 'bin'}:{os.environ['PATH']}",
@@ -91,11 +86,11 @@ def test_entrypoint_starts_daemon_and_webserver(tmp_path):
 
 def test_entrypoint_serve_starts_the_scoring_service(tmp_path):
     """`entrypoint.sh serve` runs the scoring service alone: up at once (/healthz), not ready without a model."""
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "PATH": f"{PROJECT_ROOT / '.venv' / 'bin'}:{os.environ['PATH']}",
            "PLATFORM_HOME": str(PROJECT_ROOT), "PLATFORM_DATA_DIR": str(tmp_path / "data"),
            "DAGSTER_HOME": str(tmp_path / "dagster"), "PLATFORM_SERVING_HOST": "127.0.0.1",
-           "PLATFORM_SERVING_PORT": str(port), "PLATFORM_PROFILE": "local"}
+           "PLATFORM_SERVING_PORT": str(port), "PLATFORM_PROFILE": "local", "TMPDIR": str(tmp_path)}
     assert "PLATFORM_SERVING_HOST=0.0.0.0" in DOCKERFILE and "EXPOSE 3000 8000" in DOCKERFILE
     proc = subprocess.Popen([str(PROJECT_ROOT / "deploy" / "entrypoint.sh"), "serve"], cwd=tmp_path, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
@@ -111,6 +106,10 @@ def test_entrypoint_serve_starts_the_scoring_service(tmp_path):
         with pytest.raises(urllib.error.HTTPError) as not_ready:
             urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=5)
         assert not_ready.value.code == 503
+        # the image's HEALTHCHECK probes the scoring service in a `serve` container
+        probe = subprocess.run([sys.executable, str(PROJECT_ROOT / "deploy" / "healthcheck.py")],
+                               env=env, capture_output=True, text=True, timeout=30, check=False)
+        assert probe.returncode == 0, probe.stderr
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         try:

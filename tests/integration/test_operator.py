@@ -16,7 +16,7 @@ from datetime import UTC, date, datetime
 import dagster as dg
 import duckdb
 import pytest
-from process_helpers import stop_process_group
+from process_helpers import free_port, stop_process_group
 
 from platform_assets.definitions import build_definitions
 from platform_assets.ingestion.loader import load_source
@@ -176,12 +176,6 @@ def test_ingestion_reports_rows_done_after_each_file(tmp_path):
 # --- make mlflow ---------------------------------------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def _non_loopback_address() -> str | None:
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
         try:
@@ -194,7 +188,7 @@ def _non_loopback_address() -> str | None:
 
 @pytest.mark.slow
 def test_make_mlflow_serves_the_ui_on_loopback_only(tmp_path):
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "PLATFORM_DATA_DIR": str(tmp_path)}
     server = subprocess.Popen(["make", "--no-print-directory", "mlflow", f"MLFLOW_PORT={port}"], cwd=PROJECT_ROOT,
                               env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)

@@ -327,6 +327,52 @@ def test_online_features_are_served_from_redis(production, feast_run, feature_ma
     assert len(keys) == len(CUSTOMERS) + len(MERCHANTS) + len(CUSTOMERS)
 
 
+def test_scoring_service_reads_from_redis_what_the_offline_join_gives(production, feast_run, feature_marts):
+    """The scoring service's feature reader on the production profile (Feast's Redis `online_read`, the TTL
+    guard, the registry's on-demand UDF) against Feast's offline point-in-time join at the same instants, the
+    pair of a served transaction included, and a customer never seen."""
+    from platform_assets.definitions import build_resources
+    from platform_assets.lib.training_sets import join_features
+    from platform_assets.serving.features import OnlineFeatureReader
+
+    assert feast_run.success
+    store = build_resources(production.settings)["feast"].process_config_and_initialize().store()
+    sys.path.insert(0, str(production.settings.feature_repo_dir))
+    try:
+        from fraud_features import MERCHANT_FEATURES, TRANSACTION_FEATURES, V2_CUSTOMER
+    finally:
+        sys.path.pop(0)
+    features = ["amount", "is_online", "is_night", *V2_CUSTOMER, *MERCHANT_FEATURES, *TRANSACTION_FEATURES]
+    reader = OnlineFeatureReader(store, "fraud_detector_v2", features)
+    assert not hasattr(reader.online_store, "read_values")  # Feast's own Redis store, through online_read
+    latest = feature_marts["fct_customer_daily_features"].event_timestamp.max()
+    at = [latest + timedelta(hours=h) for h in (2, 30)] + [latest + timedelta(days=45)]  # the last: past the TTL
+    rows = [{"transaction_id": f"t{i}", "customer_id": c, "merchant_id": MERCHANTS[CUSTOMERS.index(c) % len(MERCHANTS)]
+             if c in CUSTOMERS else MERCHANTS[0], "amount": 25.0 + i, "channel": "online",
+             "event_ts": at[i % len(at)].to_pydatetime()}
+            for i, c in enumerate([CUSTOMERS[0], CUSTOMERS[7], CUSTOMERS[39], "C-NEVER-SEEN", CUSTOMERS[3]])]
+    served = reader.read(rows)
+    entity_rows = pd.DataFrame({
+        "transaction_id": [r["transaction_id"] for r in rows], "customer_id": [r["customer_id"] for r in rows],
+        "merchant_id": [r["merchant_id"] for r in rows], "event_timestamp": [r["event_ts"] for r in rows],
+        "amount": [r["amount"] for r in rows],
+        "transaction_epoch": [int(r["event_ts"].timestamp() + 0.5) for r in rows],
+    })
+    offline = join_features(store, entity_rows, "fraud_detector_v2").set_index("transaction_id")
+    for i, row in enumerate(rows):
+        for j, name in enumerate(features):
+            if name in ("is_online", "is_night"):
+                continue
+            expected = offline.loc[row["transaction_id"], name]
+            got = served.matrix[i, j]
+            if pd.isna(expected):
+                assert np.isnan(got), (row, name, got)
+            else:
+                assert got == pytest.approx(float(expected), rel=1e-12), (row, name, got, expected)
+    assert served.unknown_customer == [False, False, False, True, False]
+    assert served.stale[2] and not served.stale[0] and not served.stale[1]  # 45 days on: every window stale
+
+
 # --- MLflow: tracking and registry in PostgreSQL, artifacts in a folder ----------------------------------------
 
 

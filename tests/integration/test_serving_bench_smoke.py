@@ -11,7 +11,7 @@ import textwrap
 import time
 
 import pytest
-from process_helpers import stop_process_group
+from process_helpers import free_port, stop_process_group
 
 from platform_assets.settings import PROJECT_ROOT
 
@@ -38,16 +38,10 @@ APP = textwrap.dedent('''
 ''')
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture
 def echo_server(tmp_path):
     (tmp_path / "echo_app.py").write_text(APP)
-    port = _free_port()
+    port = free_port()
     server = subprocess.Popen(
         [sys.executable, "-m", "uvicorn", "echo_app:app", "--app-dir", str(tmp_path), "--host", "127.0.0.1",
          "--port", str(port), "--http", "httptools", "--loop", "uvloop", "--no-access-log", "--log-level",
