@@ -113,24 +113,26 @@ def _dates(run: dict) -> str:
 
 
 def serving_section() -> list[str]:
-    """The last `make bench-serve` (benchmarks/results/serving/serving.json), as its own table."""
+    """Every `make bench-serve` run kept in benchmarks/results/serving/, each as its own table."""
     from benchmarks.serving import OUT, markdown
 
-    if not OUT.exists():
-        return []
-    results = json.loads(OUT.read_text())
-    machine = results.get("machine", {})
-    return [
-        "## Real-time scoring: the last `make bench-serve`",
-        "",
-        (f"Measured {results.get('started', '?')[:16]} on {machine.get('cpu', '?')} ({machine.get('cores', '?')} "
-         f"cores), commit {str(results.get('commit', '?'))[:10]}, load average before "
-         f"{results['records'][0].get('load_before')}, pinning {results.get('pinning', {}).get('enabled')}. "
-         "Latencies in ms from the scheduled send time."),
-        "",
-        markdown(results),
-        "",
-    ]
+    lines: list[str] = []
+    for path in sorted(OUT.parent.glob("*.json")):
+        results = json.loads(path.read_text())
+        machine = results.get("machine", {})
+        config = results.get("config", {})
+        lines += [
+            f"## Real-time scoring: `{path.name}`",
+            "",
+            (f"Measured {results.get('started', '?')[:16]} on {machine.get('cpu', '?')} ({machine.get('cores', '?')} "
+             f"cores), commit {str(results.get('commit', '?'))[:10]}, targets {', '.join(config.get('targets', []))}, "
+             f"load average before {results['records'][0].get('load_before')}, pinning "
+             f"{results.get('pinning', {}).get('enabled')}. Latencies in ms from the scheduled send time."),
+            "",
+            markdown(results),
+            "",
+        ]
+    return lines
 
 
 def main() -> None:

@@ -470,7 +470,8 @@ def load_spec(server: Server, target: str, samples: dict, rate: float, seconds: 
     return loadgen.LoadSpec(
         host=HOST, port=server.port, requests=requests, rate=rate, seconds=seconds, timeout=args.timeout,
         max_connections=args.max_connections, cpu=pins.get("generator_cpu") if pins["enabled"] else None,
-        spin=args.spin == "on" or (args.spin == "auto" and pins["enabled"]), label=f"{target}@{rate:g}")
+        spin=args.spin == "on" or (args.spin == "auto" and pins["enabled"] and not target.endswith("_2w")),
+        label=f"{target}@{rate:g}")
 
 
 def measure(server: Server, target: str, samples: dict, rate: float, seconds: float, args, pins: dict,
