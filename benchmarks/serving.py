@@ -53,6 +53,7 @@ from importlib import metadata
 from pathlib import Path
 
 from benchmarks import loadgen
+from benchmarks.processes import group_members
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = Path(__file__).resolve().parent / "results" / "serving" / "serving.json"
@@ -216,7 +217,8 @@ def server_specs(args, data_dir: Path, settings) -> dict[str, dict]:
 def environment(data_dir: Path) -> dict[str, str]:
     """The caller's environment without platform or MLflow settings of its own (a token or profile left in the
     shell would measure another deployment), pointed at the data directory."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PLATFORM_", "MLFLOW_TRACKING", "FEAST_"))}
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("PLATFORM_", "MLFLOW_TRACKING", "MLFLOW_REGISTRY", "FEAST_"))}
     return {**env, "PLATFORM_DATA_DIR": str(data_dir), "PYTHONPATH": str(ROOT),
             "PATH": f"{BIN}{os.pathsep}{env.get('PATH', '')}", "DO_NOT_TRACK": "1",
             "MLFLOW_ENABLE_TELEMETRY": "false", "DAGSTER_DISABLE_TELEMETRY": "1"}
@@ -390,7 +392,6 @@ class Server:
 
     def stop(self, grace: float = 10) -> list[int]:
         """SIGTERM to the group, SIGKILL to what is left after `grace`; the pids still there afterwards."""
-        import psutil
 
         if self.sampler:
             self.sampler.stop()
@@ -399,14 +400,7 @@ class Server:
         pgid = self.process.pid
 
         def members() -> list[int]:
-            pids = []
-            for proc in psutil.process_iter():
-                try:
-                    if os.getpgid(proc.pid) == pgid and proc.status() != psutil.STATUS_ZOMBIE:
-                        pids.append(proc.pid)
-                except (ProcessLookupError, psutil.Error):
-                    continue
-            return pids
+            return group_members(pgid)
 
         try:
             os.killpg(pgid, signal.SIGTERM)

@@ -44,6 +44,7 @@ import urllib.request
 from datetime import UTC, datetime
 from pathlib import Path
 
+from benchmarks.processes import group_members
 from benchmarks.run import RESULTS, ROOT, machine
 
 OUT = RESULTS / "startup" / "startup.json"
@@ -350,7 +351,6 @@ def stop_group(server: subprocess.Popen, grace: float = 30) -> list[int]:
     """Ctrl-C for the whole group (what stopping `make dev` in a terminal does: dagster dev then shuts its
     webserver, daemon and code server down), SIGKILL for whatever is left after `grace` seconds; returns the pids
     still in the group after that (none, or the harness says so)."""
-    import psutil
 
     pgid = server.pid  # start_new_session: the group's id is the leader's pid
     try:
@@ -363,14 +363,7 @@ def stop_group(server: subprocess.Popen, grace: float = 30) -> list[int]:
         pass
 
     def members() -> list[int]:
-        pids = []
-        for proc in psutil.process_iter():
-            try:
-                if os.getpgid(proc.pid) == pgid and proc.status() != psutil.STATUS_ZOMBIE:
-                    pids.append(proc.pid)
-            except (ProcessLookupError, psutil.Error):
-                continue
-        return pids
+        return group_members(pgid)
 
     deadline = time.monotonic() + grace
     while members() and time.monotonic() < deadline:

@@ -139,21 +139,12 @@ class DemoPlatform:
 @pytest.fixture(scope="session")
 def demo_platform(tmp_path_factory) -> DemoPlatform:
     """Shared by the browser tests and the docs-command tests (which run after them and may change it)."""
+    from platform_env import run_demo
+
     data_dir = tmp_path_factory.mktemp("demo-platform")
-    home = data_dir / "dagster"
-    home.mkdir()
-    (home / "dagster.yaml").write_text((PROJECT_ROOT / "deploy" / "local" / "dagster.yaml").read_text())
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PLATFORM_", "MLFLOW_TRACKING_URI"))}
-    env.update({"PLATFORM_DATA_DIR": str(data_dir), "DAGSTER_HOME": str(home), "PLATFORM_PROFILE": "local",
-                "DO_NOT_TRACK": "1", "MLFLOW_ENABLE_TELEMETRY": "false", "DAGSTER_DISABLE_TELEMETRY": "1"})
-    # Ends yesterday, like `make demo`, so that the docs' commands with relative dates find their days.
+    env, out = run_demo(data_dir, E2E_DAYS)
     last_day = datetime.now(UTC).date() - timedelta(days=1)
-    out = subprocess.run(
-        [sys.executable, "-m", "platform_assets.tools.demo", "--days", str(E2E_DAYS), "--end", last_day.isoformat(),
-         "--customers", "1000", "--merchants", "120", "--transactions-per-day", "800", "--scenario", "none"],
-        cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=600, check=False,
-    )
-    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-5000:]
+    home = data_dir / "dagster"
     return DemoPlatform(data_dir, home, env, last_day - timedelta(days=E2E_DAYS - 1), last_day, out.stdout)
 
 

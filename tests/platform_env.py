@@ -20,3 +20,35 @@ def local_settings(mp: pytest.MonkeyPatch, data_dir: Path, **env: str) -> Settin
     for name, value in env.items():
         mp.setenv(name, value)
     return load_settings()
+
+
+def run_demo(data_dir: Path, days: int, **env: str) -> tuple[dict[str, str], object]:
+    """`python -m platform_assets.tools.demo` into `data_dir`, with its own Dagster instance (our
+    deploy/local/dagster.yaml) and nothing of the caller's platform settings: what a newcomer has after
+    `make demo`, its last day yesterday (as `make demo`, so relative dates in the docs find their days).
+    Returns (the environment it ran with, the finished process)."""
+    import os
+    import subprocess
+    import sys
+    from datetime import UTC, datetime, timedelta
+
+    from platform_assets.settings import PROJECT_ROOT
+
+    home = data_dir / "dagster"
+    home.mkdir(exist_ok=True)
+    (home / "dagster.yaml").write_text((PROJECT_ROOT / "deploy" / "local" / "dagster.yaml").read_text())
+    # MLflow's set_tracking_uri/set_registry_uri export MLFLOW_TRACKING_URI/MLFLOW_REGISTRY_URI: an earlier world of
+    # the same test process must not leak its registry into this one.
+    environment = {k: v for k, v in os.environ.items()
+                   if not k.startswith(("PLATFORM_", "MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI"))}
+    environment.update({"PLATFORM_DATA_DIR": str(data_dir), "DAGSTER_HOME": str(home), "PLATFORM_PROFILE": "local",
+                        "DO_NOT_TRACK": "1", "MLFLOW_ENABLE_TELEMETRY": "false", "DAGSTER_DISABLE_TELEMETRY": "1",
+                        **env})
+    last_day = datetime.now(UTC).date() - timedelta(days=1)
+    out = subprocess.run(
+        [sys.executable, "-m", "platform_assets.tools.demo", "--days", str(days), "--end", last_day.isoformat(),
+         "--customers", "1000", "--merchants", "120", "--transactions-per-day", "800", "--scenario", "none"],
+        cwd=PROJECT_ROOT, env=environment, capture_output=True, text=True, timeout=600, check=False,
+    )
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-5000:]
+    return environment, out

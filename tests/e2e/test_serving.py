@@ -26,6 +26,7 @@ import httpx
 import numpy as np
 import pandas as pd
 import pytest
+from platform_env import run_demo
 from process_helpers import free_port, stop_process_group
 
 from platform_assets.lib import names
@@ -61,20 +62,7 @@ class Server:
 @pytest.fixture(scope="module")
 def world(tmp_path_factory) -> World:
     data_dir = tmp_path_factory.mktemp("serving-world")
-    home = data_dir / "dagster"
-    home.mkdir()
-    (home / "dagster.yaml").write_text((PROJECT_ROOT / "deploy" / "local" / "dagster.yaml").read_text())
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PLATFORM_", "MLFLOW_TRACKING_URI"))}
-    env.update({"PLATFORM_DATA_DIR": str(data_dir), "DAGSTER_HOME": str(home), "PLATFORM_PROFILE": "local",
-                "DO_NOT_TRACK": "1", "MLFLOW_ENABLE_TELEMETRY": "false", "DAGSTER_DISABLE_TELEMETRY": "1",
-                "PLATFORM_SERVING_REFRESH_SECONDS": "0.5"})
-    last_day = datetime.now(UTC).date() - timedelta(days=1)
-    out = subprocess.run(
-        [sys.executable, "-m", "platform_assets.tools.demo", "--days", str(DAYS), "--end", last_day.isoformat(),
-         "--customers", "1000", "--merchants", "120", "--transactions-per-day", "800", "--scenario", "none"],
-        cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=600, check=False,
-    )
-    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-5000:]
+    env, _ = run_demo(data_dir, DAYS, PLATFORM_SERVING_REFRESH_SECONDS="0.5")
     return World(data_dir, env)
 
 

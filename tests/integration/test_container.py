@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -15,7 +14,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from process_helpers import free_port
+from process_helpers import free_port, stop_process_group
 
 from platform_assets.settings import PROJECT_ROOT
 
@@ -77,11 +76,7 @@ def test_entrypoint_starts_daemon_and_webserver(tmp_path):
         assert (tmp_path / "dagster" / "dagster.yaml").exists()
         assert proc.poll() is None, "a process of the entrypoint exited"
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
+        stop_process_group(proc, timeout=30)
 
 
 def test_entrypoint_serve_starts_the_scoring_service(tmp_path):
@@ -111,11 +106,7 @@ def test_entrypoint_serve_starts_the_scoring_service(tmp_path):
                                env=env, capture_output=True, text=True, timeout=30, check=False)
         assert probe.returncode == 0, probe.stderr
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
+        stop_process_group(proc, timeout=30)
 
 
 @pytest.mark.slow
