@@ -65,10 +65,9 @@ class MlflowResource(dg.ConfigurableResource):
         """An XGBoost classifier of our own registry, by version number (never from an outside path or URL).
 
         Versions are pyfunc models from code (lib/fraud_pyfunc.py: they answer probabilities to any pyfunc
-        client) holding the native XGBoost model as an artifact; the platform reads that artifact directly, without
-        running the version's code: MLflow keeps the last model-from-code object of a process, so one process
-        loading two such versions through pyfunc could get the first one's model. Versions registered before carry
-        the xgboost flavour and load through it."""
+        client) holding the native XGBoost model as an artifact; the platform reads that artifact directly, so no
+        code stored in the registry runs in the platform's processes. Versions registered before carry the xgboost
+        flavour and load through it."""
         import xgboost as xgb
         from mlflow.models import Model
 
