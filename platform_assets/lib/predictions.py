@@ -44,6 +44,15 @@ def day_path(predictions_dir: Path, day: date) -> Path:
     return Path(predictions_dir) / f"{day.isoformat()}.parquet"
 
 
+def review_threshold(scores, budget: float) -> float:
+    """The score from which a transaction goes to review in real time: the (1 - budget) quantile of a model's
+    holdout scores, so the scoring service sends about the share of traffic the daily queue holds (`flag_top`).
+    The tie-free "higher" quantile: a score equal to it is reviewed."""
+    import numpy as np
+
+    return float(np.quantile(np.asarray(scores, dtype="float64"), 1.0 - budget, method="higher"))
+
+
 def flag_top(scores: pd.Series, budget: float) -> pd.Series:
     """The review queue of one day: the `budget` share of its transactions with the highest scores (at least one
     when there are any), ties broken by order."""

@@ -15,15 +15,13 @@ The request-level model inputs (`is_online`, `is_night`, the epoch) follow the d
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 
 import numpy as np
 
 from platform_assets.lib.online_features import is_stale
 
-# Model inputs taken from the request itself (lib/training_sets.TRANSACTION_FEATURES) and the request fields
-# the on-demand view reads (feature_repo/fraud_features.REQUEST_FIELDS).
 NIGHT_HOURS = range(6)  # dbt: hour_of_day between 0 and 5 (UTC)
 
 
@@ -56,7 +54,6 @@ class FeatureBatch:
     stale: list[list[str]]
     unknown_customer: list[bool]
     unknown_merchant: list[bool]
-    columns: list[str] = field(default_factory=list)
 
 
 class FeatureReadError(RuntimeError):
@@ -77,12 +74,11 @@ class OnlineFeatureReader:
         service = store.get_feature_service(feature_service)
         on_demand = {v.name: v for v in store.list_on_demand_feature_views()}
         wanted: dict[str, list[str]] = {}
-        self.udfs: list[tuple[object, list[str], list[str]]] = []  # (udf, outputs, request fields)
+        self.udfs: list[tuple[object, list[str]]] = []  # (the on-demand view's UDF, its outputs in the service)
         for projection in service.feature_view_projections:
             if projection.name in on_demand:
                 odfv = on_demand[projection.name]
-                requests = [f.name for s in odfv.source_request_sources.values() for f in s.schema]
-                self.udfs.append((odfv.feature_transformation.udf, [f.name for f in projection.features], requests))
+                self.udfs.append((odfv.feature_transformation.udf, [f.name for f in projection.features]))
                 for source in odfv.source_feature_view_projections.values():
                     names = wanted.setdefault(source.name, [])
                     names += [f.name for f in source.features if f.name not in names]
@@ -96,7 +92,7 @@ class OnlineFeatureReader:
             self.reads.append(ViewRead(view, list(view.join_keys), features, ttl))
         provided = {"amount", "is_online", "is_night", "transaction_epoch"}
         provided |= {f for r in self.reads for f in r.features}
-        provided |= {o for _, outputs, _ in self.udfs for o in outputs}
+        provided |= {o for _, outputs in self.udfs for o in outputs}
         missing = [f for f in model_features if f not in provided]
         if missing:
             raise ValueError(f"feature service {feature_service} does not provide the model's inputs {missing}")
@@ -126,15 +122,15 @@ class OnlineFeatureReader:
                     row_ts, values = self._read_protos(read, rows)
             except Exception as exc:  # sqlite3/redis errors: the store is unusable, not this request
                 raise FeatureReadError(f"online store read of {read.view.name} failed: {exc}") from exc
-            hits = [seconds > 0 for seconds in row_ts]
+            hits = [seconds != 0 for seconds in row_ts]  # 0: no row; -1: a row without an event time
             for i, seconds in enumerate(row_ts):
-                if hits[i] and is_stale(seconds, read.ttl_seconds, now[i]):
+                if seconds > 0 and is_stale(seconds, read.ttl_seconds, now[i]):
                     stale[i].extend(read.features)
                     for name in read.features:
                         values[name][i] = None
             columns.update(values)
             found[read.view.name] = hits
-        for udf, outputs, _requests in self.udfs:
+        for udf, outputs in self.udfs:
             computed = udf(columns)
             for name in outputs:
                 columns[name] = computed[name]
@@ -143,10 +139,11 @@ class OnlineFeatureReader:
             matrix[:, j] = np.asarray(columns[name], dtype="float64")
         unknown_customer = [not hit for hit in self._hits(found, "customer_id", n)]
         unknown_merchant = [not hit for hit in self._hits(found, "merchant_id", n)]
-        return FeatureBatch(matrix, stale, unknown_customer, unknown_merchant, self.model_features)
+        return FeatureBatch(matrix, stale, unknown_customer, unknown_merchant)
 
     def _read_protos(self, read: ViewRead, rows: list[dict]) -> tuple[list[int], dict[str, list]]:
-        """Feast's `OnlineStore.online_read` (any store, e.g. Redis), as (row times, Python values)."""
+        """Feast's `OnlineStore.online_read` (any store, e.g. Redis), as (row times, Python values); a row time is
+        0 when there is no row, -1 for a row without an event time (never stale)."""
         from feast.protos.feast.types.EntityKey_pb2 import EntityKey
         from feast.protos.feast.types.Value_pb2 import Value
         from feast.type_map import feast_value_type_to_python_type
@@ -159,7 +156,7 @@ class OnlineFeatureReader:
         for i, (ts, data) in enumerate(results):
             if data is None:
                 continue
-            row_ts[i] = int(ts.timestamp()) if ts is not None else 1
+            row_ts[i] = int(ts.timestamp()) if ts is not None else -1
             for name in read.features:
                 proto = data.get(name)
                 if proto is not None:

@@ -87,11 +87,11 @@ def top_reasons(contributions: np.ndarray, features: list[str], values: np.ndarr
 
 def threshold_from_holdout(classifier, manifest, budget: float) -> float:
     """For a version registered without a review-threshold tag: the same quantile, from its training set."""
+    from platform_assets.lib.predictions import review_threshold
     from platform_assets.lib.training_sets import model_inputs, read_split
 
     holdout = read_split(manifest.path, "holdout")
-    scores = classifier.predict_proba(model_inputs(holdout, manifest.feature_columns))[:, 1]
-    return float(np.quantile(scores, 1.0 - budget, method="higher"))
+    return review_threshold(classifier.predict_proba(model_inputs(holdout, manifest.feature_columns))[:, 1], budget)
 
 
 class ModelSlots:

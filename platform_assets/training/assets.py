@@ -149,25 +149,17 @@ def gate(fitted: Fitted, config: ModelConfig, mlflow_tracking: MlflowResource, s
     return Gate(decision, candidate, champion_version, champion_scores)
 
 
-def review_threshold(scores, budget: float) -> float:
-    """The score from which a transaction goes to review in real time: the (1 - budget) quantile of the model's
-    holdout scores, so the service sends about the share of traffic the daily batch queue holds (its top
-    `budget`). The tie-free "higher" quantile: a score equal to it is reviewed."""
-    import numpy as np
-
-    return float(np.quantile(np.asarray(scores, dtype="float64"), 1.0 - budget, method="higher"))
-
-
 def log_and_register(
     context: dg.AssetExecutionContext, fitted: Fitted, verdict: Gate, config: ModelConfig,
     mlflow_tracking: MlflowResource, review_budget: float,
-) -> tuple[str, str, str]:
+) -> tuple[str, str, str, float]:
     """One MLflow run (params, metrics, tags, charts, the model) and one registered version, aliased by the gate.
-    Returns (version, run id, the charts as markdown)."""
+    Returns (version, run id, the charts as markdown, the review threshold tagged on the version)."""
     from mlflow.models import infer_signature
 
     from platform_assets.lib import charts
     from platform_assets.lib.champion import score
+    from platform_assets.lib.predictions import review_threshold
     from platform_assets.lib.training_sets import model_inputs
 
     manifest, model, holdout = fitted.manifest, fitted.model, fitted.holdout
@@ -204,7 +196,7 @@ def log_and_register(
     threshold = review_threshold(fitted.holdout_scores, review_budget)
     for key, value in {**verdict.tags(), **provenance, names.TAG_REVIEW_THRESHOLD: f"{threshold:.9g}"}.items():
         client.set_model_version_tag(mlflow_tracking.model_name, version, key, value)
-    return version, run.info.run_id, pictures
+    return version, run.info.run_id, pictures, threshold
 
 
 def _figure_or(value: float | None, missing: str) -> dg.MetadataValue:
@@ -233,8 +225,8 @@ def fraud_model(
     context.log.info(f"holdout PR AUC {metrics.pr_auc:.4f}, ROC AUC {metrics.roc_auc:.4f} "
                      f"({fitted.train_seconds:.1f}s)")
     verdict = gate(fitted, config, mlflow_tracking, storage)
-    version, run_id, pictures = log_and_register(context, fitted, verdict, config, mlflow_tracking,
-                                                 policy.review_budget)
+    version, run_id, pictures, threshold = log_and_register(context, fitted, verdict, config, mlflow_tracking,
+                                                            policy.review_budget)
     notifier.send(
         "promotion" if verdict.decision.promote else "promotion_refused",
         f"{mlflow_tracking.model_name} v{version} -> {verdict.alias}: {verdict.decision.reason}",
@@ -257,8 +249,7 @@ def fraud_model(
             "train_seconds": round(fitted.train_seconds, 3),
             "mlflow_run_id": run_id,
             "model_uri": f"models:/{mlflow_tracking.model_name}/{version}",
-            names.TAG_REVIEW_THRESHOLD: dg.MetadataValue.float(review_threshold(fitted.holdout_scores,
-                                                                                policy.review_budget)),
+            names.TAG_REVIEW_THRESHOLD: dg.MetadataValue.float(float(threshold)),
             names.TAG_TRAINING_SET_ID: manifest.snapshot_id,
             "training_set_path": dg.MetadataValue.path(manifest.path),
             "holdout_charts": dg.MetadataValue.md(pictures),

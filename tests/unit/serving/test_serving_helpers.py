@@ -87,7 +87,7 @@ def test_torn_lines_are_not_counted_as_complete(tmp_path):
 
 
 def test_review_threshold_sends_the_budget_to_review():
-    from platform_assets.training.assets import review_threshold
+    from platform_assets.lib.predictions import review_threshold
 
     scores = np.linspace(0, 1, 10_001)
     threshold = review_threshold(scores, 0.02)
