@@ -10,17 +10,17 @@ from platform_assets.resources import MlflowResource, Notifier
 def daily_ingestion_job(partitions: dg.PartitionsDefinition):
     return dg.define_asset_job(
         name=names.DAILY_INGESTION_JOB,
-        selection=dg.AssetSelection.assets(*names.DAILY_RAW),
+        selection=dg.AssetSelection.assets(*names.RAW),
         partitions_def=partitions,
-        description="Load one day of transactions and chargebacks from the landing zone.",
+        description="Load one day of transactions and chargebacks from the landing zone, after the customer and "
+        "merchant snapshots they are checked against (unchanged files are no-ops).",
     )
 
 
 refresh_downstream_job = dg.define_asset_job(
     name=names.REFRESH_JOB,
     selection=(
-        dg.AssetSelection.assets(*names.SNAPSHOT_RAW)
-        | dg.AssetSelection.groups(names.WAREHOUSE)
+        dg.AssetSelection.groups(names.WAREHOUSE)
         | dg.AssetSelection.assets(names.FEAST_FEATURE_VIEWS, names.FEAST_ONLINE_STORE)
     ),
     description="Rebuild the warehouse and refresh the features after new data landed; scoring and monitoring "

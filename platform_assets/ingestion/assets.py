@@ -24,10 +24,17 @@ class IngestionConfig(dg.Config):
     max_quarantine_share: float = Field(
         default=0.02, description="Share of refused rows above which the blocking check fails"
     )
+    reload_unchanged: bool = Field(
+        default=False, description="Load files again even when the manifest says these exact bytes are loaded"
+    )
 
 
 def _result(spec: SourceSpec, load: LoadResult, max_share: float, asset_key: dg.AssetKey) -> dg.MaterializeResult:
-    passed = load.quarantine_share <= max_share
+    passed = load.quarantine_share <= max_share and not load.file_problems
+    if load.file_problems:
+        failure = f"{len(load.file_problems)} file(s) refused as a whole: {load.file_problems[0][:300]}"
+    else:
+        failure = f"{load.rows_quarantined} of {load.rows_read} rows refused; see raw.quarantine"
     return dg.MaterializeResult(
         metadata={
             "dagster/row_count": load.rows_loaded,
@@ -36,6 +43,9 @@ def _result(spec: SourceSpec, load: LoadResult, max_share: float, asset_key: dg.
             "quarantine_share": float(round(load.quarantine_share, 6)),
             "quarantine_by_reason": dg.MetadataValue.json(dict(load.quarantine_by_reason)),
             "files": len(load.files),
+            "files_unchanged": load.files_unchanged,
+            "blank_lines": load.blank_lines,
+            "file_problems": dg.MetadataValue.json([p[:500] for p in load.file_problems[:20]]),
             "table": f"raw.{spec.table}",
         },
         check_results=[
@@ -44,19 +54,21 @@ def _result(spec: SourceSpec, load: LoadResult, max_share: float, asset_key: dg.
                 check_name=names.QUARANTINE_CHECK,
                 passed=passed,
                 severity=dg.AssetCheckSeverity.ERROR,
-                metadata={"quarantine_share": float(load.quarantine_share), "threshold": max_share},
-                description=None if passed else (
-                    f"{load.rows_quarantined} of {load.rows_read} rows refused; see raw.quarantine"),
+                metadata={"quarantine_share": float(load.quarantine_share), "threshold": max_share,
+                          "files_refused": len(load.file_problems)},
+                description=None if passed else failure,
             )
         ],
     )
 
 
 def _build_ingestion_asset(
-    spec: SourceSpec, key: dg.AssetKey, description: str, partitions: dg.PartitionsDefinition
+    spec: SourceSpec, key: dg.AssetKey, description: str, partitions: dg.PartitionsDefinition,
+    deps: tuple[dg.AssetKey, ...],
 ) -> dg.AssetsDefinition:
     @dg.asset(
         key=key,
+        deps=list(deps),
         group_name=names.INGESTION,
         kinds={"duckdb", "csv"},
         description=description,
@@ -64,7 +76,8 @@ def _build_ingestion_asset(
         backfill_policy=dg.BackfillPolicy.single_run() if spec.partitioned else None,
         pool=names.DUCKDB_WRITER_POOL,
         check_specs=[dg.AssetCheckSpec(names.QUARANTINE_CHECK, asset=key, blocking=True,
-                                       description="Refused rows stay below max_quarantine_share")],
+                                       description="Refused rows stay below max_quarantine_share and no file "
+                                                   "is refused as a whole")],
         metadata={"landing_path": spec.path_glob, "table": f"raw.{spec.table}"},
         tags={"layer": "raw"},
     )
@@ -78,28 +91,31 @@ def _build_ingestion_asset(
         progress = ProgressLog(context.log.info, f"{spec.name} files loaded", len(days) if days else 1)
         with warehouse.get_connection() as con:
             load = load_source(con, spec, Path(landing_zone.path), days, loaded_at=datetime.now(UTC),
-                               on_file_loaded=progress.advance)
+                               on_file_loaded=progress.advance, reload_unchanged=config.reload_unchanged)
             con.execute("CHECKPOINT")
         context.log.info(
             f"{spec.name}: {load.rows_loaded:,} rows loaded, {load.rows_quarantined:,} quarantined "
-            f"from {len(load.files)} file(s)"
+            f"from {len(load.files)} file(s) ({load.files_unchanged} unchanged since their last load)"
         )
         return _result(spec, load, config.max_quarantine_share, key)
 
     return _load
 
 
+# Each source's rows name rows of the sources before it (docs/data-contracts.md), so those load first.
 DESCRIPTIONS = {
-    names.RAW_CUSTOMERS: ("customers", "Customer master data (full snapshot) in raw.customers."),
-    names.RAW_MERCHANTS: ("merchants", "Merchant master data (full snapshot) in raw.merchants."),
+    names.RAW_CUSTOMERS: ("customers", "Customer master data (full snapshot) in raw.customers.", ()),
+    names.RAW_MERCHANTS: ("merchants", "Merchant master data (full snapshot) in raw.merchants.", ()),
     names.RAW_TRANSACTIONS: (
-        "transactions", "Card transactions, one daily partition per UTC day of event_ts, in raw.transactions."),
+        "transactions", "Card transactions, one daily partition per UTC day of event_ts, in raw.transactions.",
+        names.SNAPSHOT_RAW),
     names.RAW_CHARGEBACKS: (
-        "chargebacks", "Chargebacks, one daily partition per UTC day they were reported, in raw.chargebacks."),
+        "chargebacks", "Chargebacks, one daily partition per UTC day they were reported, in raw.chargebacks.",
+        (names.RAW_TRANSACTIONS,)),
 }
 
 
 def build_ingestion_assets(partitions: dg.PartitionsDefinition) -> list[dg.AssetsDefinition]:
     """One asset per source system; the daily sources are partitioned by `partitions`."""
-    return [_build_ingestion_asset(SOURCES[source], key, description, partitions)
-            for key, (source, description) in DESCRIPTIONS.items()]
+    return [_build_ingestion_asset(SOURCES[source], key, description, partitions, deps)
+            for key, (source, description, deps) in DESCRIPTIONS.items()]

@@ -15,6 +15,17 @@ from platform_assets.lib import landing
 
 
 @dataclass(frozen=True)
+class Reference:
+    """A value that must name a row already in another raw table (the policy: docs/data-contracts.md)."""
+
+    column: str
+    table: str
+    reason: str
+    # (our time column, the referenced row's time column, reason): ours may not be earlier than theirs.
+    not_before: tuple[str, str, str] | None = None
+
+
+@dataclass(frozen=True)
 class SourceSpec:
     name: str
     table: str
@@ -23,6 +34,7 @@ class SourceSpec:
     rules: tuple[tuple[str, str], ...]
     partitioned: bool
     partition_ts_column: str | None = None
+    references: tuple[Reference, ...] = ()
 
     @property
     def path_glob(self) -> str:
@@ -36,13 +48,42 @@ class SourceSpec:
         return landing.partition_path(landing_dir, self.name, day)
 
 
+ID_PATTERN = "[A-Za-z0-9][A-Za-z0-9_-]{0,63}"
+# ISO 8601 with a zone, at most microseconds; hour 24 and second 60 are refused (DuckDB would roll them over).
+ZONED_TS = (r"[0-9]{4}-[0-9]{2}-[0-9]{2}[T ]([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\.[0-9]{1,6})?"
+            r"(Z|[+-]([01][0-9]|2[0-3])(:?[0-5][0-9])?)")
+ZONELESS_TS = r"[0-9]{4}-[0-9]{2}-[0-9]{2}([T ][0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]+)?)?)?"
+# ISO 4217 currencies without minor units; every other accepted currency has two (DECIMAL(18,2) holds no more).
+ZERO_DECIMAL_CURRENCIES = ("BIF", "CLP", "DJF", "GNF", "ISK", "JPY", "KMF", "KRW", "PYG", "RWF", "UGX", "VND",
+                           "VUV", "XAF", "XOF", "XPF")
+
+
 def _missing(column: str) -> tuple[str, str]:
     return (f"missing_{column}", f"nullif(trim({column}), '') IS NULL")
 
 
-def _bad_ts(column: str) -> tuple[str, str]:
-    return ("invalid_timestamp", f"try_cast({column} AS TIMESTAMPTZ) IS NULL")
+def _bad_id(column: str) -> tuple[str, str]:
+    return (f"invalid_{column}", f"NOT regexp_full_match({column}, '{ID_PATTERN}')")
 
+
+def _ids(*columns: str) -> tuple[tuple[str, str], ...]:
+    return tuple(rule for c in columns
+                 for rule in (_missing(c), ("stray_quote", f"strpos({c}, '\"') > 0"), _bad_id(c)))
+
+
+def _ts(column: str) -> tuple[tuple[str, str], ...]:
+    return (
+        ("timestamp_without_zone", f"regexp_full_match({column}, '{ZONELESS_TS}')"),
+        ("invalid_timestamp",
+         f"NOT regexp_full_match({column}, '{ZONED_TS}') OR try_cast({column} AS TIMESTAMPTZ) IS NULL"),
+    )
+
+
+def _in_day(column: str) -> tuple[str, str]:
+    return ("timestamp_outside_partition", f"CAST(try_cast({column} AS TIMESTAMPTZ) AS DATE) <> $partition_date")
+
+
+_ZERO_DECIMALS = ", ".join(f"'{c}'" for c in ZERO_DECIMAL_CURRENCIES)
 
 CUSTOMERS = SourceSpec(
     name="customers",
@@ -51,10 +92,12 @@ CUSTOMERS = SourceSpec(
              "birth_year": "INTEGER"},
     id_column="customer_id",
     rules=(
-        _missing("customer_id"),
-        _bad_ts("created_at"),
-        ("unknown_card_type", "card_type NOT IN ('credit', 'debit', 'prepaid') OR card_type IS NULL"),
-        ("invalid_birth_year", "coalesce(NOT (try_cast(birth_year AS INTEGER) BETWEEN 1900 AND 2030), true)"),
+        *_ids("customer_id"),
+        *_ts("created_at"),
+        ("invalid_country", "NOT regexp_full_match(country, '[A-Z]{2}')"),
+        ("unknown_card_type", "card_type NOT IN ('credit', 'debit', 'prepaid')"),
+        ("invalid_birth_year",
+         "NOT regexp_full_match(birth_year, '(19|20)[0-9]{2}') OR try_cast(birth_year AS INTEGER) > 2030"),
     ),
     partitioned=False,
 )
@@ -65,9 +108,11 @@ MERCHANTS = SourceSpec(
              "category": "VARCHAR", "country": "VARCHAR", "created_at": "TIMESTAMPTZ"},
     id_column="merchant_id",
     rules=(
-        _missing("merchant_id"),
-        ("invalid_category_code", "NOT coalesce(regexp_full_match(category_code, '[0-9]{4}'), false)"),
-        _bad_ts("created_at"),
+        *_ids("merchant_id"),
+        ("missing_merchant_name", "nullif(trim(merchant_name), '') IS NULL"),
+        ("invalid_category_code", "NOT regexp_full_match(category_code, '[0-9]{4}')"),
+        ("invalid_country", "NOT regexp_full_match(country, '[A-Z]{2}')"),
+        *_ts("created_at"),
     ),
     partitioned=False,
 )
@@ -78,17 +123,23 @@ TRANSACTIONS = SourceSpec(
              "amount": "DECIMAL(18,2)", "currency": "VARCHAR", "channel": "VARCHAR", "event_ts": "TIMESTAMPTZ"},
     id_column="transaction_id",
     rules=(
-        _missing("transaction_id"),
-        _missing("customer_id"),
-        _missing("merchant_id"),
-        ("invalid_amount", "coalesce(try_cast(amount AS DECIMAL(18,2)) <= 0, true)"),
-        ("invalid_currency", "NOT coalesce(regexp_full_match(currency, '[A-Z]{3}'), false)"),
-        ("unknown_channel", "channel NOT IN ('card_present', 'online') OR channel IS NULL"),
-        _bad_ts("event_ts"),
-        ("timestamp_outside_partition", "CAST(try_cast(event_ts AS TIMESTAMPTZ) AS DATE) <> $partition_date"),
+        *_ids("transaction_id", "customer_id", "merchant_id"),
+        # Plain decimal notation only: no sign, exponent, thousands separator, NaN or infinity.
+        ("invalid_amount",
+         r"NOT regexp_full_match(amount, '[0-9]{1,15}(\.[0-9]+)?') OR try_cast(amount AS DECIMAL(38,10)) <= 0"),
+        ("invalid_currency", "NOT regexp_full_match(currency, '[A-Z]{3}')"),
+        ("amount_precision", (r"length(regexp_extract(amount, '\.([0-9]+)$', 1)) > "
+                              f"CASE WHEN currency IN ({_ZERO_DECIMALS}) THEN 0 ELSE 2 END")),
+        ("unknown_channel", "channel NOT IN ('card_present', 'online')"),
+        *_ts("event_ts"),
+        _in_day("event_ts"),
     ),
     partitioned=True,
     partition_ts_column="event_ts",
+    references=(
+        Reference("customer_id", "customers", "unknown_customer"),
+        Reference("merchant_id", "merchants", "unknown_merchant"),
+    ),
 )
 CHARGEBACKS = SourceSpec(
     name="chargebacks",
@@ -97,14 +148,21 @@ CHARGEBACKS = SourceSpec(
              "reason": "VARCHAR"},
     id_column="chargeback_id",
     rules=(
-        _missing("chargeback_id"),
-        _missing("transaction_id"),
-        _bad_ts("reported_at"),
-        ("timestamp_outside_partition", "CAST(try_cast(reported_at AS TIMESTAMPTZ) AS DATE) <> $partition_date"),
-        ("unknown_reason",
-         "reason NOT IN ('fraud', 'product_not_received', 'duplicate_processing') OR reason IS NULL"),
+        *_ids("chargeback_id", "transaction_id"),
+        *_ts("reported_at"),
+        _in_day("reported_at"),
+        ("unknown_reason", "reason NOT IN ('fraud', 'product_not_received', 'duplicate_processing')"),
     ),
     partitioned=True,
     partition_ts_column="reported_at",
+    references=(
+        Reference("transaction_id", "transactions", "unknown_transaction",
+                  not_before=("reported_at", "event_ts", "reported_before_transaction")),
+    ),
+)
+# Reasons that depend on other tables: a day that holds them is checked again on every load, unchanged or not.
+REFERENCE_REASONS = frozenset(
+    reason for spec in (TRANSACTIONS, CHARGEBACKS) for ref in spec.references
+    for reason in (ref.reason, *(ref.not_before[2:] if ref.not_before else ()))
 )
 SOURCES = {s.name: s for s in (CUSTOMERS, MERCHANTS, TRANSACTIONS, CHARGEBACKS)}

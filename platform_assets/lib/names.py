@@ -28,6 +28,8 @@ RAW_TRANSACTIONS = dg.AssetKey("raw_transactions")
 RAW_CHARGEBACKS = dg.AssetKey("raw_chargebacks")
 DAILY_RAW = (RAW_TRANSACTIONS, RAW_CHARGEBACKS)
 SNAPSHOT_RAW = (RAW_CUSTOMERS, RAW_MERCHANTS)
+# Every raw table in load order: a row may only name rows of the tables before it (docs/data-contracts.md).
+RAW = SNAPSHOT_RAW + DAILY_RAW
 
 # Warehouse: the dbt marts later stages read (their parquet exports), keyed by model name.
 FCT_TRANSACTIONS = dg.AssetKey("fct_transactions")

@@ -19,7 +19,7 @@ from platform_assets.lib import names
 from platform_assets.settings import Settings, load_settings
 from platform_assets.simulator import SCENARIOS, SimulationConfig, write_landing_zone
 
-PARTITIONED = list(names.DAILY_RAW)
+INGESTED = list(names.RAW)
 # Scored and monitored day by day; the demo materializes their newest day (older days: backfill from the UI).
 NEWEST_DAY_GROUPS = (names.SCORING, names.MONITORING)
 
@@ -35,7 +35,8 @@ class PlatformRun:
 def materialize_platform(
     settings: Settings, first_day: date, last_day: date, instance: dg.DagsterInstance, raise_on_error: bool = True
 ) -> PlatformRun:
-    """Load the daily partitions first_day..last_day, then materialize every other asset of the graph."""
+    """Load the snapshots and the daily partitions first_day..last_day, then materialize every other asset of the
+    graph."""
     defs = build_definitions(settings)
     graph = defs.resolve_asset_graph()
     assets = list(defs.assets)
@@ -44,7 +45,7 @@ def materialize_platform(
     started = time.perf_counter()
     partitions_run = dg.materialize(
         assets,
-        selection=dg.AssetSelection.assets(*PARTITIONED),
+        selection=dg.AssetSelection.assets(*INGESTED),
         instance=instance,
         resources=defs.resources,
         tags=window,
@@ -54,7 +55,7 @@ def materialize_platform(
     # The scoring service's log and its report: nothing is served before `make serve` runs.
     live = (names.SERVED_PREDICTIONS, names.SERVED_TRAFFIC_REPORT)
     daily = {k for k in daily if k not in live}
-    rest = [k for k in graph.materializable_asset_keys if k not in PARTITIONED and k not in daily and k not in live]
+    rest = [k for k in graph.materializable_asset_keys if k not in INGESTED and k not in daily and k not in live]
     graph_run = dg.materialize(
         assets,
         selection=dg.AssetSelection.assets(*rest),

@@ -232,12 +232,12 @@ def _load_days(run: LoopRun, first: date, last: date) -> None:
     """Ingest first..last in one run, then warehouse and features (a backfill, as from the UI)."""
     assets, graph = list(run.defs.assets), run.defs.resolve_asset_graph()
     window = names.partition_range_tags(first.isoformat(), last.isoformat())
-    assert dg.materialize(assets, selection=dg.AssetSelection.assets("raw_transactions", "raw_chargebacks"),
+    assert dg.materialize(assets, selection=dg.AssetSelection.assets(*names.RAW),
                           instance=run.instance, resources=run.defs.resources, tags=window).success
     later = dg.AssetSelection.groups("training", "scoring", "serving", "monitoring") | dg.AssetSelection.assets(
         "training_set")
     rest = [k for k in graph.materializable_asset_keys
-            if k not in later.resolve(graph) and k.path[-1] not in ("raw_transactions", "raw_chargebacks")]
+            if k not in later.resolve(graph) and k not in names.RAW]
     assert dg.materialize(assets, selection=dg.AssetSelection.assets(*rest), instance=run.instance,
                           resources=run.defs.resources, tags=window).success
 

@@ -16,11 +16,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from platform_assets.ingestion.loader import (
-    LandingFileMissing,
-    LandingSchemaMismatch,
-    load_source,
-)
+from platform_assets.ingestion.loader import LandingFileMissing, load_source
 from platform_assets.ingestion.sources import CHARGEBACKS, CUSTOMERS, MERCHANTS, SOURCES, TRANSACTIONS
 from platform_assets.simulator import SimulationConfig, simulate, write_landing_zone
 
@@ -48,7 +44,7 @@ TX_ROWS = [
     ["T015", "C1", "M1", "5.00", "EUR", "online", "2026-02-28T23:59:59.999999Z"],  # 16 timestamp_outside_partition
     ["T016", "C1", "M1", "n/a", "EUR", "online", "2026-03-01T12:00:00Z"],  # 17 invalid_amount (first copy)
     ["T016", "C6", "M6", "7.25", "EUR", "card_present", "2026-03-01T15:00:00Z"],  # 18 good: second copy loads
-    ["T001", "C9", "M9", "1.00", "EUR", "online", "2026-03-01T16:00:00Z"],  # 19 duplicate_transaction_id
+    ["T001", "C1", "M1", "12.50", "EUR", "online", "2026-03-01T10:00:00.123456Z"],  # 19 duplicate_transaction_id
 ]
 TX_EXPECTED_REASONS = {
     "missing_transaction_id": 1,
@@ -83,12 +79,33 @@ def tx_row(tx_id: str, day: date, hour: int = 12, amount: str = "10.00") -> list
     return [tx_id, "C1", "M1", amount, "EUR", "online", f"{day.isoformat()}T{hour:02d}:00:00Z"]
 
 
+CUSTOMER_HEADER = ["customer_id", "created_at", "country", "card_type", "birth_year"]
+MERCHANT_HEADER = ["merchant_id", "merchant_name", "category_code", "category", "country", "created_at"]
+
+
+def seed_references(con, landing: Path, n: int = 9) -> None:
+    """Customers C1..Cn and merchants M1..Mn: transactions are checked against the snapshots."""
+    write_file(landing, "customers", None, CUSTOMER_HEADER,
+               [[f"C{i}", "2025-01-01T00:00:00Z", "DE", "credit", "1980"] for i in range(1, n + 1)])
+    write_file(landing, "merchants", None, MERCHANT_HEADER,
+               [[f"M{i}", "Shop", "5411", "grocery", "DE", "2024-01-01T00:00:00Z"] for i in range(1, n + 1)])
+    load_source(con, CUSTOMERS, landing, None, LOADED_AT)
+    load_source(con, MERCHANTS, landing, None, LOADED_AT)
+
+
 @pytest.fixture
 def con(tmp_path):
     connection = duckdb.connect(str(tmp_path / "w.duckdb"))
     connection.execute("SET TimeZone = 'UTC'")  # as WarehouseResource.get_connection does
     yield connection
     connection.close()
+
+
+@pytest.fixture
+def tx_con(con, tmp_path):
+    """A warehouse whose snapshots hold the customers and merchants the hand-written transactions name."""
+    seed_references(con, tmp_path / "references")
+    return con
 
 
 @pytest.fixture
@@ -112,7 +129,8 @@ def quarantine(con, source: str, day: date | None) -> list[tuple]:
 # --- transactions -----------------------------------------------------------------------------------------------
 
 
-def test_every_quarantine_reason_is_counted_and_good_rows_load(con, landing):
+def test_every_quarantine_reason_is_counted_and_good_rows_load(tx_con, landing):
+    con = tx_con
     write_file(landing, "transactions", DAY1, TX_HEADER, TX_ROWS)
     result = load_source(con, TRANSACTIONS, landing, [DAY1], LOADED_AT)
 
@@ -136,10 +154,11 @@ def test_every_quarantine_reason_is_counted_and_good_rows_load(con, landing):
     records = {line: json.loads(record) for line, _, record in q}
     assert records[10]["amount"] == "n/a"
     assert records[17] == dict(zip(TX_HEADER, TX_ROWS[15]))
-    assert records[19]["customer_id"] == "C9"
+    assert records[19] == dict(zip(TX_HEADER, TX_ROWS[0]))
 
 
-def test_loaded_rows_have_contract_types_utc_and_microseconds(con, landing):
+def test_loaded_rows_have_contract_types_utc_and_microseconds(tx_con, landing):
+    con = tx_con
     write_file(landing, "transactions", DAY1, TX_HEADER, TX_ROWS)
     load_source(con, TRANSACTIONS, landing, [DAY1], LOADED_AT)
 
@@ -161,22 +180,28 @@ def test_loaded_rows_have_contract_types_utc_and_microseconds(con, landing):
     assert rows(con, "SELECT DISTINCT partition_date, _loaded_at FROM raw.transactions") == [(DAY1, LOADED_AT)]
 
 
-def test_reloading_a_day_is_idempotent(con, landing):
+def test_reloading_a_day_is_idempotent(tx_con, landing):
+    con = tx_con
     write_file(landing, "transactions", DAY1, TX_HEADER, TX_ROWS)
     first = load_source(con, TRANSACTIONS, landing, [DAY1], LOADED_AT)
     later = LOADED_AT + timedelta(hours=1)
-    second = load_source(con, TRANSACTIONS, landing, [DAY1], later)
+    unchanged = load_source(con, TRANSACTIONS, landing, [DAY1], later)
+    forced = load_source(con, TRANSACTIONS, landing, [DAY1], later, reload_unchanged=True)
 
-    assert (second.rows_read, second.rows_loaded, second.quarantine_by_reason) == (
-        first.rows_read, first.rows_loaded, first.quarantine_by_reason)
+    for again in (unchanged, forced):
+        assert (again.rows_read, again.rows_loaded, again.quarantine_by_reason) == (
+            first.rows_read, first.rows_loaded, first.quarantine_by_reason)
+    assert (first.files_unchanged, unchanged.files_unchanged, forced.files_unchanged) == (0, 1, 0)
     assert rows(con, "SELECT count(*), count(DISTINCT transaction_id) FROM raw.transactions") == [(4, 4)]
-    assert rows(con, "SELECT count(*) FROM raw.quarantine") == [(14,)]
-    # The rows are the new load's, not leftovers of the first.
+    assert rows(con, "SELECT count(*) FROM raw.quarantine WHERE source = 'transactions'") == [(14,)]
+    # The same bytes are loaded once; a forced reload replaces the rows, it leaves no leftovers of the first.
+    assert rows(con, "SELECT count(*) FROM raw.landed_files WHERE source = 'transactions'") == [(2,)]
     assert rows(con, "SELECT DISTINCT _loaded_at FROM raw.transactions") == [(later,)]
-    assert rows(con, "SELECT DISTINCT _loaded_at FROM raw.quarantine") == [(later,)]
+    assert rows(con, "SELECT DISTINCT _loaded_at FROM raw.quarantine WHERE source = 'transactions'") == [(later,)]
 
 
-def test_reloading_one_day_leaves_other_days_alone(con, landing):
+def test_reloading_one_day_leaves_other_days_alone(tx_con, landing):
+    con = tx_con
     write_file(landing, "transactions", DAY1, TX_HEADER, [tx_row("A1", DAY1), tx_row("A2", DAY1, 13)])
     write_file(landing, "transactions", DAY2, TX_HEADER, [tx_row("B1", DAY2), ["B2", "", "M1", "1", "EUR",
                                                                                "online", "2026-03-02T01:00:00Z"]])
@@ -189,43 +214,54 @@ def test_reloading_one_day_leaves_other_days_alone(con, landing):
     assert quarantine(con, "transactions", DAY2) == []
 
 
-def test_missing_file_raises_with_the_way_to_make_one(con, landing):
+def test_missing_file_raises_with_the_way_to_make_one(tx_con, landing):
+    con = tx_con
     write_file(landing, "transactions", DAY1, TX_HEADER, [tx_row("A1", DAY1)])
     with pytest.raises(LandingFileMissing, match="make simulate") as excinfo:
         load_source(con, TRANSACTIONS, landing, [DAY1, DAY2], LOADED_AT)
     assert isinstance(excinfo.value, FileNotFoundError)
     assert str(TRANSACTIONS.landing_file(landing, DAY2)) in str(excinfo.value)
     # Nothing was loaded (the check runs before anything is written).
-    assert rows(con, "SELECT count(*) FROM duckdb_tables() WHERE schema_name = 'raw'") == [(0,)]
+    assert rows(con, "SELECT count(*) FROM duckdb_tables() WHERE schema_name = 'raw' AND table_name = "
+                     "'transactions'") == [(0,)]
 
 
-def test_missing_column_raises_schema_mismatch(con, landing):
+def test_missing_column_refuses_the_file_line_by_line(tx_con, landing):
+    con = tx_con
     header = [c for c in TX_HEADER if c != "currency"]
     write_file(landing, "transactions", DAY1, header, [["A1", "C1", "M1", "1.00", "online", "2026-03-01T10:00:00Z"]])
-    with pytest.raises(LandingSchemaMismatch, match="currency"):
-        load_source(con, TRANSACTIONS, landing, [DAY1], LOADED_AT)
+    result = load_source(con, TRANSACTIONS, landing, [DAY1], LOADED_AT)
+    assert (result.rows_read, result.rows_loaded, dict(result.quarantine_by_reason)) == (1, 0, {"header_mismatch": 1})
+    assert "missing column(s) ['currency']" in result.file_problems[0]
     assert rows(con, "SELECT count(*) FROM raw.transactions") == [(0,)]
 
 
-def test_failure_in_a_later_file_leaves_earlier_days_untouched(con, landing):
+def test_failure_in_a_later_file_leaves_earlier_days_untouched(tx_con, landing):
+    con = tx_con
     good_day1 = [tx_row("A1", DAY1), tx_row("A2", DAY1, 13), ["A3", "", "M1", "1", "EUR", "online",
                                                               "2026-03-01T14:00:00Z"]]
     write_file(landing, "transactions", DAY1, TX_HEADER, good_day1)
     load_source(con, TRANSACTIONS, landing, [DAY1], LOADED_AT)
     before = rows(con, "SELECT * FROM raw.transactions ORDER BY transaction_id")
     q_before = rows(con, "SELECT * FROM raw.quarantine ORDER BY line_number")
+    manifest_before = rows(con, "SELECT count(*) FROM raw.landed_files")
     assert len(before) == 2 and len(q_before) == 1
 
-    # Day 1 changes, day 2 is broken: the multi-day load must change nothing at all.
+    # Day 1 changes, and the process dies after it, while day 2 loads: the multi-day load changes nothing.
     write_file(landing, "transactions", DAY1, TX_HEADER, [tx_row("X1", DAY1)])
-    write_file(landing, "transactions", DAY2, TX_HEADER[:-1], [tx_row("B1", DAY2)[:-1]])
-    with pytest.raises(LandingSchemaMismatch, match="event_ts"):
-        load_source(con, TRANSACTIONS, landing, [DAY1, DAY2], LOADED_AT + timedelta(days=1))
+    write_file(landing, "transactions", DAY2, TX_HEADER, [tx_row("B1", DAY2)])
+
+    def die_after_first_file(_rows):
+        raise KeyboardInterrupt("killed")
+
+    with pytest.raises(KeyboardInterrupt):
+        load_source(con, TRANSACTIONS, landing, [DAY1, DAY2], LOADED_AT + timedelta(days=1),
+                    on_file_loaded=die_after_first_file)
 
     assert rows(con, "SELECT * FROM raw.transactions ORDER BY transaction_id") == before
     assert rows(con, "SELECT * FROM raw.quarantine ORDER BY line_number") == q_before
+    assert rows(con, "SELECT count(*) FROM raw.landed_files") == manifest_before
     # The connection is usable again (no transaction left open).
-    write_file(landing, "transactions", DAY2, TX_HEADER, [tx_row("B1", DAY2)])
     result = load_source(con, TRANSACTIONS, landing, [DAY1, DAY2], LOADED_AT)
     assert result.rows_loaded == 2
     assert rows(con, "SELECT transaction_id FROM raw.transactions ORDER BY 1") == [("B1",), ("X1",)]
@@ -233,6 +269,7 @@ def test_failure_in_a_later_file_leaves_earlier_days_untouched(con, landing):
 
 def test_partition_check_does_not_depend_on_the_session_time_zone(tmp_path, landing):
     con = duckdb.connect(str(tmp_path / "w.duckdb"))
+    seed_references(con, tmp_path / "references")
     con.execute("SET TimeZone = 'America/New_York'")
     write_file(landing, "transactions", DAY1, TX_HEADER,
                [tx_row("A1", DAY1, hour=2), tx_row("A2", DAY1, hour=23)])
@@ -243,7 +280,10 @@ def test_partition_check_does_not_depend_on_the_session_time_zone(tmp_path, land
 # --- chargebacks and snapshots ----------------------------------------------------------------------------------
 
 
-def test_chargeback_quarantine_reasons(con, landing):
+def test_chargeback_quarantine_reasons(tx_con, landing):
+    con = tx_con
+    write_file(landing, "transactions", DAY1, TX_HEADER, [tx_row(f"T{i}", DAY1) for i in range(1, 10)])
+    load_source(con, TRANSACTIONS, landing, [DAY1], LOADED_AT)
     header = ["chargeback_id", "transaction_id", "reported_at", "reason"]
     write_file(landing, "chargebacks", DAY2, header, [
         ["CB1", "T1", "2026-03-02T09:00:00Z", "fraud"],
@@ -253,7 +293,7 @@ def test_chargeback_quarantine_reasons(con, landing):
         ["CB5", "T5", "yesterday", "fraud"],
         ["CB6", "T6", "2026-03-01T10:00:00Z", "fraud"],
         ["CB7", "T7", "2026-03-02T10:00:00Z", "changed_my_mind"],
-        ["CB1", "T8", "2026-03-02T11:00:00Z", "fraud"],
+        ["CB1", "T1", "2026-03-02T09:00:00Z", "fraud"],
     ])
     result = load_source(con, CHARGEBACKS, landing, [DAY2], LOADED_AT)
     assert result.rows_loaded == 2
@@ -267,14 +307,12 @@ def test_chargeback_quarantine_reasons(con, landing):
     ]
 
 
-def test_header_only_chargebacks_file_is_an_empty_day(con, landing):
+def test_header_only_chargebacks_file_is_an_empty_day(tx_con, landing):
+    con = tx_con
     write_file(landing, "chargebacks", DAY1, ["chargeback_id", "transaction_id", "reported_at", "reason"], [])
     result = load_source(con, CHARGEBACKS, landing, [DAY1], LOADED_AT)
     assert (result.rows_read, result.rows_loaded, result.rows_quarantined) == (0, 0, 0)
     assert result.quarantine_share == 0.0
-
-
-CUSTOMER_HEADER = ["customer_id", "created_at", "country", "card_type", "birth_year"]
 
 
 def test_snapshot_reload_replaces_table_and_quarantine(con, landing):
@@ -308,8 +346,7 @@ def test_non_numeric_birth_year_is_quarantined_not_fatal(con, landing):
 
 
 def test_merchant_category_code_must_be_four_digits(con, landing):
-    header = ["merchant_id", "merchant_name", "category_code", "category", "country", "created_at"]
-    write_file(landing, "merchants", None, header, [
+    write_file(landing, "merchants", None, MERCHANT_HEADER, [
         ["M1", "Shop", "5411", "grocery", "DE", "2024-01-01T00:00:00Z"],
         ["M2", "Shop", "541", "grocery", "DE", "2024-01-01T00:00:00Z"],
         ["M3", "Shop", "", "grocery", "DE", "2024-01-01T00:00:00Z"],
@@ -337,10 +374,10 @@ def test_simulated_landing_zone_loads_and_quarantines_exactly_the_malformed_rows
     summary = write_landing_zone(config, landing)
     days = [DAY1 + timedelta(days=i) for i in range(config.days)]
 
-    tx = load_source(con, TRANSACTIONS, landing, days, LOADED_AT)
-    cb = load_source(con, CHARGEBACKS, landing, days, LOADED_AT)
     customers = load_source(con, CUSTOMERS, landing, None, LOADED_AT)
     merchants = load_source(con, MERCHANTS, landing, None, LOADED_AT)
+    tx = load_source(con, TRANSACTIONS, landing, days, LOADED_AT)
+    cb = load_source(con, CHARGEBACKS, landing, days, LOADED_AT)
 
     assert summary.malformed_rows > 0
     assert tx.rows_quarantined == summary.malformed_rows
