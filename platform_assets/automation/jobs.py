@@ -10,7 +10,7 @@ from platform_assets.resources import MlflowResource, Notifier
 def daily_ingestion_job(partitions: dg.PartitionsDefinition):
     return dg.define_asset_job(
         name=names.DAILY_INGESTION_JOB,
-        selection=dg.AssetSelection.assets(*names.RAW),
+        selection=dg.AssetSelection.assets(*names.RAW, names.LANDED_FILES),
         partitions_def=partitions,
         description="Load one day of transactions and chargebacks from the landing zone, after the customer and "
         "merchant snapshots they are checked against (unchanged files are no-ops).",

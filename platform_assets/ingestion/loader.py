@@ -19,7 +19,6 @@ from datetime import date, datetime
 from pathlib import Path
 
 import duckdb
-import pyarrow as pa
 
 from platform_assets.ingestion.reader import ParsedFile, read_landing_bytes
 from platform_assets.ingestion.sources import REFERENCE_REASONS, SourceSpec
@@ -116,6 +115,8 @@ def checked_landing_file(landing_dir: Path, path: Path) -> Path:
 
 
 def _stage(con: duckdb.DuckDBPyConnection, spec: SourceSpec, parsed: ParsedFile) -> None:
+    import pyarrow as pa  # here, not at import: Definitions load without the data libraries
+
     table = pa.table({"_line_number": pa.array(parsed.line_numbers, pa.int64()),
                       **{c: pa.array(parsed.values[c], pa.string()) for c in spec.columns}})
     names = [sql_identifier(c) for c in spec.columns]

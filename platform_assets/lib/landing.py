@@ -7,6 +7,7 @@ ingestion reads it, `make doctor` inspects it, and docs/data-contracts.md docume
 
 from __future__ import annotations
 
+import re
 from datetime import date
 from pathlib import Path
 
@@ -26,3 +27,33 @@ def partition_path(landing_dir: Path, source: str, day: date) -> Path:
 def path_glob(source: str, partitioned: bool) -> str:
     """The files of one source, relative to the landing zone."""
     return f"{source}/date=*/{source}.csv" if partitioned else f"{source}/{source}.csv"
+
+
+def partition_day(folder_name: str) -> date | None:
+    """The day of a `date=YYYY-MM-DD` folder, or None for any other name (no path tricks, no impossible days)."""
+    match = re.fullmatch(r"date=(\d{4}-\d{2}-\d{2})", folder_name)
+    if not match:
+        return None
+    try:
+        return date.fromisoformat(match.group(1))
+    except ValueError:
+        return None
+
+
+def landed_files(landing_dir: Path) -> dict[str, tuple[str, date | None]]:
+    """Every landing file in the layout, by path relative to `landing_dir`: (source, day or None). Folders that
+    are not a day and files of other names are not landing files and are left out."""
+    root = Path(landing_dir)
+    found: dict[str, tuple[str, date | None]] = {}
+    for source in SNAPSHOT_SOURCES:
+        if snapshot_path(root, source).is_file():
+            found[f"{source}/{source}.csv"] = (source, None)
+    for source in DAILY_SOURCES:
+        folder = root / source
+        if not folder.is_dir():
+            continue
+        for child in folder.iterdir():
+            day = partition_day(child.name)
+            if day is not None and partition_path(root, source, day).is_file():
+                found[f"{source}/{child.name}/{source}.csv"] = (source, day)
+    return found
