@@ -86,6 +86,14 @@ class Settings:
     serving_refresh_seconds: float = 5.0
     serving_max_body_bytes: int = 1_048_576
     serving_reasons: str = "approx"
+    # The Dagster instance whose pool slots `make doctor` reads: DAGSTER_HOME, else the Makefile's default.
+    dagster_home: Path | None = None
+    # How many warehouse backups `make backup` keeps (platform_assets.tools.warehouse_backup); older ones go.
+    warehouse_backups_keep: int = 7
+
+    # A landed file of a day this many days before the newest landed day (or older) is not loaded by the landing
+    # sensor on its own: a backfill from the UI loads it (docs/data-contracts.md, "Late and changed files").
+    landing_lookback_days: int = 35
 
     @property
     def serving_log_dir(self) -> Path:
@@ -94,6 +102,10 @@ class Settings:
     @property
     def warehouse_path(self) -> Path:
         return self.data_dir / "warehouse" / "warehouse.duckdb"
+
+    @property
+    def warehouse_backup_dir(self) -> Path:
+        return self.data_dir / "backups"
 
     @property
     def exports_dir(self) -> Path:
@@ -138,6 +150,13 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
     serving_reasons = env.get("PLATFORM_SERVING_REASONS", "approx")
     if serving_reasons not in REASON_METHODS:
         raise ValueError(f"PLATFORM_SERVING_REASONS={serving_reasons!r} is not one of {REASON_METHODS}")
+    dagster_home = env.get("DAGSTER_HOME")
+    backups_keep = int(env.get("PLATFORM_WAREHOUSE_BACKUPS_KEEP", "7"))
+    if backups_keep < 1:
+        raise ValueError(f"PLATFORM_WAREHOUSE_BACKUPS_KEEP must be at least 1, got {backups_keep}")
+    lookback = int(env.get("PLATFORM_LANDING_LOOKBACK_DAYS", "35"))
+    if lookback < 0:
+        raise ValueError(f"PLATFORM_LANDING_LOOKBACK_DAYS must be 0 or more, got {lookback}")
     return Settings(
         profile=profile,
         data_dir=data_dir,
@@ -162,4 +181,7 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         serving_refresh_seconds=float(env.get("PLATFORM_SERVING_REFRESH_SECONDS", "5")),
         serving_max_body_bytes=int(env.get("PLATFORM_SERVING_MAX_BODY_BYTES", str(1_048_576))),
         serving_reasons=serving_reasons,
+        landing_lookback_days=lookback,
+        dagster_home=Path(dagster_home).resolve() if dagster_home else data_dir / "dagster",
+        warehouse_backups_keep=backups_keep,
     )

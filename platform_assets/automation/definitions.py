@@ -6,8 +6,14 @@ from platform_assets.automation.jobs import (
     retrain_job,
     rollback_champion_job,
 )
+from platform_assets.automation.landing import landing_sensor
 from platform_assets.automation.schedules import daily_ingestion_schedule, refresh_after_ingestion_sensor
-from platform_assets.automation.sensors import monitoring_automation, notify_run_failure, retrain_on_drift
+from platform_assets.automation.sensors import (
+    monitoring_automation,
+    notify_run_failure,
+    online_store_watch,
+    retrain_on_drift,
+)
 from platform_assets.lib.partitions import daily_partitions
 from platform_assets.settings import Settings
 
@@ -17,6 +23,7 @@ def build_defs(settings: Settings) -> dg.Definitions:
     return dg.Definitions(
         jobs=[ingestion_job, refresh_downstream_job, retrain_job, rollback_champion_job],
         schedules=[daily_ingestion_schedule(ingestion_job)],
-        sensors=[refresh_after_ingestion_sensor(ingestion_job), retrain_on_drift, notify_run_failure,
-                 monitoring_automation],
+        sensors=[refresh_after_ingestion_sensor(ingestion_job),
+                 landing_sensor(ingestion_job, settings.landing_dir, settings.landing_lookback_days),
+                 retrain_on_drift, notify_run_failure, monitoring_automation, online_store_watch],
     )

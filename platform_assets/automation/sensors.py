@@ -25,7 +25,7 @@ import dagster as dg
 from platform_assets.automation.jobs import retrain_job
 from platform_assets.lib import names
 from platform_assets.lib.run_config import retrain_run_config
-from platform_assets.resources import LoopPolicy, Notifier
+from platform_assets.resources import FeastResource, LoopPolicy, Notifier
 
 RUN_KEY_PREFIX = "drift-retrain:"
 
@@ -158,6 +158,51 @@ def notify_run_failure(context: dg.RunFailureSensorContext, notifier: Notifier):
         {"run_id": run.run_id, "job": run.job_name, "tags": dict(run.tags)},
         log=context.log,
     )
+
+
+ONLINE_STORE_RUN_KEY_PREFIX = "online-store-rebuild:"
+ACTIVE_RUN_STATUSES = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING,
+                       dg.DagsterRunStatus.STARTED]
+
+
+def online_store_run_key(last_storage_id: int) -> str:
+    """One incident = the store found lost after a given materialization: the rebuild makes a new one, so a
+    later loss is a new incident with a new key, and every tick of the same incident asks with the same key."""
+    return f"{ONLINE_STORE_RUN_KEY_PREFIX}{last_storage_id}"
+
+
+@dg.sensor(
+    asset_selection=dg.AssetSelection.assets(names.FEAST_ONLINE_STORE),
+    minimum_interval_seconds=60,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Re-materialize feast_online_store (a rebuild) when the online store is found missing, corrupt or "
+    "emptied between materializations.",
+)
+def online_store_watch(context: dg.SensorEvaluationContext, feast: FeastResource, notifier: Notifier):
+    """A sensor, not a scheduled run of the asset check: the check counts every entity key against the offline
+    source (a full pass over the store and the parquet), too much to repeat every minute, while a lost store
+    shows in a few bytes (`FeastResource.online_store_problem`: the file exists, has an SQLite header, is not
+    truncated, opens and holds rows; Redis answers and holds a key of the project). Found lost, the sensor asks
+    for `feast_online_store`, whose own diagnosis moves a corrupt file aside and rebuilds from the offline
+    data, and whose check then compares the counts. Nothing is asked before the first materialization (an empty
+    store is then expected) nor while a run of the asset is under way (a rebuild moves the file aside first)."""
+    records = context.instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=names.FEAST_ONLINE_STORE), limit=1).records
+    if not records:
+        return dg.SkipReason("feast_online_store was never materialized: nothing to watch yet")
+    active = context.instance.get_run_records(dg.RunsFilter(statuses=ACTIVE_RUN_STATUSES), limit=100)
+    if any(names.FEAST_ONLINE_STORE in (r.dagster_run.asset_selection or ()) for r in active):
+        return dg.SkipReason("a run of feast_online_store is under way")
+    problem = feast.online_store_problem()
+    if problem is None:
+        return dg.SkipReason("the online store is whole")
+    run_key = online_store_run_key(records[0].storage_id)
+    if context.cursor != run_key:
+        notifier.send("online_store_lost", f"online store {problem}: requesting a rebuild",
+                      {"status": problem.status, "reason": problem.reason}, log=context.log, event_id=run_key)
+        context.update_cursor(run_key)
+    return dg.RunRequest(run_key=run_key, asset_selection=[names.FEAST_ONLINE_STORE],
+                         tags={"trigger": "online_store_lost", "online_store_problem": problem.status})
 
 
 monitoring_automation = dg.AutomationConditionSensorDefinition(

@@ -11,6 +11,9 @@ Values of primitive types (int32/64, float32/64, string, bool) are stored as SQL
 its serialized `ValueProto`. Like the stock store, event timestamps are kept to the second, NaN is stored as
 NULL (Feast's protobuf conversion treats NaN as missing too), and the feature view TTL is not applied on read.
 Columns for new features are added on `feast apply` (and on first write); removed views' tables are dropped.
+Unlike the stock store, a read never creates a missing file (it raises `OnlineStoreMissing`, so a lost store is
+an error rather than None for every feature), and a connection whose file was replaced at the path (rebuilt by
+`feast_online_store`) is reopened on the next call.
 """
 
 from __future__ import annotations
@@ -149,6 +152,18 @@ def _to_epoch(ts: datetime | None) -> int | None:
     return int(ts.timestamp())
 
 
+class OnlineStoreMissing(sqlite3.OperationalError):
+    """A read found no online store file at the configured path."""
+
+
+def _file_identity(path: Path) -> tuple[int, int] | None:
+    try:
+        stat = path.stat()
+    except FileNotFoundError:
+        return None
+    return stat.st_dev, stat.st_ino
+
+
 class WideSqliteOnlineStoreConfig(SqliteOnlineStoreConfig):
     """`online_store: {type: platform_assets.feast_stores.sqlite_online.WideSqliteOnlineStore, path: ...}`"""
 
@@ -160,20 +175,33 @@ class WideSqliteOnlineStore(SqliteOnlineStore):
 
     def __init__(self) -> None:
         super().__init__()
+        self._identity: tuple[int, int] | None = None
         self._columns: dict[str, set[str]] = {}
         self._read_plans: dict[int, tuple] = {}
 
     # -- connection and schema -------------------------------------------------------------------------------
 
-    def _get_conn(self, config: RepoConfig) -> sqlite3.Connection:
+    def _get_conn(self, config: RepoConfig, create: bool = True) -> sqlite3.Connection:
+        """The connection to the file at the configured path. Reads pass `create=False`: a missing store is an
+        error, not a new empty database answering None for every feature. When the file at the path is no longer
+        the one opened (deleted, or rebuilt and the corrupt one moved aside), the connection is reopened: a
+        long-running reader must not keep reading a file the platform has replaced."""
+        path = Path(self._get_db_path(config))
+        identity = _file_identity(path)
+        if self._conn is not None and identity != self._identity:
+            self._conn.close()
+            self._conn = None
+            self._columns.clear()
         if self._conn is None:
             if getattr(config.online_store, "vector_enabled", False):
                 raise ValueError("WideSqliteOnlineStore does not store vectors: use Feast's sqlite store for them")
-            path = Path(self._get_db_path(config))
+            if identity is None and not create:
+                raise OnlineStoreMissing(f"the online store {path} does not exist: materialize feast_online_store")
             path.parent.mkdir(parents=True, exist_ok=True)
             # No detect_types: timestamps are stored as integers, so there is nothing to convert.
             self._conn = sqlite3.connect(str(path), check_same_thread=False)
             self._conn.execute("PRAGMA synchronous = NORMAL")
+            self._identity = _file_identity(path)
         return self._conn
 
     def _ensure_table(self, conn: sqlite3.Connection, table_name: str, features: Sequence[str]) -> None:
@@ -192,8 +220,10 @@ class WideSqliteOnlineStore(SqliteOnlineStore):
         conn.commit()
         self._columns[table_name] = existing
 
-    def _table_name(self, config: RepoConfig, table: FeatureView) -> str:
+    def table_name(self, config: RepoConfig, table: FeatureView) -> str:
         return wide_table_name(config.project, table, config.registry.enable_online_feature_view_versioning)
+
+    _table_name = table_name
 
     def update(
         self,
@@ -301,7 +331,7 @@ class WideSqliteOnlineStore(SqliteOnlineStore):
         entity_keys: list[EntityKeyProto],
         requested_features: list[str] | None = None,
     ) -> list[tuple[datetime | None, dict[str, ValueProto] | None]]:
-        conn = self._get_conn(config)
+        conn = self._get_conn(config, create=False)
         table_name = self._table_name(config, table)
         names = list(requested_features) if requested_features else [f.name for f in table.features]
         available = self._columns.get(table_name)
@@ -343,7 +373,7 @@ class WideSqliteOnlineStore(SqliteOnlineStore):
         values Feast's online response would hold (None: no row, or no value), with each row's event time in
         Unix seconds (0: no row). One primary-key lookup per distinct entity, no protobuf: the read the scoring
         service and `get_online_features` share."""
-        conn = self._get_conn(config)
+        conn = self._get_conn(config, create=False)
         table_name = self._table_name(config, table)
         # Per view object (the registry hands out new ones when it changes): its types and decoders, built once.
         plan = self._read_plans.get(id(table))

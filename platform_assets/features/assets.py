@@ -1,7 +1,9 @@
 """Features: the Feast registry, the online store and point-in-time training sets, as assets.
 
 `feast_feature_views` applies `feature_repo/` (the registry diff is its metadata); `feast_online_store` loads only
-the new windows of feature values into the online store, in bounded chunks; `training_set` joins matured, labelled
+the new windows of feature values into the online store, in bounded chunks, unless the store was lost (missing,
+corrupt, emptied, short of entities): then it moves a corrupt file aside and rebuilds the whole covered range, and
+its blocking check `online_store_matches_offline` compares the entity keys it holds with the offline source; `training_set` joins matured, labelled
 transactions to their features as they were known at each transaction's timestamp and saves a snapshot that can be
 rebuilt by its id.
 """
@@ -12,8 +14,10 @@ from datetime import datetime, timedelta
 import dagster as dg
 from pydantic import Field
 
-from platform_assets.features.online import DEFAULT_CHUNK, materialize_new_windows
+from platform_assets.features import online
+from platform_assets.features.online import DEFAULT_CHUNK
 from platform_assets.lib import names
+from platform_assets.lib import online_store_health as health
 from platform_assets.lib.exports import connect as _parquet_reader
 from platform_assets.lib.identifiers import sql_identifier
 from platform_assets.lib.run_config import TrainingSetConfig
@@ -61,11 +65,24 @@ def feast_feature_views(context: dg.AssetExecutionContext, feast: FeastResource)
     group_name=names.FEATURES,
     kinds={"feast"},
     deps=[feast_feature_views, *FEATURE_MARTS],
-    description="The online store holding each customer's and merchant's newest feature values for serving.",
+    description="The online store holding each customer's and merchant's newest feature values for serving; "
+    "rebuilt from the offline data when it is missing, corrupt or short.",
+    check_specs=[
+        dg.AssetCheckSpec(
+            names.ONLINE_STORE_CHECK,
+            asset=names.FEAST_ONLINE_STORE,
+            blocking=True,
+            description="Every view's online entity keys cover the offline source's entities in the range the "
+            "store serves, and the store reads back whole",
+        )
+    ],
 )
 def feast_online_store(
     context: dg.AssetExecutionContext, config: OnlineStoreConfig, feast: FeastResource, storage: PlatformStorage
 ) -> dg.MaterializeResult:
+    """Incremental by default; a rebuild when `diagnose` finds the store lost. The registry remembers what was
+    loaded, the store may have forgotten it: trusting the registry alone reported success with 0 rows over a
+    deleted file, and left a corrupt one failing every read."""
     store = feast.store()
     views = store.list_feature_views()
     sources = {v.name: (v.batch_source.path, [c.name for c in v.entity_columns]) for v in views}
@@ -74,6 +91,21 @@ def feast_online_store(
     end = newest + timedelta(seconds=1)
     written: dict[str, int] = {}
 
+    def offline_entities(view, start, until) -> int:
+        path, keys = sources[view.name]
+        return _entities_in_window(path, keys, start, until, inclusive=True)
+
+    diagnosis = online.diagnose(store, views, offline_entities)
+    moved_aside = None
+    if diagnosis.rebuild:
+        context.log.warning(f"online store {diagnosis.problem}: rebuilding it from the offline data")
+        if diagnosis.problem.status == health.CORRUPT:
+            moved_aside = health.move_aside(diagnosis.location)
+            context.log.warning(f"the corrupt online store was moved aside to {moved_aside}")
+        windows = online.rebuild_windows(views, end)
+    else:
+        windows = online.pending_windows(views, end)
+
     def count_chunk(chunk) -> None:
         path, keys = sources[chunk.view]
         rows = _entities_in_window(path, keys, chunk.start, chunk.end)
@@ -81,10 +113,11 @@ def feast_online_store(
         context.log.info(f"{chunk.view} {chunk.start:%Y-%m-%d}..{chunk.end:%Y-%m-%d}: {rows:,} entities")
 
     started = time.perf_counter()
-    chunks = materialize_new_windows(store, end, timedelta(days=config.chunk_days), on_chunk=count_chunk)
+    chunks = online.materialize_windows(store, windows, timedelta(days=config.chunk_days), on_chunk=count_chunk)
     elapsed = time.perf_counter() - started
     rows = sum(written.values())
     context.log.info(f"materialized up to {end.isoformat()}: {rows:,} entity rows in {elapsed:.1f}s")
+    check = _store_matches_offline(store, views, end, offline_entities)
     return dg.MaterializeResult(
         metadata={
             "materialized_until": end.isoformat(),
@@ -97,7 +130,39 @@ def feast_online_store(
             "materialize_seconds": round(elapsed, 3),
             "rows_per_second": round(rows / elapsed, 1) if elapsed > 0 else 0.0,
             "online_store": store.config.online_store.type,
-        }
+            names.ONLINE_STORE_REBUILT: diagnosis.rebuild,
+            "rebuild_reason": str(diagnosis.problem) if diagnosis.problem else "",
+            "moved_aside": str(moved_aside) if moved_aside else "",
+            "entities": dg.MetadataValue.json(check.metadata["online_entities"].value),
+        },
+        check_results=[check],
+    )
+
+
+def _store_matches_offline(store, views, end, offline_entities) -> dg.AssetCheckResult:
+    """After the load: the store reads back whole, and holds at least every entity the offline source has for
+    each view in its covered range (more is fine: entities whose newest row has aged past the TTL stay, stale)."""
+    problem = None
+    if health.is_sqlite(store.config.online_store):
+        problem = health.integrity_problem(store.config.online_store.path)
+    counts = health.entity_counts(store, views) if problem is None else {v.name: 0 for v in views}
+    expected = {v.name: offline_entities(v, online.covered_since(v, end), end) for v in views}
+    short = sorted(name for name, want in expected.items() if counts[name] < want)
+    passed = problem is None and not short
+    if problem is not None:
+        description = str(problem)
+    elif short:
+        description = "online entity keys below the offline source: " + ", ".join(
+            f"{n} {counts[n]:,} of {expected[n]:,}" for n in short)
+    else:
+        description = None
+    return dg.AssetCheckResult(
+        check_name=names.ONLINE_STORE_CHECK,
+        passed=passed,
+        severity=dg.AssetCheckSeverity.ERROR,
+        metadata={"online_entities": dg.MetadataValue.json(counts),
+                  "offline_entities": dg.MetadataValue.json(expected)},
+        description=description,
     )
 
 
@@ -106,13 +171,15 @@ def _newest_event(path: str):
         return con.execute("SELECT max(event_timestamp) FROM read_parquet(?)", [path]).fetchone()[0]
 
 
-def _entities_in_window(path: str, keys: list[str], start, end) -> int:
-    """Entity rows one materialize call writes: the entities with a feature row in [start, end)."""
+def _entities_in_window(path: str, keys: list[str], start, end, inclusive: bool = False) -> int:
+    """Entity rows one materialize call writes: the entities with a feature row in [start, end), or in
+    [start, end] (what a materialization up to `end` leaves in the store: Feast's window includes its end)."""
     columns = ", ".join(sql_identifier(k) for k in keys)
+    upper = "<=" if inclusive else "<"
     with _parquet_reader() as con:
         return con.execute(
             f"SELECT count(*) FROM (SELECT DISTINCT {columns} FROM read_parquet(?) "
-            "WHERE event_timestamp >= ? AND event_timestamp < ?)",
+            f"WHERE event_timestamp >= ? AND event_timestamp {upper} ?)",
             [path, start, end],
         ).fetchone()[0]
 

@@ -30,6 +30,8 @@ DAILY_RAW = (RAW_TRANSACTIONS, RAW_CHARGEBACKS)
 SNAPSHOT_RAW = (RAW_CUSTOMERS, RAW_MERCHANTS)
 # Every raw table in load order: a row may only name rows of the tables before it (docs/data-contracts.md).
 RAW = SNAPSHOT_RAW + DAILY_RAW
+# The manifest of every landed file loaded into raw (raw.landed_files): path, size, hash, counts.
+LANDED_FILES = dg.AssetKey("landed_files")
 
 # Warehouse: the dbt marts later stages read (their parquet exports), keyed by model name.
 FCT_TRANSACTIONS = dg.AssetKey("fct_transactions")
@@ -59,8 +61,13 @@ VERDICT_ASSETS = (FEATURE_DRIFT_REPORT, PREDICTION_DRIFT_REPORT, MODEL_PERFORMAN
 
 # Asset checks other stages (the retrain sensor, the docs, the tests) refer to.
 QUARANTINE_CHECK = "quarantine_share_below_threshold"
+LANDED_FILES_CHECK = "every_landed_file_loaded"
 TRAINABLE_CHECK = "enough_labelled_fraud_in_each_split"
 SKEW_CHECK = "served_features_match_point_in_time"
+ONLINE_STORE_CHECK = "online_store_matches_offline"
+
+# Metadata key of a `feast_online_store` materialization that rebuilt a lost store (the docs, the tests).
+ONLINE_STORE_REBUILT = "rebuilt"
 
 # Metadata keys of the monitoring verdict: the only link between monitoring and the retrain sensor.
 DRIFT_DETECTED = "drift_detected"

@@ -80,6 +80,25 @@ class FeastResource(dg.ConfigurableResource):
 
         return FeatureStore(repo_path=self.repo_path, config=self.repo_config())
 
+    def online_store_problem(self):
+        """The cheap probe of this profile's online store (lib/online_store_health): a `Problem` when it is
+        missing, corrupt, emptied or unreachable, else None. Reads a few bytes of the SQLite file, or pings Redis
+        and looks for one key of the project: cheap enough for a sensor tick."""
+        from platform_assets.lib import online_store_health as health
+
+        config = self.render_config()
+        online = config.get("online_store") or {}
+        if health.is_sqlite(online):
+            path = Path(online["path"])
+            return health.sqlite_problem(path if path.is_absolute() else Path(self.repo_path) / path,
+                                         config["project"])
+        if health.is_redis(online):
+            from feast.infra.online_stores.helpers import get_online_store_from_config
+
+            repo_config = self.repo_config()
+            return health.redis_problem(get_online_store_from_config(repo_config.online_store), repo_config)
+        return None
+
     def definitions_module(self) -> ModuleType:
         path = Path(self.repo_path) / DEFINITIONS_MODULE
         spec = importlib.util.spec_from_file_location("_platform_feature_definitions", path)

@@ -19,7 +19,8 @@ from datetime import UTC, datetime
 import dagster as dg
 from pydantic import Field
 
-KINDS = ("drift_event", "retrain_requested", "promotion", "promotion_refused", "rollback", "run_failure")
+KINDS = ("drift_event", "retrain_requested", "promotion", "promotion_refused", "rollback", "run_failure",
+         "online_store_lost")
 
 
 def derived_event_id(kind: str, message: str, details: dict) -> str:

@@ -3,7 +3,7 @@
     POST /v1/score          one transaction -> score, decision, model version, stale features, reasons
     POST /v1/score/batch    up to 1,000 transactions
     GET  /healthz           the process is up
-    GET  /readyz            a model and the feature store are loaded (503 until then)
+    GET  /readyz            a model is loaded and the online store is whole (503 until then, with why)
     GET  /metrics           Prometheus
 
 Requests arriving together are scored together: `/v1/score` hands its transaction to a micro-batcher that runs
@@ -293,10 +293,11 @@ def create_app(settings: Settings | None = None) -> Guard:
         if champion is None:
             return JSON({"ready": False, "reason": slots.last_error or "loading"}, status_code=503)
         challenger = slots.challenger
-        return JSON({"ready": True, **champion.describe(),
+        lost = champion.reader.problem()  # a missing, corrupt or emptied store: not ready, and why
+        return JSON({"ready": lost is None, **champion.describe(),
                      "challenger_version": challenger.version if challenger else None,
                      "online_store": type(champion.reader.online_store).__name__,
-                     "reason": slots.last_error})
+                     "reason": lost or slots.last_error}, status_code=200 if lost is None else 503)
 
     @app.get("/metrics")
     async def prometheus():

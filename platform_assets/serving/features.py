@@ -15,14 +15,18 @@ The request-level model inputs (`is_online`, `is_night`, the epoch) follow the d
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import dataclass
 from datetime import datetime
 
 import numpy as np
 
+from platform_assets.lib import online_store_health as health
 from platform_assets.lib.online_features import is_stale
 
 NIGHT_HOURS = range(6)  # dbt: hour_of_day between 0 and 5 (UTC)
+# How long a probe of the online store is trusted: a lost store is refused within this, at ~1 ms per probe.
+PROBE_SECONDS = 5.0
 
 
 def request_inputs(amount: float, channel: str, event_ts: datetime) -> dict[str, float]:
@@ -97,9 +101,27 @@ class OnlineFeatureReader:
         if missing:
             raise ValueError(f"feature service {feature_service} does not provide the model's inputs {missing}")
         self.model_features = list(model_features)
+        self._probed: tuple[float, str | None] | None = None
+
+    def problem(self) -> str | None:
+        """Why the online store cannot serve (missing, corrupt, emptied), or None. The SQLite file is probed
+        (lib/online_store_health); an emptied store answers every read with "unknown entity", so it is refused
+        like a missing one instead of scoring on all-None features. Redis is not probed: its reads fail loudly."""
+        if not health.is_sqlite(self.config.online_store):
+            return None
+        found = health.sqlite_problem(self.online_store._get_db_path(self.config), self.config.project)
+        self._probed = (time.monotonic(), None if found is None else f"online store {found}")
+        return self._probed[1]
+
+    def _refuse_lost_store(self) -> None:
+        if self._probed is None or time.monotonic() - self._probed[0] > PROBE_SECONDS:
+            self.problem()
+        if self._probed[1] is not None:
+            raise FeatureReadError(self._probed[1])
 
     def read(self, rows: list[dict]) -> FeatureBatch:
         """`rows`: dicts with customer_id, merchant_id, amount, channel and event_ts (an aware datetime)."""
+        self._refuse_lost_store()
         n = len(rows)
         columns: dict[str, list] = {}
         for key, values in ((k, [None] * n) for k in ("amount", "is_online", "is_night", "transaction_epoch")):
