@@ -107,9 +107,9 @@ class OnlineFeatureReader:
         """Why the online store cannot serve (missing, corrupt, emptied), or None. The SQLite file is probed
         (lib/online_store_health); an emptied store answers every read with "unknown entity", so it is refused
         like a missing one instead of scoring on all-None features. Redis is not probed: its reads fail loudly."""
-        if not health.is_sqlite(self.config.online_store):
-            return None
-        found = health.sqlite_problem(self.online_store._get_db_path(self.config), self.config.project)
+        found = None
+        if health.is_sqlite(self.config.online_store):
+            found = health.sqlite_problem(self.online_store._get_db_path(self.config), self.config.project)
         self._probed = (time.monotonic(), None if found is None else f"online store {found}")
         return self._probed[1]
 

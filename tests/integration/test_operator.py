@@ -167,6 +167,8 @@ def test_ingestion_reports_rows_done_after_each_file(tmp_path):
     write_landing_zone(config, tmp_path / "landing")
     seen: list[int] = []
     con = duckdb.connect(":memory:")
+    for snapshot in ("customers", "merchants"):
+        load_source(con, SOURCES[snapshot], tmp_path / "landing", None, datetime.now(UTC))
     result = load_source(con, SOURCES["transactions"], tmp_path / "landing",
                          [date(2026, 3, 1), date(2026, 3, 2), date(2026, 3, 3)], datetime.now(UTC),
                          on_file_loaded=seen.append)
