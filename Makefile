@@ -27,7 +27,7 @@ PYTEST_ARGS ?=
 # (tests/conftest.py); groups are handed out in collection order, so the heaviest worlds (tests/e2e) start first.
 PYTEST_WORKERS ?= 3
 
-.PHONY: help install prepare simulate demo test test-fast dev serve mlflow feast-apply dbt-build validate lint doctor clean clean-data bench bench-startup bench-serve
+.PHONY: help install prepare simulate demo test test-fast dev serve mlflow feast-apply dbt-build validate lint doctor free-slots backup restore clean clean-data bench bench-startup bench-serve
 
 help:
 	@echo "make demo       install, simulate sample data and materialize the whole graph"
@@ -37,7 +37,10 @@ help:
 	@echo "make serve      real-time scoring API on http://$(HOST):8000 (make serve PORT=...), docs at /docs"
 	@echo "make mlflow     MLflow UI on http://$(HOST):$(MLFLOW_PORT)"
 	@echo "make simulate   only write sample data into the landing zone (ARGS='--days 30 --scenario none')"
-	@echo "make doctor     what is missing or in the way (manifest, sample data, DuckDB lock), and the fix"
+	@echo "make doctor     what is missing or in the way (manifest, sample data, DuckDB lock or corruption, stuck pool"
+	@echo "                slots), and the fix; make doctor FREE=1 (or make free-slots) frees stuck slots"
+	@echo "make backup     verified copy of the warehouse under data/backups (KEEP=n newest kept)"
+	@echo "make restore    newest backup back in place, current file kept aside (BACKUP=<file name> for another)"
 	@echo "make feast-apply / dbt-build / validate / lint / clean-data"
 	@echo "make bench      benchmarks vs stock Feast and the raw engines (SIZE=100k|1m|10m) -> docs/benchmarks.md"
 	@echo "make bench-startup  time to first step: Definitions load vs bare dagster, one asset from the UI"
@@ -109,7 +112,18 @@ validate: prepare $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/dagster definitions validate -w workspace.yaml
 
 doctor: install
-	$(BIN)/python -m platform_assets.tools.doctor
+	$(BIN)/python -m platform_assets.tools.doctor $(if $(FREE),--free-stuck-slots)
+
+free-slots: install
+	$(BIN)/python -m platform_assets.tools.doctor --free-stuck-slots
+
+# The warehouse's backups (docs/how-to.md#corrupt-warehouse): `make backup` waits for a running writer, never copies
+# under one; `make restore` keeps the file it replaces as <name>.corrupt-<time>.
+backup: install
+	$(BIN)/python -m platform_assets.tools.warehouse_backup backup $(if $(KEEP),--keep $(KEEP))
+
+restore: install
+	$(BIN)/python -m platform_assets.tools.warehouse_backup restore $(BACKUP)
 
 lint: install
 	$(BIN)/ruff check platform_assets tests feature_repo benchmarks notebooks

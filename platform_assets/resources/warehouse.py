@@ -3,12 +3,13 @@
 DuckDB lets a single process hold a file read-write, and even read-only openers fail while it does
 (duckdb#17158). Every writer therefore sits in the `duckdb_writer` pool (limit 1, see `dagster.yaml`) and holds
 its connection only while it writes; readers downstream read the parquet exports instead of this file.
+
+Telling a lock conflict (wait) from a corrupt file (fail at once, name `make restore`) is
+`platform_assets.lib.warehouse_file`'s job, shared with `make doctor` and the backup command.
 """
 
 from __future__ import annotations
 
-import re
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -17,65 +18,35 @@ import duckdb
 from dagster_duckdb import DuckDBResource
 from pydantic import Field
 
-
-class WarehouseLockedError(RuntimeError):
-    pass
-
-
-def lock_holder(error: str) -> tuple[int | None, str]:
-    """The PID DuckDB names in its lock error, and that process's command line when this machine can see it."""
-    match = re.search(r"PID (\d+)", error)
-    if not match:
-        return None, ""
-    pid = int(match.group(1))
-    try:
-        command = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
-    except OSError:
-        command = ""
-    return pid, command
-
-
-def locked_message(database: str, error: str) -> str:
-    pid, command = lock_holder(error)
-    holder = f"process {pid}" + (f" ({command[:200]})" if command else "") if pid else "another process"
-    return (
-        f"The DuckDB warehouse {database} is locked by {holder}. DuckDB lets one process open the file for "
-        "writing, and no one else may even read it meanwhile. What to do: if that is a Dagster run (ingestion or "
-        "dbt), wait for it to finish or cancel it under Runs in the UI; if it is a notebook, shell or `duckdb` CLI, "
-        "close its connection (con.close()) or stop it"
-        + (f" (`kill {pid}`)" if pid else "")
-        + ". To read data while runs write, query the parquet exports under data/exports "
-        "(platform_assets.lib.exports.query) instead of the warehouse file. `make doctor` shows who holds the lock; "
-        "docs/how-to.md#duckdb-lock-error has the details. DuckDB said: " + error
-    )
+from platform_assets.lib.warehouse_file import (
+    WarehouseCorruptError,
+    WarehouseLockedError,
+    connect,
+    corrupt_error,
+    is_corruption,
+    lock_holder,
+    locked_message,
+)
 
 
 class WarehouseResource(DuckDBResource):
-    """`dagster_duckdb.DuckDBResource` plus UTC sessions, a bounded wait for the write lock and a clear lock error."""
+    """`dagster_duckdb.DuckDBResource` plus UTC sessions, a bounded wait for the write lock, a clear lock error,
+    and a corrupt file named as corrupt."""
 
     lock_timeout_seconds: float = Field(
         default=60.0, description="How long to wait for another process to release the file before failing"
     )
 
     def _connect(self) -> duckdb.DuckDBPyConnection:
-        """Connect, retrying with back-off while another process holds the lock, for at most
-        lock_timeout_seconds (DuckDBResource's own back-off waits ~100 s and then re-raises DuckDB's terse error)."""
+        """DuckDBResource's own back-off waits ~100 s and then re-raises DuckDB's terse error, for any IO error:
+        this one waits only for a lock conflict, at most lock_timeout_seconds."""
         config = {"custom_user_agent": "dagster", **self.connection_config}
-        deadline = time.monotonic() + self.lock_timeout_seconds
-        delay = 0.1
-        while True:
-            try:
-                return duckdb.connect(self.database, read_only=False, config=config)
-            except duckdb.IOException as exc:
-                if "lock" not in str(exc).lower():
-                    raise
-                if time.monotonic() + delay > deadline:
-                    raise WarehouseLockedError(locked_message(self.database, str(exc))) from exc
-            time.sleep(delay)
-            delay = min(delay * 2, 5.0)
+        return connect(self.database, config=config, lock_timeout_seconds=self.lock_timeout_seconds)
 
     @contextmanager
     def get_connection(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A corrupt data block opens fine and fails only when a query reads it, so the caller's own queries
+        are checked too: their corruption error becomes WarehouseCorruptError, the rest pass unchanged."""
         if self.database != ":memory:":
             Path(self.database).parent.mkdir(parents=True, exist_ok=True)
         con = self._connect()
@@ -83,8 +54,12 @@ class WarehouseResource(DuckDBResource):
             # ICU is built in but cannot be set through connect(config=...): set the zone per session.
             con.execute("SET TimeZone = 'UTC'")
             yield con
+        except duckdb.Error as exc:
+            if is_corruption(str(exc)):
+                raise corrupt_error(self.database, exc) from exc
+            raise
         finally:
             con.close()
 
 
-__all__ = ["WarehouseLockedError", "WarehouseResource", "lock_holder", "locked_message"]
+__all__ = ["WarehouseCorruptError", "WarehouseLockedError", "WarehouseResource", "lock_holder", "locked_message"]

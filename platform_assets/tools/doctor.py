@@ -1,9 +1,11 @@
 """`make doctor` (python -m platform_assets.tools.doctor): what is missing or in the way, and the command that fixes it.
 
 The common first-day mistakes each have one fix: no dbt manifest yet (`make prepare`), no sample data yet
-(`make simulate` or `make demo`), the warehouse not built yet (`make demo`, or Materialize in the UI), and the
-DuckDB file locked by another process (name that process, then close or wait for it). Every check is cheap and
-read-only: it never opens the warehouse for writing, and imports neither Dagster nor the ML libraries.
+(`make simulate` or `make demo`), the warehouse not built yet (`make demo`, or Materialize in the UI), the
+DuckDB file locked by another process (name that process, then close or wait for it), a corrupt warehouse file
+(`make restore`), and pool slots held by runs that ended or whose worker was killed (`make free-slots`). Every
+check is cheap and read-only unless `--free-stuck-slots` is given: it never opens the warehouse for writing, and
+imports Dagster only inside the slot check (the other checks stay instant when Dagster is the problem).
 """
 
 from __future__ import annotations
@@ -16,7 +18,12 @@ import duckdb
 
 from platform_assets.lib.exports import MARTS
 from platform_assets.lib.landing import SOURCES, path_glob
-from platform_assets.resources.warehouse import locked_message
+from platform_assets.lib.warehouse_file import (
+    corrupt_message,
+    is_corruption,
+    is_lock_conflict,
+    locked_message,
+)
 from platform_assets.settings import Settings, load_settings
 
 
@@ -55,12 +62,42 @@ def check_warehouse_lock(settings: Settings) -> Finding:
         return Finding("warehouse", False, f"{path} does not exist yet: run `make demo` or materialize the "
                        "ingestion assets in the UI")
     try:
-        duckdb.connect(str(path), read_only=True).close()
-    except duckdb.IOException as exc:
-        if "lock" in str(exc).lower():
+        con = duckdb.connect(str(path), read_only=True)
+        try:
+            # The catalog lives in metadata blocks: reading it finds a corrupt one (not data blocks: too slow).
+            con.execute("SELECT count(*) FROM duckdb_tables()").fetchall()
+        finally:
+            con.close()
+    except duckdb.Error as exc:
+        if is_lock_conflict(str(exc)):
             return Finding("warehouse", False, locked_message(str(path), str(exc)))
+        if is_corruption(str(exc)):
+            return Finding("warehouse", False, corrupt_message(str(path), str(exc)))
         raise
     return Finding("warehouse", True, f"{path} (not locked)")
+
+
+def check_pool_slots(settings: Settings, free: bool = False) -> Finding:
+    home = settings.dagster_home
+    if home is None or not (home / "history").is_dir():
+        return Finding("pool slots", True, f"no Dagster instance in {home} yet")
+    import dagster as dg
+
+    from platform_assets.lib.run_launcher import free_stuck_slots, stuck_slots
+
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        if free:
+            done = free_stuck_slots(instance)
+            left = stuck_slots(instance)
+            if left:
+                return Finding("pool slots", False, "; ".join(done + [s.line() for s in left]))
+            return Finding("pool slots", True, "; ".join(done) or "no stuck slot")
+        stuck = stuck_slots(instance)
+    if not stuck:
+        return Finding("pool slots", True, "no slot held by a finished run or a dead run worker")
+    return Finding("pool slots", False, "; ".join(s.line() for s in stuck) + ". The run monitoring daemon frees "
+                   "these within ~15 s while it runs (`make dev`); now: `make free-slots` (marks a dead run "
+                   "failed, then frees its slots)")
 
 
 def check_exports(settings: Settings) -> Finding:
@@ -71,18 +108,22 @@ def check_exports(settings: Settings) -> Finding:
                    "materialize the warehouse group in the UI")
 
 
-CHECKS = (check_manifest, check_landing, check_warehouse_lock, check_exports)
+CHECKS = (check_manifest, check_landing, check_warehouse_lock, check_exports, check_pool_slots)
 
 
-def diagnose(settings: Settings) -> list[Finding]:
-    return [check(settings) for check in CHECKS]
+def diagnose(settings: Settings, free_stuck_slots: bool = False) -> list[Finding]:
+    return [check_pool_slots(settings, free=True) if check is check_pool_slots and free_stuck_slots
+            else check(settings) for check in CHECKS]
 
 
 def main(argv: list[str] | None = None) -> int:
-    argparse.ArgumentParser(description=__doc__.splitlines()[0]).parse_args(argv)
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--free-stuck-slots", action="store_true",
+                        help="mark runs whose worker is gone failed and free the pool slots of ended runs")
+    args = parser.parse_args(argv)
     settings = load_settings()
     print(f"profile {settings.profile}, data in {settings.data_dir}")
-    findings = diagnose(settings)
+    findings = diagnose(settings, free_stuck_slots=args.free_stuck_slots)
     for finding in findings:
         print(finding.line())
     return 0 if all(f.ok for f in findings) else 1
