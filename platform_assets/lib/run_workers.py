@@ -117,3 +117,56 @@ def stop(
 
 
 __all__ = ["RecordedProcess", "WorkerHealth", "assess", "is_alive", "process_state", "stop"]
+
+
+_guarded = False
+
+
+def descendants(pid: int, proc: Path = PROC) -> list[int]:
+    """Every live process below `pid` (children first found, then theirs), from /proc's parent pids."""
+    parents: dict[int, list[int]] = {}
+    for entry in proc.glob("[0-9]*"):
+        try:
+            ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+        parents.setdefault(ppid, []).append(int(entry.name))
+    found, todo = [], [pid]
+    while todo:
+        for child in parents.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
+
+
+def exit_with_run_worker(poll_seconds: float = 0.5) -> bool:
+    """In a step process of the multiprocess executor: die, with every process this one started (a `dbt build`),
+    when the run worker that spawned it dies.
+
+    Killing a run worker with `kill -9` does not kill its step processes. While Dagster's code server lives it marks
+    the run failed itself, and run monitoring frees the run's pool slot seconds later, but the orphaned step goes on
+    writing: the next writer then meets DuckDB's file lock, or two writers race on the same partition. A writer
+    therefore calls this when it opens the warehouse; it starts one watcher thread per process (a no-op outside a
+    multiprocessing child, e.g. in the run worker itself or in a test). Dying mid-transaction loses nothing:
+    DuckDB rolls back what was not committed. Returns whether a watcher runs."""
+    global _guarded
+    import multiprocessing
+    import threading
+
+    if _guarded or multiprocessing.parent_process() is None:
+        return _guarded
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(poll_seconds)
+        for child in reversed(descendants(os.getpid())):
+            try:
+                os.kill(child, signal.SIGKILL)
+            except OSError:
+                pass
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    threading.Thread(target=watch, name="exit-with-run-worker", daemon=True).start()
+    _guarded = True
+    return True

@@ -16,6 +16,7 @@ from pathlib import Path
 from dagster_dbt import DbtCliResource, DbtProject
 from pydantic import Field
 
+from platform_assets.lib.run_workers import exit_with_run_worker
 from platform_assets.settings import Settings, exports_dir
 
 DATA_DIR_VAR = "platform_data_dir"
@@ -70,4 +71,5 @@ class PlatformDbtResource(DbtCliResource):
         # DuckDB creates neither the warehouse's folder nor the one dbt-duckdb exports parquet into.
         for folder in (Path(self.data_dir) / "warehouse", exports_dir(self.data_dir)):
             folder.mkdir(parents=True, exist_ok=True)
+        exit_with_run_worker()  # dbt holds the warehouse: it must not outlive a killed run (lib/run_workers)
         return super().cli(with_vars(list(args), self.platform_vars()), **kwargs)

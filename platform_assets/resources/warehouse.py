@@ -18,6 +18,7 @@ import duckdb
 from dagster_duckdb import DuckDBResource
 from pydantic import Field
 
+from platform_assets.lib.run_workers import exit_with_run_worker
 from platform_assets.lib.warehouse_file import (
     WarehouseCorruptError,
     WarehouseLockedError,
@@ -49,6 +50,7 @@ class WarehouseResource(DuckDBResource):
         are checked too: their corruption error becomes WarehouseCorruptError, the rest pass unchanged."""
         if self.database != ":memory:":
             Path(self.database).parent.mkdir(parents=True, exist_ok=True)
+        exit_with_run_worker()
         con = self._connect()
         try:
             # ICU is built in but cannot be set through connect(config=...): set the zone per session.
