@@ -29,9 +29,15 @@ def dbt_project(settings: Settings) -> DbtProject:
 
 
 def dbt_executable() -> str:
-    """dbt from PATH, else the one installed beside this interpreter (a venv that was not activated)."""
-    beside = Path(sys.executable).parent / "dbt"
-    return shutil.which("dbt") or str(beside)
+    """`platform-dbt` (dbt that dies with its parent, lib/dbt_child.py) beside this interpreter or on PATH, else
+    plain dbt from PATH or beside this interpreter (a venv that was not activated)."""
+    for name in ("platform-dbt", "dbt"):
+        beside = Path(sys.executable).parent / name
+        if beside.exists():
+            return str(beside)
+        if shutil.which(name):
+            return shutil.which(name)
+    return str(Path(sys.executable).parent / "dbt")
 
 
 class ManifestMissingError(FileNotFoundError):

@@ -10,7 +10,6 @@ monitoring daemon's own iterations run at the configured poll interval, as `dags
 from __future__ import annotations
 
 import os
-import re
 import shutil
 import signal
 import subprocess
@@ -20,6 +19,10 @@ from pathlib import Path
 
 import dagster as dg
 import pytest
+from run_helpers import launch as _launch
+from run_helpers import status as _status
+from run_helpers import wait as _wait
+from run_helpers import worker_pid as _worker_pid
 
 from platform_assets.lib.run_launcher import HealthCheckingRunLauncher, free_stuck_slots, stuck_slots
 from platform_assets.lib.run_workers import RecordedProcess, is_alive
@@ -58,38 +61,6 @@ def next_writer():
 
 defs = dg.Definitions(jobs=[hold, next_writer])
 '''
-
-
-def _wait(predicate, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-
-
-def _launch(instance, request, remote_repo, job_name: str) -> str:
-    from dagster._core.test_utils import create_run_for_test
-
-    job = remote_repo.get_full_job(job_name)
-    run = create_run_for_test(instance, job_name=job_name, remote_job_origin=job.get_remote_origin(),
-                              job_code_origin=job.get_python_origin())
-    instance.launch_run(run.run_id, request)
-    return run.run_id
-
-
-def _worker_pid(instance, run_id: str) -> int | None:
-    for entry in instance.all_logs(run_id, of_type=dg.DagsterEventType.ENGINE_EVENT):
-        match = re.match(r"Started process for run \(pid: (\d+)\)", entry.dagster_event.message or "")
-        if match:
-            return int(match.group(1))
-    return None
-
-
-def _status(instance, run_id: str) -> dg.DagsterRunStatus:
-    return instance.get_run_by_id(run_id).status
 
 
 @pytest.fixture
