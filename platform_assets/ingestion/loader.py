@@ -123,9 +123,9 @@ def _stage(con: duckdb.DuckDBPyConnection, spec: SourceSpec, parsed: ParsedFile)
     con.register("_parsed_records", table)
     try:
         con.execute(
-            f"CREATE OR REPLACE TEMP TABLE _classified AS SELECT _line_number, "
+            f"CREATE OR REPLACE TEMP TABLE _staged AS SELECT _line_number, "
             f"to_json(struct_pack({', '.join(f'{n} := {n}' for n in names)}))::VARCHAR AS _record, "
-            f"{', '.join(names)}, NULL::VARCHAR AS _reason FROM _parsed_records"
+            f"{', '.join(names)} FROM _parsed_records"
         )
     finally:
         con.unregister("_parsed_records")
@@ -143,46 +143,45 @@ def _require_reference(con: duckdb.DuckDBPyConnection, spec: SourceSpec, table: 
 
 
 def _classify(con: duckdb.DuckDBPyConnection, spec: SourceSpec, day: date | None) -> None:
-    """Give every staged row its refusal reason (NULL = good): the value rules in order, then repeats of an id
-    within the file, then ids already loaded on another day, then references to other raw tables."""
+    """Give every staged row its refusal reason (NULL = good), in one pass: the value rules in order, then repeats
+    of an id within the file (among rows the rules let through), then ids already loaded on another day, then
+    references to other raw tables. The first that applies names the reason."""
     cases = " ".join(f"WHEN {predicate} THEN '{reason}'" for reason, predicate in spec.rules)
-    sql = f"UPDATE _classified SET _reason = CASE {cases} END"
-    con.execute(sql, {"partition_date": day} if "$partition_date" in sql else {})
-    id_col = sql_identifier(spec.id_column)
+    id_col, table = sql_identifier(spec.id_column), sql_identifier(spec.table)
+    joins, reasons = [], []
     # Identical copies: the first loads. Copies that disagree: none can be trusted, all are refused.
-    con.execute(f"""
-        UPDATE _classified SET _reason = CASE WHEN d.versions > 1 THEN 'conflicting_{id_col}'
-                                              ELSE 'duplicate_{id_col}' END
-        FROM (SELECT _line_number AS line,
-                     row_number() OVER (PARTITION BY {id_col} ORDER BY _line_number) AS copy,
-                     count(DISTINCT _record) OVER (PARTITION BY {id_col}) AS versions
-              FROM _classified WHERE _reason IS NULL) AS d
-        WHERE _classified._line_number = d.line AND (d.versions > 1 OR d.copy > 1)
-    """)
-    table = sql_identifier(spec.table)
+    joins.append(f"""LEFT JOIN (SELECT _line_number AS line,
+                         row_number() OVER (PARTITION BY {id_col} ORDER BY _line_number) AS copy,
+                         count(DISTINCT _record) OVER (PARTITION BY {id_col}) AS versions
+                  FROM ruled WHERE _rule IS NULL) AS dup ON dup.line = ruled._line_number""")
+    reasons.append(f"CASE WHEN dup.versions > 1 THEN 'conflicting_{id_col}' "
+                   f"WHEN dup.copy > 1 THEN 'duplicate_{id_col}' END")
     if spec.partitioned:
-        con.execute(f"""
-            UPDATE _classified SET _reason = 'duplicate_{id_col}_across_days'
-            WHERE _reason IS NULL AND EXISTS (
-                SELECT 1 FROM raw.{table} r WHERE r.{id_col} = _classified.{id_col} AND r.partition_date <> $day)
-        """, {"day": day})
-    pending = con.execute("SELECT count(*) FROM _classified WHERE _reason IS NULL").fetchone()[0]
-    for ref in spec.references if pending else ():
+        joins.append(f"LEFT JOIN (SELECT DISTINCT {id_col} AS id FROM raw.{table} WHERE partition_date <> $day) "
+                     f"AS other_day ON other_day.id = ruled.{id_col}")
+        reasons.append(f"CASE WHEN other_day.id IS NOT NULL THEN 'duplicate_{id_col}_across_days' END")
+    pending = con.execute("SELECT count(*) FROM _staged").fetchone()[0]
+    for i, ref in enumerate(spec.references if pending else ()):
         _require_reference(con, spec, ref.table)
         col, other = sql_identifier(ref.column), sql_identifier(ref.table)
-        con.execute(f"""
-            UPDATE _classified SET _reason = '{ref.reason}'
-            WHERE _reason IS NULL AND NOT EXISTS (SELECT 1 FROM raw.{other} r WHERE r.{col} = _classified.{col})
-        """)
         if ref.not_before:
-            ours, theirs, reason = (sql_identifier(ref.not_before[0]), sql_identifier(ref.not_before[1]),
-                                    ref.not_before[2])
-            con.execute(f"""
-                UPDATE _classified SET _reason = '{reason}'
-                WHERE _reason IS NULL AND EXISTS (
-                    SELECT 1 FROM raw.{other} r
-                    WHERE r.{col} = _classified.{col} AND CAST(_classified.{ours} AS TIMESTAMPTZ) < r.{theirs})
-            """)
+            ours, theirs, late = (sql_identifier(ref.not_before[0]), sql_identifier(ref.not_before[1]),
+                                  ref.not_before[2])
+            joins.append(f"LEFT JOIN (SELECT {col} AS id, min({theirs}) AS at FROM raw.{other} GROUP BY 1) AS ref{i} "
+                         f"ON ref{i}.id = ruled.{col}")
+            reasons.append(f"CASE WHEN ref{i}.id IS NULL THEN '{ref.reason}' "
+                           f"WHEN try_cast(ruled.{ours} AS TIMESTAMPTZ) < ref{i}.at THEN '{late}' END")
+        else:
+            joins.append(f"LEFT JOIN (SELECT DISTINCT {col} AS id FROM raw.{other}) AS ref{i} "
+                         f"ON ref{i}.id = ruled.{col}")
+            reasons.append(f"CASE WHEN ref{i}.id IS NULL THEN '{ref.reason}' END")
+    sql = f"""
+        CREATE OR REPLACE TEMP TABLE _classified AS
+        WITH ruled AS (SELECT *, CASE {cases} END AS _rule FROM _staged)
+        SELECT ruled.* EXCLUDE (_rule), coalesce(_rule, {', '.join(reasons)}) AS _reason
+        FROM ruled {' '.join(joins)}
+    """
+    con.execute(sql, {"partition_date": day, "day": day} if spec.partitioned else {})
 
 
 def _replace_partition(

@@ -144,17 +144,20 @@ def _header_mapping(fields: list[str], columns: tuple[str, ...]) -> tuple[list[i
     return [names.index(c) for c in columns], None
 
 
-def _line_defect(line: bytes) -> tuple[list[str] | None, str | None, str]:
+def _line_defect(line: bytes) -> tuple[str, list[str] | None, str | None, str]:
+    """(text, fields, defect, detail) of one line's bytes."""
     if len(line) > MAX_LINE_BYTES:
-        return None, "oversize_field", f"line of {len(line)} bytes, limit {MAX_LINE_BYTES}"
+        return "", None, "oversize_field", f"line of {len(line)} bytes, limit {MAX_LINE_BYTES}"
     if b"\x00" in line:
-        return None, "nul_byte", ""
+        return "", None, "nul_byte", ""
     try:
         text = line.decode("utf-8")
     except UnicodeDecodeError as exc:
-        return None, "bad_encoding", f"not UTF-8 at byte {exc.start}"
+        return "", None, "bad_encoding", f"not UTF-8 at byte {exc.start}"
+    if '"' not in text:  # no quoting: the csv module would split exactly here
+        return text, text.split(","), None, ""
     fields, defect = _parse(text)
-    return fields, defect, ""
+    return text, fields, defect, ""
 
 
 def read_landing_bytes(data: bytes, columns: tuple[str, ...]) -> ParsedFile:
@@ -172,7 +175,7 @@ def read_landing_bytes(data: bytes, columns: tuple[str, ...]) -> ParsedFile:
         parsed.blank_lines = len(lines)
         return parsed
     parsed.blank_lines = header_index
-    header_fields, defect, _ = _line_defect(lines[header_index])
+    _, header_fields, defect, _ = _line_defect(lines[header_index])
     mapping, parsed.problem = (None, f"header_mismatch: the header line is unreadable ({defect})") if defect \
         else _header_mapping(header_fields, columns)
     for offset, line in enumerate(lines[header_index + 1:], start=header_index + 2):
@@ -182,9 +185,9 @@ def read_landing_bytes(data: bytes, columns: tuple[str, ...]) -> ParsedFile:
         if mapping is None:
             parsed.rejects.append(Reject(offset, "header_mismatch", line[:RAW_BYTES_KEPT], len(line)))
             continue
-        fields, reason, detail = _line_defect(line)
+        text, fields, reason, detail = _line_defect(line)
         if reason is None:
-            reason, detail = _field_defect(fields, header_fields, columns)
+            reason, detail = _field_defect(text, fields, header_fields, columns)
         if reason is not None:
             parsed.rejects.append(Reject(offset, reason, line[:RAW_BYTES_KEPT], len(line), detail))
             continue
@@ -194,17 +197,19 @@ def read_landing_bytes(data: bytes, columns: tuple[str, ...]) -> ParsedFile:
     return parsed
 
 
-def _field_defect(fields: list[str], header_fields: list[str], columns: tuple[str, ...]) -> tuple[str | None, str]:
+def _field_defect(text: str, fields: list[str], header_fields: list[str],
+                  columns: tuple[str, ...]) -> tuple[str | None, str]:
     if len(fields) != len(header_fields):
         return "field_count", f"{len(fields)} fields, the header has {len(header_fields)}"
-    if sorted(f.strip().lower() for f in fields) == sorted(columns):
+    if fields[0].strip().lower() in columns and sorted(f.strip().lower() for f in fields) == sorted(columns):
         return "repeated_header", ""
-    for value in fields:
-        if len(value) > MAX_FIELD_CHARS:
-            return "oversize_field", f"field of {len(value)} characters, limit {MAX_FIELD_CHARS}"
-    for value in fields:
-        if _CONTROL.search(value):
-            return "control_character", f"U+{ord(_CONTROL.search(value).group()):04X}"
+    if len(text) > MAX_FIELD_CHARS:
+        longest = max(map(len, fields))
+        if longest > MAX_FIELD_CHARS:
+            return "oversize_field", f"field of {longest} characters, limit {MAX_FIELD_CHARS}"
+    control = _CONTROL.search(text)
+    if control:
+        return "control_character", f"U+{ord(control.group()):04X}"
     return None, ""
 
 

@@ -126,7 +126,7 @@ TRANSACTIONS = SourceSpec(
         *_ids("transaction_id", "customer_id", "merchant_id"),
         # Plain decimal notation only: no sign, exponent, thousands separator, NaN or infinity.
         ("invalid_amount",
-         r"NOT regexp_full_match(amount, '[0-9]{1,15}(\.[0-9]+)?') OR try_cast(amount AS DECIMAL(38,10)) <= 0"),
+         r"NOT regexp_full_match(amount, '[0-9]{1,15}(\.[0-9]+)?') OR regexp_full_match(amount, '0+(\.0+)?')"),
         ("invalid_currency", "NOT regexp_full_match(currency, '[A-Z]{3}')"),
         ("amount_precision", (r"length(regexp_extract(amount, '\.([0-9]+)$', 1)) > "
                               f"CASE WHEN currency IN ({_ZERO_DECIMALS}) THEN 0 ELSE 2 END")),
