@@ -405,28 +405,28 @@ TRANSACTION_KINDS = {
 CHARGEBACK_KINDS = {"reported_before_transaction": reported_before_transaction}
 
 
+def build_template(landing: Path, source: str, path: Path) -> Path:
+    """A warehouse ready for a load of `source` on DAY: the snapshots and the other days loaded (for chargebacks,
+    every day's transactions too)."""
+    days = [CONFIG.start_date + timedelta(days=i) for i in range(CONFIG.days)]
+    others = [d for d in days if d != DAY]
+    con = duckdb.connect(str(path))
+    for snapshot in ("customers", "merchants"):
+        load_source(con, SOURCES[snapshot], landing, None, LOADED_AT)
+    load_source(con, SOURCES["transactions"], landing, others if source == "transactions" else days, LOADED_AT)
+    if source == "chargebacks":
+        load_source(con, SOURCES["chargebacks"], landing, others, LOADED_AT)
+    con.close()
+    return path
+
+
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
-    """The simulator's landing zone, and two template warehouses: for a transactions load (snapshots and the other
-    days' transactions loaded) and for a chargebacks load (also every day's transactions, the other days'
-    chargebacks)."""
+    """The simulator's landing zone, and a template warehouse per source."""
     root = tmp_path_factory.mktemp("corpus")
     landing = root / "landing"
     write_landing_zone(CONFIG, landing)
-    days = [CONFIG.start_date + timedelta(days=i) for i in range(CONFIG.days)]
-    others = [d for d in days if d != DAY]
-    templates = {}
-    for source in ROLES:
-        path = root / f"{source}.duckdb"
-        con = duckdb.connect(str(path))
-        for snapshot in ("customers", "merchants"):
-            load_source(con, SOURCES[snapshot], landing, None, LOADED_AT)
-        load_source(con, SOURCES["transactions"], landing, others if source == "transactions" else days, LOADED_AT)
-        if source == "chargebacks":
-            load_source(con, SOURCES["chargebacks"], landing, others, LOADED_AT)
-        con.close()
-        templates[source] = path
-    return landing, templates
+    return landing, {source: build_template(landing, source, root / f"{source}.duckdb") for source in ROLES}
 
 
 def read_day(landing: Path, source: str, day) -> tuple[list[str], list[list[str]]]:
@@ -454,15 +454,19 @@ def test_the_corpus_has_at_least_sixty_kinds_on_each_daily_source():
     assert len(KINDS) + len(TRANSACTION_KINDS) >= 90
 
 
+def expected_of(base: Base, kind: str) -> Expected:
+    expected = {**KINDS, **TRANSACTION_KINDS, **CHARGEBACK_KINDS}[kind](base)
+    if expected.loaded_ids is None:
+        touched = {line - 2 for line in expected.bad_lines}
+        expected.loaded_ids = {i for n, i in enumerate(base.ids) if n not in touched}
+    return expected
+
+
 @pytest.mark.parametrize(("source", "kind"), CASES, ids=[f"{s}-{k}" for s, k in CASES])
 def test_mutated_file_loads_every_good_row_and_quarantines_exactly_the_bad_ones(world, tmp_path, source, kind):
     landing, templates = world
     base = base_of(landing, source)
-    mutate = {**KINDS, **TRANSACTION_KINDS, **CHARGEBACK_KINDS}[kind]
-    expected = mutate(base)
-    if expected.loaded_ids is None:
-        touched = {line - 2 for line in expected.bad_lines}
-        expected.loaded_ids = {i for n, i in enumerate(base.ids) if n not in touched}
+    expected = expected_of(base, kind)
 
     spec = SOURCES[source]
     mine = tmp_path / "landing"
@@ -528,3 +532,36 @@ def test_a_directory_or_an_outside_symlink_where_a_file_belongs_is_refused_befor
 def test_partition_keys_that_are_not_days_are_refused(key):
     with pytest.raises(ValueError):
         partition_date(key)
+
+
+def corpus_table(root: Path) -> str:
+    """Every kind on its source(s): expected and actual loaded and quarantined counts, as a markdown table
+    (`python tests/unit/ingestion/test_mutation_corpus.py`: the figures the issue's note lists)."""
+    landing = root / "landing"
+    write_landing_zone(CONFIG, landing)
+    templates = {source: build_template(landing, source, root / f"{source}.duckdb") for source in ROLES}
+    lines = ["| source | kind | lines in file | expected loaded / quarantined | loaded / quarantined | reasons |",
+             "|---|---|---|---|---|---|"]
+    for source, kind in CASES:
+        expected = expected_of(base_of(landing, source), kind)
+        mine = root / f"{source}-{kind}"
+        target = SOURCES[source].landing_file(mine, DAY)
+        target.parent.mkdir(parents=True)
+        target.write_bytes(expected.data)
+        shutil.copy(templates[source], mine / "w.duckdb")
+        con = duckdb.connect(str(mine / "w.duckdb"))
+        result = load_source(con, SOURCES[source], mine, [DAY], LOADED_AT)
+        con.close()
+        reasons = ", ".join(f"{r} {n}" for r, n in sorted(result.quarantine_by_reason.items()))
+        problem = f" (file: {result.file_problems[0].split(': ', 1)[1].split(':')[0]})" if result.file_problems else ""
+        lines.append(f"| {source} | {kind} | {len(expected.data.splitlines())} | {len(expected.loaded_ids)} / "
+                     f"{len(expected.bad_lines)} | {result.rows_loaded} / {result.rows_quarantined} | "
+                     f"{reasons or '-'}{problem} |")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        print(corpus_table(Path(tmp)))
