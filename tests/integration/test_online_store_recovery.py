@@ -18,6 +18,7 @@ import dagster as dg
 import numpy as np
 import pandas as pd
 import pytest
+from feature_marts import synthetic_mart
 from platform_env import local_settings
 
 from platform_assets.lib import names
@@ -68,20 +69,7 @@ class World:
 
 
 def _mart(key: str, ids: list[str], features: dict, rng: np.random.Generator) -> pd.DataFrame:
-    from feast.types import Int64
-
-    rows = []
-    for day in range(DAYS):
-        end_of_day = START + timedelta(days=day + 1) - timedelta(microseconds=1)
-        for entity in ids:
-            row = {key: entity, "event_timestamp": end_of_day, "created_timestamp": end_of_day + timedelta(hours=1)}
-            for name, dtype in features.items():
-                row[name] = int(rng.integers(0, 50)) if dtype == Int64 else float(rng.random() * 100)
-            rows.append(row)
-    frame = pd.DataFrame(rows)
-    for column in ("event_timestamp", "created_timestamp"):
-        frame[column] = frame[column].astype("datetime64[us, UTC]")
-    return frame
+    return synthetic_mart(key, ids, features, rng, START, DAYS)
 
 
 @pytest.fixture(scope="module")

@@ -14,6 +14,7 @@ server cannot be reached the tests fail (they are never skipped): CI provides bo
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import subprocess
@@ -31,6 +32,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
+from feature_marts import synthetic_mart
 from process_helpers import stop_process_group
 
 from platform_assets.settings import PROJECT_ROOT, Settings, load_settings
@@ -177,20 +179,7 @@ def instance(production) -> Iterator[dg.DagsterInstance]:
 
 
 def _mart(key: str, ids: list[str], features: dict, rng: np.random.Generator) -> pd.DataFrame:
-    from feast.types import Int64
-
-    rows = []
-    for day in range(MART_DAYS):
-        end_of_day = MART_START + timedelta(days=day + 1) - timedelta(microseconds=1)
-        for entity in ids:
-            row = {key: entity, "event_timestamp": end_of_day, "created_timestamp": end_of_day + timedelta(hours=1)}
-            for name, dtype in features.items():
-                row[name] = int(rng.integers(0, 50)) if dtype == Int64 else float(rng.random() * 100)
-            rows.append(row)
-    frame = pd.DataFrame(rows)
-    for column in ("event_timestamp", "created_timestamp"):
-        frame[column] = frame[column].astype("datetime64[us, UTC]")  # microseconds: what DuckDB and Feast read
-    return frame
+    return synthetic_mart(key, ids, features, rng, MART_START, MART_DAYS)
 
 
 @pytest.fixture(scope="module")
@@ -487,16 +476,18 @@ def test_job_runs_on_a_celery_worker(production, instance):
     worker_events = [r for r in records if r.dagster_event and r.dagster_event.is_engine_event
                      and "in celery worker" in (r.dagster_event.message or "")]
     hosts = {r.dagster_event.engine_event_data.metadata["Celery worker"].value for r in worker_events}
-    assert {r.step_key for r in worker_events} == {"raw_transactions", "raw_chargebacks"}
+    ingestion_steps = {"raw_customers", "raw_merchants", "raw_transactions", "raw_chargebacks", "landed_files"}
+    assert {r.step_key for r in worker_events} == ingestion_steps
     assert all(h.startswith(f"platform-test-{production.uid}@") for h in hosts), hosts
 
-    # Both steps are in the duckdb_writer pool (limit 1): the worker had two processes, yet they never overlapped.
+    # Every step is in the duckdb_writer pool (limit 1): the worker had two processes, yet they never overlapped.
     spans = {}
     for r in records:
         if r.dagster_event and r.dagster_event.event_type_value in ("STEP_START", "STEP_SUCCESS"):
             spans.setdefault(r.step_key, {})[r.dagster_event.event_type_value] = r.timestamp
-    first, second = sorted(spans.values(), key=lambda s: s["STEP_START"])
-    assert first["STEP_SUCCESS"] <= second["STEP_START"]
+    ordered = sorted(spans.values(), key=lambda s: s["STEP_START"])
+    assert len(ordered) == len(ingestion_steps)
+    assert all(a["STEP_SUCCESS"] <= b["STEP_START"] for a, b in itertools.pairwise(ordered))
 
     import duckdb
 
