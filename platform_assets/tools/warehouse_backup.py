@@ -155,12 +155,24 @@ def _resolve_backup(settings: Settings, name: str | None) -> Path:
     return candidate
 
 
+def _current_label(current: Path) -> str:
+    """What the file set aside is called: `corrupt` when it is, `replaced` when a healthy file was restored over."""
+    if not current.exists():
+        return "replaced"
+    try:
+        verify(current)
+    except (duckdb.Error, BackupError, WarehouseCorruptError):
+        return "corrupt"
+    return "replaced"
+
+
 def _swap(settings: Settings, replacement: Path | None) -> tuple[Path, ...]:
     """Under the file's write lock: the current file and its WAL aside, then `replacement` (a temporary file in
     the same folder) renamed into place."""
     current = settings.warehouse_path
     current.parent.mkdir(parents=True, exist_ok=True)
     stamp = _stamp()
+    label = _current_label(current)
     moved: list[Path] = []
     fd = os.open(current, os.O_RDWR) if current.exists() else None
     try:
@@ -173,7 +185,7 @@ def _swap(settings: Settings, replacement: Path | None) -> tuple[Path, ...]:
                     "first; `make doctor` names it") from exc
         for path in (current, current.with_name(current.name + ".wal")):
             if path.exists():
-                aside = path.with_name(f"{path.name}.corrupt-{stamp}")
+                aside = path.with_name(f"{path.name}.{label}-{stamp}")
                 os.replace(path, aside)
                 moved.append(aside)
         if replacement is not None:
