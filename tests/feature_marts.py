@@ -25,3 +25,28 @@ def synthetic_mart(key: str, ids: list[str], features: dict, rng: np.random.Gene
     for column in ("event_timestamp", "created_timestamp"):
         frame[column] = frame[column].astype("datetime64[us, UTC]")  # microseconds: what DuckDB and Feast read
     return frame
+
+
+def write_feature_marts(feature_repo_dir, exports_dir, customers: list[str], merchants: list[str], seed: int,
+                        start: datetime, days: int) -> dict[str, pd.DataFrame]:
+    """The three dbt feature marts Feast reads, written as their parquet exports (the documented schema, small and
+    synthetic): one row per entity and day; each customer's pair is with one merchant."""
+    import sys
+
+    sys.path.insert(0, str(feature_repo_dir))
+    try:
+        from fraud_features import CUSTOMER_FEATURES, CUSTOMER_MERCHANT_FEATURES, MERCHANT_FEATURES
+    finally:
+        sys.path.pop(0)
+    rng = np.random.default_rng(seed)
+    pairs = synthetic_mart("customer_id", customers, CUSTOMER_MERCHANT_FEATURES, rng, start, days)
+    pairs.insert(1, "merchant_id", [merchants[customers.index(c) % len(merchants)] for c in pairs.customer_id])
+    marts = {
+        "fct_customer_daily_features": synthetic_mart("customer_id", customers, CUSTOMER_FEATURES, rng, start, days),
+        "fct_merchant_daily_features": synthetic_mart("merchant_id", merchants, MERCHANT_FEATURES, rng, start, days),
+        "fct_customer_merchant_features": pairs,
+    }
+    exports_dir.mkdir(parents=True, exist_ok=True)
+    for name, frame in marts.items():
+        frame.to_parquet(exports_dir / f"{name}.parquet", index=False)
+    return marts

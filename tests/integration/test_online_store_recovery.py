@@ -15,10 +15,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import dagster as dg
-import numpy as np
-import pandas as pd
 import pytest
-from feature_marts import synthetic_mart
+from feature_marts import write_feature_marts
 from platform_env import local_settings
 
 from platform_assets.lib import names
@@ -68,33 +66,15 @@ class World:
         return online_store_watch(context), context.cursor
 
 
-def _mart(key: str, ids: list[str], features: dict, rng: np.random.Generator) -> pd.DataFrame:
-    return synthetic_mart(key, ids, features, rng, START, DAYS)
-
-
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
-    import sys
 
     from platform_assets.resources.profile import build_resources
 
     data_dir = tmp_path_factory.mktemp("online-recovery")
     with pytest.MonkeyPatch.context() as mp:
         settings = local_settings(mp, data_dir)
-        sys.path.insert(0, str(settings.feature_repo_dir))
-        try:
-            from fraud_features import CUSTOMER_FEATURES, CUSTOMER_MERCHANT_FEATURES, MERCHANT_FEATURES
-        finally:
-            sys.path.pop(0)
-        rng = np.random.default_rng(15)
-        pairs = _mart("customer_id", CUSTOMERS, CUSTOMER_MERCHANT_FEATURES, rng)
-        pairs.insert(1, "merchant_id", [MERCHANTS[CUSTOMERS.index(c) % len(MERCHANTS)] for c in pairs.customer_id])
-        marts = {"fct_customer_daily_features": _mart("customer_id", CUSTOMERS, CUSTOMER_FEATURES, rng),
-                 "fct_merchant_daily_features": _mart("merchant_id", MERCHANTS, MERCHANT_FEATURES, rng),
-                 "fct_customer_merchant_features": pairs}
-        settings.exports_dir.mkdir(parents=True, exist_ok=True)
-        for name, frame in marts.items():
-            frame.to_parquet(settings.exports_dir / f"{name}.parquet", index=False)
+        write_feature_marts(settings.feature_repo_dir, settings.exports_dir, CUSTOMERS, MERCHANTS, 15, START, DAYS)
         resources = {k: v for k, v in build_resources(settings).items() if k in ("feast", "storage")}
         (data_dir / "dagster").mkdir()
         with dg.instance_for_test(temp_dir=str(data_dir / "dagster")) as instance:

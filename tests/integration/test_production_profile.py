@@ -32,7 +32,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
-from feature_marts import synthetic_mart
+from feature_marts import write_feature_marts
 from process_helpers import stop_process_group
 
 from platform_assets.settings import PROJECT_ROOT, Settings, load_settings
@@ -178,31 +178,11 @@ def instance(production) -> Iterator[dg.DagsterInstance]:
         inst.dispose()
 
 
-def _mart(key: str, ids: list[str], features: dict, rng: np.random.Generator) -> pd.DataFrame:
-    return synthetic_mart(key, ids, features, rng, MART_START, MART_DAYS)
-
-
 @pytest.fixture(scope="module")
 def feature_marts(production) -> dict[str, pd.DataFrame]:
     """The dbt feature marts Feast reads, as parquet exports of the documented schema (small and synthetic)."""
-    sys.path.insert(0, str(production.settings.feature_repo_dir))
-    try:
-        from fraud_features import CUSTOMER_FEATURES, CUSTOMER_MERCHANT_FEATURES, MERCHANT_FEATURES
-    finally:
-        sys.path.pop(0)
-    rng = np.random.default_rng(11)
-    pairs = _mart("customer_id", CUSTOMERS, CUSTOMER_MERCHANT_FEATURES, rng)
-    pairs.insert(1, "merchant_id", [MERCHANTS[CUSTOMERS.index(c) % len(MERCHANTS)] for c in pairs.customer_id])
-    marts = {
-        "fct_customer_daily_features": _mart("customer_id", CUSTOMERS, CUSTOMER_FEATURES, rng),
-        "fct_merchant_daily_features": _mart("merchant_id", MERCHANTS, MERCHANT_FEATURES, rng),
-        "fct_customer_merchant_features": pairs,
-    }
-    exports = production.settings.exports_dir
-    exports.mkdir(parents=True, exist_ok=True)
-    for name, frame in marts.items():
-        frame.to_parquet(exports / f"{name}.parquet", index=False)
-    return marts
+    return write_feature_marts(production.settings.feature_repo_dir, production.settings.exports_dir, CUSTOMERS,
+                               MERCHANTS, 11, MART_START, MART_DAYS)
 
 
 @pytest.fixture(scope="module")
@@ -245,7 +225,8 @@ def test_instance_is_postgres_with_queue_pools_monitoring_and_retries(production
     assert concurrency.pool_config.default_pool_limit == 1
     assert concurrency.run_queue_config.max_concurrent_runs == 4
     assert instance.run_monitoring_enabled and instance.run_monitoring_max_runtime_seconds == 7200
-    assert instance.run_monitoring_settings["free_slots_after_run_end_seconds"] == 30
+    assert instance.run_monitoring_settings["free_slots_after_run_end_seconds"] == 10
+    assert type(instance.run_launcher).__name__ == "HealthCheckingRunLauncher"
     assert instance.run_retries_enabled and instance.run_retries_max_retries == 1
     assert instance.compute_log_manager._base_dir == production.env["PLATFORM_DAGSTER_COMPUTE_LOGS"]
     assert instance.storage_directory().startswith(production.env["PLATFORM_DAGSTER_STORAGE"])
