@@ -23,7 +23,6 @@ import json
 import re
 import zlib
 from dataclasses import dataclass, field
-from pathlib import Path
 
 MAX_LINE_BYTES = 64 * 1024
 MAX_FIELD_CHARS = 1024
@@ -212,6 +211,3 @@ def _field_defect(text: str, fields: list[str], header_fields: list[str],
         return "control_character", f"U+{ord(control.group()):04X}"
     return None, ""
 
-
-def read_landing_file(path: Path, columns: tuple[str, ...]) -> ParsedFile:
-    return read_landing_bytes(Path(path).read_bytes(), columns)
