@@ -210,4 +210,3 @@ def _field_defect(text: str, fields: list[str], header_fields: list[str],
     if control:
         return "control_character", f"U+{ord(control.group()):04X}"
     return None, ""
-
