@@ -4,11 +4,19 @@
 the environment, so `dbt build` works standalone from `dbt_project/` and a Dagster run always writes the
 warehouse the rest of the platform reads: `PlatformDbtResource` passes the values it was configured with as
 `--vars` on every invocation, whatever the caller's environment says. Nothing here touches `os.environ`.
+
+dbt re-parses the whole project (seconds of CPU per invocation) when its vars or profile differ from the last
+parse it finds, and dagster-dbt only ever offers it the parse `make prepare` left in `target/`, made for the
+default data directory. So the resource keeps the parse of its own data directory beside the warehouse and hands
+it to every invocation with the platform's vars only (`remember_parse` stores a fresh one). A daily run's window
+vars change each day: those invocations parse fully, as they would anyway.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 import shutil
 import sys
 from pathlib import Path
@@ -20,6 +28,7 @@ from platform_assets.lib.run_workers import exit_with_run_worker
 from platform_assets.settings import Settings, exports_dir
 
 DATA_DIR_VAR = "platform_data_dir"
+PARTIAL_PARSE = "partial_parse.msgpack"
 MEMORY_LIMIT_VAR = "platform_duckdb_memory_limit"
 
 
@@ -73,9 +82,35 @@ class PlatformDbtResource(DbtCliResource):
     def platform_vars(self) -> dict[str, str]:
         return {DATA_DIR_VAR: self.data_dir, MEMORY_LIMIT_VAR: self.duckdb_memory_limit}
 
-    def cli(self, args, **kwargs):
+    def parse_cache(self) -> Path:
+        """Where the partial parse of this data directory's vars and target is kept."""
+        key = hashlib.sha256(json.dumps([self.platform_vars(), self.target], sort_keys=True).encode()).hexdigest()
+        return Path(self.data_dir) / "warehouse" / "dbt-parse" / f"{key[:16]}.msgpack"
+
+    def cli(self, args, *, context=None, target_path: Path | None = None, **kwargs):
         # DuckDB creates neither the warehouse's folder nor the one dbt-duckdb exports parquet into.
         for folder in (Path(self.data_dir) / "warehouse", exports_dir(self.data_dir)):
             folder.mkdir(parents=True, exist_ok=True)
         exit_with_run_worker()  # dbt holds the warehouse: it must not outlive a killed run (lib/run_workers)
-        return super().cli(with_vars(list(args), self.platform_vars()), **kwargs)
+        args = list(args)
+        target_path = Path(target_path or self._get_unique_target_path(context=context))
+        cached = self.parse_cache()
+        if "--vars" not in args and cached.exists():
+            folder = target_path if target_path.is_absolute() else Path(self.project_dir) / target_path
+            folder.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(cached, folder / PARTIAL_PARSE)
+        return super().cli(with_vars(args, self.platform_vars()), context=context, target_path=target_path,
+                           **kwargs)
+
+    def remember_parse(self, invocation) -> None:
+        """Keep a finished invocation's parse for the next ones. Call it only for an invocation made without
+        `--vars` of its own (its parse then matches the platform's vars). Written aside and moved in, so a
+        reader never sees half a file."""
+        made = Path(invocation.target_path) / PARTIAL_PARSE
+        if not made.exists():
+            return
+        cache = self.parse_cache()
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        partial = cache.with_suffix(f".{os.getpid()}.tmp")
+        shutil.copyfile(made, partial)
+        os.replace(partial, cache)

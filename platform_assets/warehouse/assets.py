@@ -49,6 +49,8 @@ def _build(context: dg.AssetExecutionContext, dbt: PlatformDbtResource, args: li
     exports = exports_dir(dbt.data_dir)
     for event in invocation.stream():
         yield _with_export_row_count(context, event, exports)
+    if "--vars" not in args:
+        dbt.remember_parse(invocation)
     # dagster-dbt gives every invocation a folder of its own under target/; its artifacts are in the event
     # log by now, and left alone they pile up run after run.
     shutil.rmtree(invocation.target_path, ignore_errors=True)
