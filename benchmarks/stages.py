@@ -166,7 +166,7 @@ def stage_materialize(variant: str, size: int, work: Path) -> dict:
         db.unlink(missing_ok=True)
         rss0 = current_rss_mb()
         started = time.perf_counter()
-        table = duckdb.connect().execute(f"SELECT * FROM read_parquet('{work / 'online.parquet'}')").fetch_arrow_table()
+        table = duckdb.connect().execute(f"SELECT * FROM read_parquet('{work / 'online.parquet'}')").to_arrow_table()
         con = sqlite3.connect(db)
         cols = ["entity_id", "event_timestamp", *feature_names()]
         con.execute(f"CREATE TABLE t (entity_id TEXT PRIMARY KEY, event_timestamp INTEGER, "

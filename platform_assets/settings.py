@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
+from platform_assets.lib.landing import first_landed_day
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 PROFILES = ("local", "production")
 # Knobs of the monitoring -> retrain -> promotion loop (fields of resources.policy.LoopPolicy) that the
@@ -37,6 +39,8 @@ EXECUTORS = ("multiprocess", "celery")
 # How the scoring service explains a score: XGBoost's pred_contribs, approximate (Saabas, the default) or exact
 # (TreeSHAP, ~0.35 ms a row on the demo model: docs/serving.md).
 REASON_METHODS = ("approx", "exact")
+# The first daily partition when neither PLATFORM_PARTITION_START nor a landed file says otherwise.
+DEFAULT_PARTITION_START = date(2026, 1, 1)
 
 
 def exports_dir(data_dir: str | Path) -> Path:
@@ -62,6 +66,9 @@ class Settings:
     data_dir: Path
     landing_dir: Path
     partition_start: date
+    # Where partition_start came from: "PLATFORM_PARTITION_START", "landing zone" (its first landed day, so the
+    # partitions start where the data does) or "default" (nothing landed yet).
+    partition_start_source: str
     dbt_project_dir: Path
     feature_repo_dir: Path
     feast_project: str
@@ -154,6 +161,13 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
     backups_keep = int(env.get("PLATFORM_WAREHOUSE_BACKUPS_KEEP", "7"))
     if backups_keep < 1:
         raise ValueError(f"PLATFORM_WAREHOUSE_BACKUPS_KEEP must be at least 1, got {backups_keep}")
+    if env.get("PLATFORM_PARTITION_START"):
+        partition_start, partition_start_source = date.fromisoformat(env["PLATFORM_PARTITION_START"]), \
+            "PLATFORM_PARTITION_START"
+    elif (first_landed := first_landed_day(landing_dir)) is not None:
+        partition_start, partition_start_source = first_landed, "landing zone"
+    else:
+        partition_start, partition_start_source = DEFAULT_PARTITION_START, "default"
     lookback = int(env.get("PLATFORM_LANDING_LOOKBACK_DAYS", "35"))
     if lookback < 0:
         raise ValueError(f"PLATFORM_LANDING_LOOKBACK_DAYS must be 0 or more, got {lookback}")
@@ -161,7 +175,8 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         profile=profile,
         data_dir=data_dir,
         landing_dir=landing_dir,
-        partition_start=date.fromisoformat(env.get("PLATFORM_PARTITION_START", "2026-01-01")),
+        partition_start=partition_start,
+        partition_start_source=partition_start_source,
         dbt_project_dir=PROJECT_ROOT / "dbt_project",
         feature_repo_dir=PROJECT_ROOT / "feature_repo",
         feast_project=env.get("PLATFORM_FEAST_PROJECT", "fraud_platform"),

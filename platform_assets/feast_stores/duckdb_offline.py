@@ -245,7 +245,7 @@ class AsofDuckDBOfflineStore(DuckDBOfflineStore):
         def compute() -> pa.Table:
             con = connect()
             try:
-                return con.execute(sql, {"start": start_date, "end": end_date}).fetch_arrow_table()
+                return con.execute(sql, {"start": start_date, "end": end_date}).to_arrow_table()
             finally:
                 con.close()
 
@@ -294,7 +294,7 @@ class AsofDuckDBOfflineStore(DuckDBOfflineStore):
                 con.close()
 
         def compute() -> pa.Table:
-            return run(lambda result: result.fetch_arrow_table())
+            return run(lambda result: result.to_arrow_table())
 
         def compute_df() -> pd.DataFrame:
             return compute().to_pandas()

@@ -57,3 +57,12 @@ def landed_files(landing_dir: Path) -> dict[str, tuple[str, date | None]]:
             if day is not None and partition_path(root, source, day).is_file():
                 found[f"{source}/{child.name}/{source}.csv"] = (source, day)
     return found
+
+
+def first_landed_day(landing_dir: Path) -> date | None:
+    """The earliest day any daily source has a folder for, or None when nothing has landed: where the daily
+    partitions start unless `PLATFORM_PARTITION_START` pins it. Reads two folder listings, no file."""
+    days = [day for source in DAILY_SOURCES if (Path(landing_dir) / source).is_dir()
+            for day in map(partition_day, (child.name for child in (Path(landing_dir) / source).iterdir()))
+            if day is not None]
+    return min(days, default=None)

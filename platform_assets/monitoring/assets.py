@@ -37,6 +37,11 @@ def _day(context: dg.AssetExecutionContext) -> date:
     return context.partition_time_window.start.date()
 
 
+# The champion's scored holdout, kept for the next partition monitored in the same process (a backfill of many
+# days, the demo): loading the model and scoring its holdout is most of a small report's time. One entry only.
+_REFERENCE: dict[tuple, tuple] = {}
+
+
 def _champion_reference(mlflow_tracking: MlflowResource, storage: PlatformStorage):
     """(the champion, its training holdout scored by it)."""
     from platform_assets.lib import predictions as pr
@@ -44,8 +49,36 @@ def _champion_reference(mlflow_tracking: MlflowResource, storage: PlatformStorag
     from platform_assets.lib.training_sets import read_split
 
     champion = require_champion(mlflow_tracking, storage.training_sets_dir())
-    reference = read_split(champion.manifest.path, "holdout")
-    return champion, reference.assign(**{pr.SCORE: champion.score(reference)})
+    key = (mlflow_tracking.tracking_uri, mlflow_tracking.model_name, champion.number,
+           champion.version.tags.get(names.TAG_TRAINING_SET_ID), str(storage.training_sets_dir()))
+    if key not in _REFERENCE:
+        reference = read_split(champion.manifest.path, "holdout")
+        _REFERENCE.clear()
+        _REFERENCE[key] = (champion, reference.assign(**{pr.SCORE: champion.score(reference)}))
+    return _REFERENCE[key]
+
+
+def _calibrated_thresholds(manifest, reference, storage: PlatformStorage, policy: LoopPolicy) -> dict[str, float]:
+    """The champion's per-column drift thresholds (monitoring/drift.py). They depend only on its training set and
+    the policy, so they are computed once per champion and kept beside the reports, not recomputed every day."""
+    import json
+    import os
+
+    from platform_assets.lib.training_sets import read_training_inputs
+    from platform_assets.monitoring.drift import calibrated_thresholds
+
+    path = (storage.reports_dir() / "feature_drift" / "thresholds"
+            / f"{manifest.snapshot_id}-{policy.drift_window_days}d-{policy.max_report_rows}.json")
+    if path.exists():
+        return json.loads(path.read_text())
+    history = read_training_inputs(manifest, "train")  # the champion's training rows, float32, held once
+    thresholds = calibrated_thresholds(reference, history.inputs, manifest.feature_columns, policy.drift_window_days,
+                                       times=history.timestamps)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_suffix(f".{os.getpid()}.tmp")
+    partial.write_text(json.dumps(thresholds, indent=1, sort_keys=True))
+    os.replace(partial, path)
+    return thresholds
 
 
 @dataclass(frozen=True)
@@ -91,8 +124,7 @@ def feature_drift_report(
     context: dg.AssetExecutionContext, mlflow_tracking: MlflowResource, storage: PlatformStorage, policy: LoopPolicy
 ) -> dg.MaterializeResult:
     from platform_assets.lib import charts
-    from platform_assets.lib.training_sets import read_training_inputs
-    from platform_assets.monitoring.drift import calibrated_thresholds, drift_report, sample
+    from platform_assets.monitoring.drift import drift_report, sample
 
     window = _drift_window(context, mlflow_tracking, storage, policy)
     day, champion, manifest, reference = window.day, window.champion, window.manifest, window.reference
@@ -110,10 +142,7 @@ def feature_drift_report(
         return dg.MaterializeResult(metadata={**metadata, names.DRIFT_DETECTED: False, names.VERDICT: "insufficient_data"})
     html = storage.reports_dir() / "feature_drift" / f"{day.isoformat()}.html"
     reference = sample(reference, policy.max_report_rows)
-    history = read_training_inputs(manifest, "train")  # the champion's training rows, float32, held once
-    thresholds = calibrated_thresholds(reference, history.inputs, manifest.feature_columns, policy.drift_window_days,
-                                       times=history.timestamps)
-    del history
+    thresholds = _calibrated_thresholds(manifest, reference, storage, policy)
     summary = drift_report(reference, current, manifest.feature_columns, html, thresholds)
     drifted = summary.is_drift(policy.drift_share_threshold)
     detected = enough and drifted

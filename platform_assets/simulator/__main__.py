@@ -30,7 +30,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
 
     start = args.end - timedelta(days=args.days - 1)
-    if start < settings.partition_start:
+    if settings.partition_start_source == "PLATFORM_PARTITION_START" and start < settings.partition_start:
         parser.error(f"the window starts {start}, before PLATFORM_PARTITION_START={settings.partition_start}")
     config = SimulationConfig(
         start_date=start,

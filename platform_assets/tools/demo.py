@@ -1,16 +1,25 @@
 """`python -m platform_assets.tools.demo`: simulate sample data and materialize the whole graph, as Dagit would.
 
 The runs go to the Dagster instance of DAGSTER_HOME, so the UI (`make dev`) shows their history afterwards. The
-daily partitions of the window are loaded as one run (single-run backfill), then every other asset in one run.
+daily partitions of the window are loaded as one run (single-run backfill), then each stage of the graph in a run
+of its own, the days the monitoring compares in one scoring run, and the newest `--monitor-days` days monitored
+one run per day, as the automation would. The console gets one line per stage with its time and figures; the
+full event log (Dagster, dbt, library warnings) goes to data/logs/demo-<time>.log (`--verbose`: to the console).
 The end-to-end tests call `materialize_platform` too, on a temporary instance and data directory.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import sys
 import time
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import TextIO
 
 import dagster as dg
 
@@ -20,74 +29,170 @@ from platform_assets.settings import Settings, load_settings
 from platform_assets.simulator import SCENARIOS, SimulationConfig, write_landing_zone
 
 INGESTED = list(names.RAW)
-# Scored and monitored day by day; the demo materializes their newest day (older days: backfill from the UI).
-NEWEST_DAY_GROUPS = (names.SCORING, names.MONITORING)
+# The scoring service's log and its report: nothing is served before `make serve` runs.
+LIVE = (names.SERVED_PREDICTIONS, names.SERVED_TRAFFIC_REPORT)
+
+
+@dataclass
+class Stage:
+    """One stage of the demo: the runs that materialized it, how long they took and a line of figures."""
+
+    name: str
+    results: list[dg.ExecuteInProcessResult]
+    seconds: float
+    summary: str = ""
+
+    @property
+    def success(self) -> bool:
+        return all(r.success for r in self.results)
+
+    def line(self) -> str:
+        return f"  {self.name:<11}{self.seconds:7.1f}s  {self.summary}"
 
 
 @dataclass
 class PlatformRun:
-    partitions_run: dg.ExecuteInProcessResult
-    graph_run: dg.ExecuteInProcessResult
-    seconds: float
-    newest_day_run: dg.ExecuteInProcessResult | None = None
+    stages: list[Stage] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def stage(self, name: str) -> Stage:
+        return next(s for s in self.stages if s.name == name)
+
+    @property
+    def success(self) -> bool:
+        return all(s.success for s in self.stages)
+
+    def metadata(self, stage: str, key: dg.AssetKey) -> dict:
+        """The newest materialization's metadata of `key` in the runs of `stage`."""
+        for result in reversed(self.stage(stage).results):
+            found = _metadata(result, names.asset_name(key))
+            if found:
+                return found
+        return {}
 
 
 def materialize_platform(
-    settings: Settings, first_day: date, last_day: date, instance: dg.DagsterInstance, raise_on_error: bool = True
+    settings: Settings, first_day: date, last_day: date, instance: dg.DagsterInstance, raise_on_error: bool = True,
+    monitored_days: int = 1, on_stage: Callable[[Stage], None] | None = None,
 ) -> PlatformRun:
-    """Load the snapshots and the daily partitions first_day..last_day, then materialize every other asset of the
-    graph."""
+    """Load the snapshots and the daily partitions first_day..last_day, then materialize the graph stage by stage
+    (warehouse, features, training, serving), score the days the monitoring needs and monitor the newest
+    `monitored_days` days, one run per day as the automation would. `on_stage` hears of every finished stage."""
     defs = build_definitions(settings)
     graph = defs.resolve_asset_graph()
     assets = list(defs.assets)
-    # The daily dbt models in the second run are partitioned too: they get the same range, in one dbt call.
+    # The daily dbt models are partitioned too: they get the same range as ingestion, in one dbt call.
     window = names.partition_range_tags(first_day.isoformat(), last_day.isoformat())
+    platform = PlatformRun()
     started = time.perf_counter()
-    partitions_run = dg.materialize(
-        assets,
-        selection=dg.AssetSelection.assets(*INGESTED),
-        instance=instance,
-        resources=defs.resources,
-        tags=window,
-        raise_on_error=raise_on_error,
-    )
-    daily = dg.AssetSelection.groups(*NEWEST_DAY_GROUPS).resolve(graph)
-    # The scoring service's log and its report: nothing is served before `make serve` runs.
-    live = (names.SERVED_PREDICTIONS, names.SERVED_TRAFFIC_REPORT)
-    daily = {k for k in daily if k not in live}
-    rest = [k for k in graph.materializable_asset_keys if k not in INGESTED and k not in daily and k not in live]
-    graph_run = dg.materialize(
-        assets,
-        selection=dg.AssetSelection.assets(*rest),
-        instance=instance,
-        resources=defs.resources,
-        tags=window,
-        raise_on_error=raise_on_error,
-    )
-    # The drift window's days are scored (one run), then the newest day is monitored.
-    scored_from = max(first_day, last_day - timedelta(days=defs.resources["policy"].drift_window_days - 1))
-    dg.materialize(
-        assets,
-        selection=dg.AssetSelection.groups(names.SCORING),
-        instance=instance,
-        resources=defs.resources,
-        tags=names.partition_range_tags(scored_from.isoformat(), last_day.isoformat()),
-        raise_on_error=raise_on_error,
-    )
-    newest_day_run = dg.materialize(
-        assets,
-        selection=dg.AssetSelection.assets(*daily) - dg.AssetSelection.groups(names.SCORING),
-        instance=instance,
-        resources=defs.resources,
-        partition_key=last_day.isoformat(),
-        raise_on_error=raise_on_error,
-    )
-    return PlatformRun(partitions_run, graph_run, time.perf_counter() - started, newest_day_run)
+
+    def run(selection: dg.AssetSelection, **kwargs) -> dg.ExecuteInProcessResult:
+        return dg.materialize(assets, selection=selection, instance=instance, resources=defs.resources,
+                              raise_on_error=raise_on_error, **kwargs)
+
+    def stage(name: str, runs: Callable[[], list[dg.ExecuteInProcessResult]]) -> None:
+        t0 = time.perf_counter()
+        results = runs()
+        done = Stage(name, results, time.perf_counter() - t0)
+        platform.stages.append(done)
+        done.summary = _summary(platform, name)
+        if on_stage is not None:
+            on_stage(done)
+
+    def group(name: str, exclude=()) -> list[dg.AssetKey]:
+        return [k for k in dg.AssetSelection.groups(name).resolve(graph) if k not in exclude]
+
+    stage("ingestion", lambda: [run(dg.AssetSelection.assets(*INGESTED), tags=window)])
+    stage("warehouse", lambda: [run(dg.AssetSelection.groups(names.WAREHOUSE), tags=window)])
+    stage("features", lambda: [run(dg.AssetSelection.groups(names.FEATURES))])
+    stage("training", lambda: [run(dg.AssetSelection.groups(names.TRAINING))])
+    stage("serving", lambda: [run(dg.AssetSelection.assets(*group(names.SERVING, exclude=LIVE)))])
+    # Each monitored day D compares the predictions of D-window+1..D: those days are scored first, in one run.
+    policy = defs.resources["policy"]
+    monitored_from = max(first_day, last_day - timedelta(days=monitored_days - 1))
+    scored_from = max(first_day, monitored_from - timedelta(days=policy.drift_window_days - 1))
+    stage("scoring", lambda: [run(dg.AssetSelection.groups(names.SCORING),
+                                  tags=names.partition_range_tags(scored_from.isoformat(), last_day.isoformat()))])
+    monitoring = dg.AssetSelection.assets(*group(names.MONITORING, exclude=LIVE))
+    days = [monitored_from + timedelta(days=i) for i in range((last_day - monitored_from).days + 1)]
+    stage("monitoring", lambda: [run(monitoring, partition_key=d.isoformat()) for d in days])
+    platform.seconds = time.perf_counter() - started
+    return platform
 
 
 def _metadata(result: dg.ExecuteInProcessResult, key: str) -> dict:
     events = result.asset_materializations_for_node(key)
     return {k: getattr(v, "value", v) for k, v in events[-1].metadata.items()} if events else {}
+
+
+def _checks(stage: Stage) -> str:
+    evaluations = [e for r in stage.results for e in r.get_asset_check_evaluations()]
+    failed = sorted({f"{e.asset_key.to_user_string()}:{e.check_name}" for e in evaluations if not e.passed})
+    return f"{len(evaluations) - len(failed)}/{len(evaluations)} checks passed" + (
+        f" (failed: {', '.join(failed)})" if failed else "")
+
+
+def _summary(platform: PlatformRun, name: str) -> str:
+    """The figures a person wants from each stage, read from the materializations it just made."""
+    stage = platform.stage(name)
+    if name == "ingestion":
+        tx, cb = platform.metadata(name, names.RAW_TRANSACTIONS), platform.metadata(name, names.RAW_CHARGEBACKS)
+        quarantined = sum(platform.metadata(name, k).get("rows_quarantined", 0) for k in INGESTED)
+        return (f"{tx.get('dagster/row_count', 0):,} transactions, {cb.get('dagster/row_count', 0):,} chargebacks, "
+                f"{quarantined:,} rows quarantined; {_checks(stage)}")
+    if name == "warehouse":
+        models = {e.asset_key for r in stage.results for e in r.get_asset_materialization_events()}
+        return f"{len(models)} dbt models built; {_checks(stage)}"
+    if name == "features":
+        views, online, rows = platform.metadata(name, names.FEAST_FEATURE_VIEWS), platform.metadata(name, names.FEAST_ONLINE_STORE), platform.metadata(name, names.TRAINING_SET)
+        return (f"{len(views.get('feature_views', []))} feature views, {online.get('dagster/row_count', 0):,} online "
+                f"rows; training set {rows.get('dagster/row_count', 0):,} rows ({rows.get('positives', 0):,} fraud); "
+                f"{_checks(stage)}")
+    if name == "training":
+        model = platform.metadata(name, names.FRAUD_MODEL)
+        return (f"v{model.get('model_version')} -> {model.get('alias')}: holdout PR AUC "
+                f"{model.get('holdout_pr_auc', float('nan')):.3f}, ROC AUC {model.get('holdout_roc_auc', float('nan')):.3f}")
+    if name == "serving":
+        deployed = platform.metadata(name, names.DEPLOYED_MODEL)
+        return (f"champion v{deployed.get('champion_version')}, scoring service runs "
+                f"{deployed.get('live_version')} (make serve starts it)")
+    if name == "scoring":
+        scored = platform.metadata(name, names.DAILY_PREDICTIONS)
+        return (f"{scored.get('dagster/row_count', 0):,} transactions scored, "
+                f"{scored.get('flagged_for_review', 0):,} sent to review")
+    if name == "monitoring":
+        verdicts = [_metadata(r, names.asset_name(names.FEATURE_DRIFT_REPORT)) for r in stage.results]
+        drifted = [v for v in verdicts if v.get(names.VERDICT) == "drift"]
+        first = f", first on {drifted[0].get('drift_window_end')}" if drifted else ""
+        shares = [v.get("drift_share") for v in verdicts if v.get("drift_share") is not None]
+        trend = f", drift share {shares[0]:.2f} -> {shares[-1]:.2f}" if shares else ""
+        return f"{len(verdicts)} days monitored, feature drift on {len(drifted)}{first}{trend}; {_checks(stage)}"
+    return _checks(stage)
+
+
+@contextmanager
+def console_to_log(log_path: Path) -> Iterator[TextIO]:
+    """Everything the runs print (Dagster's event log, dbt, warnings, libraries writing to the terminal) goes to
+    `log_path`, at the file-descriptor level so subprocesses and C code follow; the demo's own lines go to the
+    console it returns."""
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = os.dup(1), os.dup(2)
+    console = os.fdopen(os.dup(saved[0]), "w", buffering=1)
+    with open(log_path, "ab") as log:
+        os.dup2(log.fileno(), 1)
+        os.dup2(log.fileno(), 2)
+        try:
+            yield console
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os.dup2(saved[0], 1)
+            os.dup2(saved[1], 2)
+            for fd in saved:
+                os.close(fd)
+            console.close()
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -101,11 +206,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--scenario", choices=sorted(SCENARIOS), default="amount_inflation",
                         help="drift scenario of the sample data (default shows a drift being caught)")
     parser.add_argument("--scenario-start-day", type=int, default=None,
-                        help="default: 14 days before the end, after the newest matured label")
+                        help="default: 10 days before the end, after the newest matured label")
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--monitor-days", type=int, default=14,
+                        help="days monitored, newest last (default: the 4 days before the drift and its first 10)")
+    parser.add_argument("--verbose", action="store_true", help="Dagster's full event log on the console")
     args = parser.parse_args(argv)
+    if args.monitor_days < 1:
+        parser.error("--monitor-days must be at least 1")
 
-    settings = load_settings()
     config = SimulationConfig(
         start_date=args.end - timedelta(days=args.days - 1),
         days=args.days,
@@ -114,26 +223,31 @@ def main(argv: list[str] | None = None) -> None:
         transactions_per_day=args.transactions_per_day,
         scenario=args.scenario,
         # Labels mature after 21 days, so the champion's training window ends three weeks before the data does;
-        # a drift that starts two weeks before the end is new to it, which is what the demo should show.
-        scenario_start_day=args.scenario_start_day if args.scenario_start_day is not None else max(args.days - 14, 0),
+        # a drift that starts 10 days before the end is new to it, and the 14 monitored days show it begin.
+        scenario_start_day=args.scenario_start_day if args.scenario_start_day is not None else max(args.days - 10, 0),
         seed=args.seed,
     )
     t0 = time.perf_counter()
-    summary = write_landing_zone(config, settings.landing_dir)
-    print(f"simulated {summary.transactions:,} transactions over {summary.days} days "
-          f"({summary.first_day}..{summary.last_day}, scenario {config.scenario}) in {time.perf_counter() - t0:.1f}s")
-    with dg.DagsterInstance.get() as instance:
-        run = materialize_platform(settings, config.start_date, config.end_date, instance)
-    model = _metadata(run.graph_run, names.asset_name(names.FRAUD_MODEL))
-    drift = _metadata(run.newest_day_run, names.asset_name(names.FEATURE_DRIFT_REPORT))
+    summary = write_landing_zone(config, load_settings().landing_dir)
+    # Read after the landing zone is written: the daily partitions start on its first day (settings.py).
+    settings = load_settings()
+    log_path = settings.data_dir / "logs" / f"demo-{datetime.now(UTC):%Y%m%dT%H%M%SZ}.log"
+    print(f"  simulate   {time.perf_counter() - t0:7.1f}s  {summary.transactions:,} transactions over {summary.days} "
+          f"days ({summary.first_day}..{summary.last_day}, scenario {config.scenario} from "
+          f"{config.start_date + timedelta(days=config.scenario_start_day)})")
+    if not args.verbose:
+        print(f"  full log   {log_path}")
+    with (nullcontext(sys.stdout) if args.verbose else console_to_log(log_path)) as console, \
+            dg.DagsterInstance.get() as instance:
+        run = materialize_platform(settings, config.start_date, config.end_date, instance,
+                                   monitored_days=args.monitor_days,
+                                   on_stage=lambda stage: print(stage.line(), file=console, flush=True))
+    drift = run.metadata("monitoring", names.FEATURE_DRIFT_REPORT)
     print(
-        f"\nmaterialized the whole graph in {run.seconds:.0f}s "
-        f"(runs {run.partitions_run.run_id[:8]}, {run.graph_run.run_id[:8]})\n"
-        f"  model {settings.model_name} v{model.get('model_version')} -> {model.get('alias')}: "
-        f"holdout PR AUC {model.get('holdout_pr_auc', float('nan')):.3f}, "
-        f"ROC AUC {model.get('holdout_roc_auc', float('nan')):.3f}\n"
-        f"  drift report: {drift.get('verdict')} (share {drift.get('drift_share', float('nan')):.2f}) "
-        f"-> {drift.get('report_path')}\n"
+        f"\nmaterialized the whole graph in {run.seconds:.0f}s; partitions from {settings.partition_start} "
+        f"({settings.partition_start_source})\n"
+        f"  newest drift report: {drift.get(names.VERDICT)} (share {drift.get('drift_share', float('nan')):.2f}) "
+        f"-> {drift.get('report')}\n"
         f"  data: {settings.data_dir}   UI: make dev (http://127.0.0.1:3000)   MLflow: make mlflow"
     )
 

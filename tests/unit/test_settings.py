@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from platform_assets.lib.landing import first_landed_day, partition_path, snapshot_path
 from platform_assets.resources import PlatformStorage
 from platform_assets.settings import PROJECT_ROOT, load_settings
 
@@ -17,7 +18,9 @@ def test_defaults_without_any_variable():
     assert s.profile == "local"
     assert s.data_dir == data
     assert s.landing_dir == data / "landing"
-    assert s.partition_start == date(2026, 1, 1)
+    # A developer's data/ may hold a demo's landing zone: the partitions then start on its first day.
+    assert (s.partition_start, s.partition_start_source) in {
+        (date(2026, 1, 1), "default"), (first_landed_day(s.landing_dir), "landing zone")}
     assert s.warehouse_path == data / "warehouse" / "warehouse.duckdb"
     assert s.exports_dir == data / "exports"
     assert PlatformStorage(data_dir=str(s.data_dir)).reports_dir() == data / "reports"
@@ -89,3 +92,18 @@ def test_the_warehouse_connection_gets_the_duckdb_memory_limit(tmp_path):
         settings.warehouse_path.parent.mkdir(parents=True, exist_ok=True)
         with build_resources(settings)["warehouse"].get_connection() as con:
             assert con.execute("SELECT current_setting('memory_limit')").fetchone()[0] == expected
+
+
+def test_partitions_start_where_the_landed_data_starts(tmp_path):
+    landing = tmp_path / "landing"
+    assert load_settings(environ={"PLATFORM_DATA_DIR": str(tmp_path)}).partition_start_source == "default"
+    for source, day in (("transactions", date(2026, 9, 3)), ("chargebacks", date(2026, 9, 2)),
+                        ("transactions", date(2026, 10, 1))):
+        partition_path(landing, source, day).parent.mkdir(parents=True)
+    snapshot_path(landing, "customers").parent.mkdir(parents=True)
+    (landing / "transactions" / "date=2026-02-30").mkdir()  # no such day: not a partition folder
+    (landing / "transactions" / "archive").mkdir()
+    s = load_settings(environ={"PLATFORM_DATA_DIR": str(tmp_path)})
+    assert (s.partition_start, s.partition_start_source) == (date(2026, 9, 2), "landing zone")
+    pinned = load_settings(environ={"PLATFORM_DATA_DIR": str(tmp_path), "PLATFORM_PARTITION_START": "2026-01-05"})
+    assert (pinned.partition_start, pinned.partition_start_source) == (date(2026, 1, 5), "PLATFORM_PARTITION_START")
