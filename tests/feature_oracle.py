@@ -22,6 +22,8 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 
+from platform_assets.lib.training_sets import TrainingSetManifest
+
 CUSTOMER_WINDOW_FEATURES = [
     "cust_txn_count_1d", "cust_amount_sum_1d", "cust_amount_avg_1d", "cust_amount_max_1d",
     "cust_txn_count_7d", "cust_amount_sum_7d", "cust_amount_avg_7d", "cust_amount_max_7d",
@@ -202,8 +204,8 @@ def idle_gaps(warehouse: Path, entity_rows: pd.DataFrame, key: str = "customer_i
 
 
 def check_training_set(data_dir: Path) -> tuple[OracleReport, dict[int, int]]:
-    manifest = json.loads((data_dir / "training_sets" / "latest.json").read_text())
-    frame = pd.read_parquet(manifest["path"])
+    manifest = TrainingSetManifest.read(data_dir / "training_sets" / "latest.json")
+    frame = pd.read_parquet(manifest.path)
     warehouse = data_dir / "warehouse" / "warehouse.duckdb"
     features = [f for f in WINDOW_FEATURES if f in frame.columns]
     truth = expected_features(warehouse, frame)

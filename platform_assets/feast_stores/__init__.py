@@ -8,6 +8,9 @@ so they live in the installed package, on the ground floor: no stage imports the
 - `arrow_engine.ArrowLocalComputeEngine`: Feast's local compute engine, except that a plain feature view's
   newest rows are pulled deduplicated by the offline store and handed to the online store as Arrow batches
   instead of one protobuf per value (stock spends ~28% of materialization there, and all of its memory).
+- `data_dir.DataDirFileRegistryStore`: Feast's file registry, whose `${PLATFORM_DATA_DIR}` path falls back to the
+  project's data directory when the `feast` CLI runs with the variable unset (the online store's config does the
+  same), so Feast's own CLI and UI work in feature_repo/ with nothing exported.
 - `duckdb_offline.AsofDuckDBOfflineStore`: Feast's DuckDB offline store whose point-in-time join is one DuckDB
   ASOF JOIN per feature view (TTL, created-timestamp tie-breaking and entity rows without features kept as
   nulls, exactly as Feast's join does).

@@ -38,6 +38,9 @@ from feast.protos.feast.types.Value_pb2 import Value as ValueProto
 from feast.repo_config import RepoConfig
 from feast.type_map import feast_value_type_to_python_type, python_values_to_proto_values
 from feast.value_type import ValueType
+from pydantic import field_validator
+
+from platform_assets.feast_stores import data_dir
 
 STORE_TYPE = "platform_assets.feast_stores.sqlite_online.WideSqliteOnlineStore"
 TABLE_SUFFIX = "__wide"
@@ -168,6 +171,12 @@ class WideSqliteOnlineStoreConfig(SqliteOnlineStoreConfig):
     """`online_store: {type: platform_assets.feast_stores.sqlite_online.WideSqliteOnlineStore, path: ...}`"""
 
     type: Literal["platform_assets.feast_stores.sqlite_online.WideSqliteOnlineStore"] = STORE_TYPE  # type: ignore[assignment]
+
+    @field_validator("path")
+    @classmethod
+    def _default_data_dir(cls, path: str) -> str:
+        """`${PLATFORM_DATA_DIR}` left unfilled by the feast CLI means the project's data dir (data_dir.py)."""
+        return data_dir.resolve(path)
 
 
 class WideSqliteOnlineStore(SqliteOnlineStore):

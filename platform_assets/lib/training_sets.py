@@ -54,11 +54,16 @@ class TrainingSetManifest:
     content_hash: str = ""
 
     def to_json(self) -> str:
-        return json.dumps(asdict(self), indent=2)
+        """The manifest as saved next to its parquet file: `path` is that file's name, so the data directory can
+        be moved (`read` resolves it against the manifest's own directory)."""
+        return json.dumps({**asdict(self), "path": Path(self.path).name}, indent=2)
 
     @classmethod
     def read(cls, path: Path) -> TrainingSetManifest:
-        return cls(**json.loads(Path(path).read_text()))
+        fields = json.loads(Path(path).read_text())
+        # Manifests written before held an absolute path, kept as it is (tools.relocate rewrites it after a move).
+        fields["path"] = str(Path(path).parent / fields["path"])
+        return cls(**fields)
 
 
 def transactions_between(exports_dir: Path, start: datetime, end: datetime) -> pd.DataFrame:

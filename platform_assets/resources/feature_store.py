@@ -66,8 +66,10 @@ class FeastResource(dg.ConfigurableResource):
         from feast.repo_config import RepoConfig
 
         raw = self.render_config()
-        if raw.get("registry", {}) and isinstance(raw["registry"], str):
-            Path(raw["registry"]).parent.mkdir(parents=True, exist_ok=True)
+        registry = raw.get("registry") or {}
+        registry = {"path": registry} if isinstance(registry, str) else registry
+        if registry.get("path") and registry.get("registry_type", "file") == "file":
+            Path(registry["path"]).parent.mkdir(parents=True, exist_ok=True)
         online = raw.get("online_store") or {}
         if online.get("type") == "sqlite" or str(online.get("type", "")).endswith("SqliteOnlineStore"):
             Path(online["path"]).parent.mkdir(parents=True, exist_ok=True)

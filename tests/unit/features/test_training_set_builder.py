@@ -4,6 +4,7 @@ the atomic snapshot files and reading a split back as float32 model inputs."""
 from __future__ import annotations
 
 import itertools
+import json
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
@@ -184,6 +185,32 @@ def test_save_snapshot_writes_parquet_manifest_and_latest(tmp_path):
     back = pd.read_parquet(manifest.path)
     pd.testing.assert_frame_equal(back, f, check_dtype=False)
     assert back.loc[0, "event_timestamp"].microsecond == 123456
+
+
+def test_a_saved_snapshot_is_found_after_its_directory_moved(tmp_path):
+    """The manifest names its parquet file relative to itself, so the data directory can be moved."""
+    f = frame()
+    sid = sid_of(versions={"f": content_hash(f)})
+    out = tmp_path / "before" / "training_sets"
+    save_snapshot(built(f, sid, out), out)
+    assert json.loads((out / "latest.json").read_text())["path"] == f"{sid}.parquet"
+
+    moved = tmp_path / "after"
+    (tmp_path / "before").rename(moved)
+    manifest = TrainingSetManifest.read(moved / "training_sets" / "latest.json")
+    assert manifest.path == str(moved / "training_sets" / f"{sid}.parquet")
+    assert len(pd.read_parquet(manifest.path)) == manifest.rows
+
+
+def test_a_manifest_with_an_absolute_path_is_read_as_written(tmp_path):
+    """Manifests saved before relative names keep their absolute path (tools.relocate rewrites it after a move)."""
+    f = frame()
+    sid = sid_of(versions={"f": content_hash(f)})
+    out = tmp_path / "training_sets"
+    save_snapshot(built(f, sid, out), out)
+    fields = json.loads((out / "latest.json").read_text())
+    (tmp_path / "old.json").write_text(json.dumps({**fields, "path": "/elsewhere/x.parquet"}))
+    assert TrainingSetManifest.read(tmp_path / "old.json").path == "/elsewhere/x.parquet"
 
 
 def test_second_snapshot_moves_latest_and_keeps_the_first(tmp_path):

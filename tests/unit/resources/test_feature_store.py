@@ -20,7 +20,8 @@ def resource(data_dir: Path | str, yaml_name: str = "feature_store.yaml", **kwar
 def test_local_config_points_into_the_data_dir(tmp_path):
     config = resource(tmp_path).render_config()
     assert config["project"] == "fraud_platform"
-    assert config["registry"] == f"{tmp_path}/feast/registry.db"
+    assert config["registry"] == {"path": f"{tmp_path}/feast/registry.db",
+                                  "registry_store_type": "platform_assets.feast_stores.data_dir.DataDirFileRegistryStore"}
     assert config["online_store"] == {"type": "platform_assets.feast_stores.sqlite_online.WideSqliteOnlineStore",
                                       "path": f"{tmp_path}/feast/online_store.db"}
     assert config["offline_store"] == {"type": "platform_assets.feast_stores.duckdb_offline.AsofDuckDBOfflineStore"}
@@ -29,12 +30,12 @@ def test_local_config_points_into_the_data_dir(tmp_path):
 
 def test_data_dir_with_spaces_renders_verbatim(tmp_path):
     data_dir = tmp_path / "My Data" / "platform"
-    assert resource(data_dir).render_config()["registry"] == f"{data_dir}/feast/registry.db"
+    assert resource(data_dir).render_config()["registry"]["path"] == f"{data_dir}/feast/registry.db"
 
 
 def test_data_dir_with_yaml_special_characters_renders_verbatim(tmp_path):
     data_dir = tmp_path / "run #1"
-    assert resource(data_dir).render_config()["registry"] == f"{data_dir}/feast/registry.db"
+    assert resource(data_dir).render_config()["registry"]["path"] == f"{data_dir}/feast/registry.db"
 
 
 def test_production_config_without_registry_url_names_the_variable(tmp_path):
@@ -95,3 +96,24 @@ def test_on_demand_code_is_portable_and_computes_transaction_features():
     assert out["txn_hour_of_day"].tolist() == [3, 2]
     assert out["seconds_since_last_txn"].tolist()[0] == 3 * 3600 and pd.isna(out["seconds_since_last_txn"][1])
     assert out["first_purchase_at_merchant"].tolist() == [1, 0]
+
+
+@pytest.mark.parametrize("exported", [False, True])
+def test_the_feast_cli_reads_the_project_data_dir_unless_one_is_exported(exported, tmp_path, monkeypatch):
+    """Feast's own loader (what `feast ...` runs in feature_repo/): `${PLATFORM_DATA_DIR}` falls back to ../data,
+    which Feast joins to the repository path, as dbt's profile does from dbt_project/."""
+    from feast.infra.online_stores.sqlite import SqliteOnlineStore
+    from feast.infra.registry.registry import get_registry_store_class_from_type
+    from feast.repo_config import load_repo_config
+
+    if exported:
+        monkeypatch.setenv("PLATFORM_DATA_DIR", str(tmp_path))
+    else:
+        monkeypatch.delenv("PLATFORM_DATA_DIR", raising=False)
+    config = load_repo_config(REPO, REPO / "feature_store.yaml")
+    data_dir = tmp_path if exported else PROJECT_ROOT / "data"
+
+    # The registry store class Feast instantiates, and the file it opens.
+    store = get_registry_store_class_from_type(config.registry.registry_store_type)(config.registry, REPO)
+    assert Path(store._filepath).resolve() == data_dir / "feast" / "registry.db"
+    assert (REPO / SqliteOnlineStore._get_db_path(config)).resolve() == data_dir / "feast" / "online_store.db"
