@@ -27,7 +27,7 @@ PYTEST_ARGS ?=
 # (tests/conftest.py); groups are handed out in collection order, so the heaviest worlds (tests/e2e) start first.
 PYTEST_WORKERS ?= 3
 
-.PHONY: help install prepare simulate demo test test-fast dev serve mlflow feast-apply dbt-build validate lint doctor free-slots backup restore clean clean-data bench bench-startup bench-serve
+.PHONY: help install prepare simulate demo test test-fast dev serve mlflow feast-apply feast-ui relocate dbt-build validate lint doctor free-slots backup restore clean clean-data bench bench-startup bench-serve
 
 help:
 	@echo "make demo       install, simulate sample data and materialize the whole graph"
@@ -41,6 +41,8 @@ help:
 	@echo "                slots), and the fix; make doctor FREE=1 (or make free-slots) frees stuck slots"
 	@echo "make backup     verified copy of the warehouse under data/backups (KEEP=n newest kept)"
 	@echo "make restore    newest backup back in place, current file kept aside (BACKUP=<file name> for another)"
+	@echo "make feast-ui   Feast's web UI over the registry on http://$(HOST):$(FEAST_UI_PORT)"
+	@echo "make relocate   after moving the data directory: OLD=<where it was> rewrites what MLflow, Feast and DuckDB recorded"
 	@echo "make feast-apply / dbt-build / validate / lint / clean-data"
 	@echo "make bench      benchmarks vs stock Feast and the raw engines (SIZE=100k|1m|10m) -> docs/benchmarks.md"
 	@echo "make bench-startup  time to first step: Definitions load vs bare dagster, one asset from the UI"
@@ -104,6 +106,15 @@ mlflow: install
 
 feast-apply: install
 	cd feature_repo && $(BIN)/feast apply
+
+# Feast's web UI over the registry of PLATFORM_DATA_DIR, bound to HOST (Feast's own default is 0.0.0.0).
+FEAST_UI_PORT ?= 8888
+feast-ui: install
+	cd feature_repo && $(BIN)/feast ui --host $(HOST) --port $(FEAST_UI_PORT)
+
+# After moving the data directory (docs/how-to.md#move-the-data-directory): make relocate OLD=/where/it/was
+relocate: install
+	$(BIN)/python -m platform_assets.tools.relocate "$(OLD)"
 
 dbt-build: prepare
 	cd dbt_project && $(BIN)/dbt build --profiles-dir .
