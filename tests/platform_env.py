@@ -22,10 +22,11 @@ def local_settings(mp: pytest.MonkeyPatch, data_dir: Path, **env: str) -> Settin
     return load_settings()
 
 
-def run_demo(data_dir: Path, days: int, **env: str) -> tuple[dict[str, str], object]:
+def run_demo(data_dir: Path, days: int, monitor_days: int = 3, **env: str) -> tuple[dict[str, str], object]:
     """`python -m platform_assets.tools.demo` into `data_dir`, with its own Dagster instance (our
     deploy/local/dagster.yaml) and nothing of the caller's platform settings: what a newcomer has after
     `make demo`, its last day yesterday (as `make demo`, so relative dates in the docs find their days).
+    It monitors `monitor_days` days (the demo's own default, 14, costs a minute more and no test needs it).
     Returns (the environment it ran with, the finished process)."""
     import os
     import subprocess
@@ -47,8 +48,11 @@ def run_demo(data_dir: Path, days: int, **env: str) -> tuple[dict[str, str], obj
     last_day = datetime.now(UTC).date() - timedelta(days=1)
     out = subprocess.run(
         [sys.executable, "-m", "platform_assets.tools.demo", "--days", str(days), "--end", last_day.isoformat(),
-         "--customers", "1000", "--merchants", "120", "--transactions-per-day", "800", "--scenario", "none"],
+         "--customers", "1000", "--merchants", "120", "--transactions-per-day", "800", "--scenario", "none",
+         "--monitor-days", str(monitor_days)],
         cwd=PROJECT_ROOT, env=environment, capture_output=True, text=True, timeout=600, check=False,
     )
-    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-5000:]
+    logs = sorted((data_dir / "logs").glob("demo-*.log"))
+    log_tail = logs[-1].read_text()[-5000:] if logs else ""
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-5000:] + log_tail
     return environment, out

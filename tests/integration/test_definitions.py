@@ -125,10 +125,15 @@ def test_dagster_definitions_validate_cli(tmp_path):
 
 
 def test_daily_schedule_asks_for_the_day_that_just_ended():
-    from datetime import datetime
+    from datetime import datetime, time, timedelta
 
+    from platform_assets.settings import load_settings
+
+    # The partitions start on the landing zone's first day (a developer's data/ may hold a demo's).
+    day = load_settings().partition_start + timedelta(days=13)
     schedule = next(s for s in defs.schedules if s.name == "daily_ingestion_schedule")
-    context = dg.build_schedule_context(scheduled_execution_time=datetime(2026, 3, 15, 1, 0, tzinfo=UTC))
+    morning = datetime.combine(day + timedelta(days=1), time(1), UTC)
+    context = dg.build_schedule_context(scheduled_execution_time=morning)
     requests = list(schedule.evaluate_tick(context).run_requests or [])
-    assert [r.partition_key for r in requests] == ["2026-03-14"]
+    assert [r.partition_key for r in requests] == [day.isoformat()]
     assert schedule.job_name == "daily_ingestion"
