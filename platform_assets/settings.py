@@ -76,6 +76,8 @@ class Settings:
     mlflow_artifact_location: str
     mlflow_experiment: str
     model_name: str
+    # Where people open the MLflow UI (`make mlflow`): the links in Dagit's metadata point there.
+    mlflow_ui_url: str = "http://127.0.0.1:5000"
     executor: str = "multiprocess"
     celery_key_prefix: str = "platform:"
     # Only whether a webhook is configured: its URL may carry a token, so it reaches the resource as dg.EnvVar.
@@ -184,6 +186,7 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         mlflow_artifact_location=env.get("PLATFORM_MLFLOW_ARTIFACTS", (data_dir / "mlflow" / "artifacts").as_uri()),
         mlflow_experiment=env.get("PLATFORM_MLFLOW_EXPERIMENT", "fraud_detection"),
         model_name=env.get("PLATFORM_MODEL_NAME", "fraud_detector"),
+        mlflow_ui_url=env.get("PLATFORM_MLFLOW_UI_URL", "http://127.0.0.1:5000").rstrip("/"),
         executor=executor,
         celery_key_prefix=env.get("PLATFORM_CELERY_KEY_PREFIX", "platform:"),
         webhook_configured=bool(env.get("PLATFORM_WEBHOOK_URL")),

@@ -96,6 +96,16 @@ MODEL_XGBOOST_ARTIFACT = "xgboost_model"
 # The score above which a transaction goes to review: the (1 - review_budget) quantile of the model's holdout
 # scores, so real-time decisions send the same share to review as the daily batch's top-budget queue.
 TAG_REVIEW_THRESHOLD = "review_threshold"
+# MLflow's own experiment tag: its UI offers "GenAI apps & agents" or "Machine learning" views of an experiment by
+# it, and ours is a tabular classifier (values in the MLflow UI's ExperimentKind enum).
+MLFLOW_EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
+MLFLOW_EXPERIMENT_KIND = "custom_model_development"
+# MLflow 3.17's UI picks its view from this query parameter (else the browser's last choice, GenAI by default):
+# our links to the MLflow UI carry it so they open in the machine-learning view.
+MLFLOW_UI_WORKFLOW = "workflowType=machine_learning"
+# The contexts of the training set's two splits among a run's MLflow input datasets.
+DATASET_TRAIN = "train"
+DATASET_HOLDOUT = "holdout"
 
 # The feature service the model trained now reads (feature_repo/fraud_features.py keeps older ones servable).
 DEFAULT_FEATURE_SERVICE = "fraud_detector_v2"

@@ -3,18 +3,26 @@
 `dagster-mlflow` is beta and has no `ConfigurableResource`, so this small resource is ours. It only ever points
 MLflow at our own tracking server/registry, and models are only loaded through `models:/<name>@<alias>` URIs of
 that registry: never from a path or URL handed in from outside.
+
+The experiment is tagged as MLflow's "custom model development" kind (created so, and an existing one re-tagged),
+so MLflow's UI treats it as machine learning, not as a GenAI app; `run_url`/`model_version_url` are the MLflow
+UI's own pages (its hash routes), which Dagit shows as links.
 """
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
+from urllib.parse import quote
 
 import dagster as dg
 from pydantic import Field
 
 from platform_assets.lib.names import (
     CHAMPION,
+    MLFLOW_EXPERIMENT_KIND,
+    MLFLOW_EXPERIMENT_KIND_TAG,
+    MLFLOW_UI_WORKFLOW,
     MODEL_XGBOOST_ARTIFACT,
     TAG_PREVIOUS_CHAMPION,
     TAG_PROMOTION_DECISION,
@@ -30,6 +38,7 @@ class MlflowResource(dg.ConfigurableResource):
     )
     experiment_name: str = "fraud_detection"
     model_name: str = "fraud_detector"
+    ui_url: str = Field(default="http://127.0.0.1:5000", description="Where people open the MLflow UI (links)")
 
     def setup(self):
         """Point the in-process MLflow client at our server and return the `mlflow` module, ready to use."""
@@ -39,8 +48,14 @@ class MlflowResource(dg.ConfigurableResource):
             os.makedirs(os.path.dirname(self.tracking_uri.removeprefix("sqlite:///")), exist_ok=True)
         mlflow.set_tracking_uri(self.tracking_uri)
         mlflow.set_registry_uri(self.registry_uri or self.tracking_uri)
-        if mlflow.get_experiment_by_name(self.experiment_name) is None:
-            mlflow.create_experiment(self.experiment_name, artifact_location=self.artifact_location)
+        experiment = mlflow.get_experiment_by_name(self.experiment_name)
+        if experiment is None:
+            mlflow.create_experiment(self.experiment_name, artifact_location=self.artifact_location,
+                                     tags={MLFLOW_EXPERIMENT_KIND_TAG: MLFLOW_EXPERIMENT_KIND})
+        elif experiment.tags.get(MLFLOW_EXPERIMENT_KIND_TAG) != MLFLOW_EXPERIMENT_KIND:
+            # created before the platform set the kind (or switched in the UI): ours is a tabular model
+            mlflow.MlflowClient().set_experiment_tag(experiment.experiment_id, MLFLOW_EXPERIMENT_KIND_TAG,
+                                                     MLFLOW_EXPERIMENT_KIND)
         mlflow.set_experiment(self.experiment_name)
         return mlflow
 
@@ -48,6 +63,15 @@ class MlflowResource(dg.ConfigurableResource):
         import mlflow
 
         return mlflow.MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.registry_uri or self.tracking_uri)
+
+    def run_url(self, experiment_id: str, run_id: str) -> str:
+        """The run's page in the MLflow UI (route `/experiments/:experimentId/runs/:runUuid` of its hash router)."""
+        return f"{self.ui_url.rstrip('/')}/#/experiments/{experiment_id}/runs/{run_id}?{MLFLOW_UI_WORKFLOW}"
+
+    def model_version_url(self, version: str) -> str:
+        """The version's page in the MLflow UI (route `/models/:modelName/versions/:version`)."""
+        name = quote(self.model_name, safe="")
+        return f"{self.ui_url.rstrip('/')}/#/models/{name}/versions/{version}?{MLFLOW_UI_WORKFLOW}"
 
     def model_uri(self, alias: str = CHAMPION) -> str:
         return f"models:/{self.model_name}@{alias}"
@@ -98,12 +122,15 @@ class MlflowResource(dg.ConfigurableResource):
         previous = current.tags.get(TAG_PREVIOUS_CHAMPION, "")
         if not previous:
             raise ValueError(f"{self.model_name} v{current.version} replaced no champion: nothing to roll back to")
-        client.get_model_version(self.model_name, previous)  # raises if that version was deleted
+        restored = client.get_model_version(self.model_name, previous)  # raises if that version was deleted
         client.set_registered_model_alias(self.model_name, CHAMPION, previous)
-        for version, decision, why in (
-            (current.version, "rolled_back", f"rolled back: {reason}"),
-            (previous, CHAMPION, f"restored by rollback of v{current.version}: {reason}"),
+        for entry, decision, why in (
+            (current, "rolled_back", f"rolled back: {reason}"),
+            (restored, CHAMPION, f"restored by rollback of v{current.version}: {reason}"),
         ):
-            client.set_model_version_tag(self.model_name, version, TAG_PROMOTION_DECISION, decision)
-            client.set_model_version_tag(self.model_name, version, TAG_PROMOTION_REASON, why)
+            client.set_model_version_tag(self.model_name, entry.version, TAG_PROMOTION_DECISION, decision)
+            client.set_model_version_tag(self.model_name, entry.version, TAG_PROMOTION_REASON, why)
+            # the description told the gate's decision at registration: it now ends with what changed since
+            description = "\n\n".join(part for part in (entry.description, f"**{decision}**: {why}") if part)
+            client.update_model_version(self.model_name, entry.version, description=description)
         return str(current.version), str(previous)

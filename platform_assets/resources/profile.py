@@ -49,6 +49,7 @@ def build_resources(settings: Settings) -> dict:
             artifact_location=settings.mlflow_artifact_location,
             experiment_name=settings.mlflow_experiment,
             model_name=settings.model_name,
+            ui_url=settings.mlflow_ui_url,
         ),
         "storage": PlatformStorage(data_dir=str(settings.data_dir)),
         "policy": LoopPolicy(**dict(settings.policy_overrides)),

@@ -1,10 +1,14 @@
 """Entry points for notebooks and scripts: the same stores the assets use, for the active profile.
 
-    from platform_assets.tools.notebook import feature_store, online_features, historical_features, champion_model
+    from platform_assets.tools.notebook import (champion_feature_service, feature_store, historical_features,
+                                                online_features, score_transactions)
     store = feature_store()
+    service = champion_feature_service()                                 # what the champion reads, e.g. fraud_detector_v2
     online_features([{"customer_id": "C0000001", "merchant_id": "M00001", "amount": 42.0,
-                      "transaction_epoch": 1767225600}]).values          # TTL-guarded, stale values reported
-    frame = historical_features("2026-03-01", "2026-03-08")              # point-in-time join of a date range
+                      "transaction_epoch": 1767225600}], service).values # TTL-guarded, stale values reported
+    frame = historical_features("2026-03-01", "2026-03-08", service)     # point-in-time join of a date range
+    score_transactions([{"customer_id": "C0000001", "merchant_id": "M00001", "amount": 42.0,
+                         "channel": "online", "event_ts": "2026-03-08T12:00:00+00:00"}])  # score, decision, reasons
 
 Resources are initialized here as Dagster would at run time, so `dg.EnvVar` values (production URLs and
 passwords) are read from the environment and never need to appear in the notebook. `notebooks/` has a starter.
@@ -14,7 +18,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from platform_assets.lib.names import CHAMPION, DEFAULT_FEATURE_SERVICE
+from platform_assets.lib.names import CHAMPION, DEFAULT_FEATURE_SERVICE, TAG_FEATURE_SERVICE
 from platform_assets.settings import Settings, load_settings
 
 
@@ -61,10 +65,53 @@ def historical_features(
     return td.join_features(feature_store(settings), entity_rows, feature_service)
 
 
-def champion_model(settings: Settings | None = None):
-    """The registered champion (an `xgboost.XGBClassifier`), loaded from our MLflow registry by alias."""
-    mlflow_tracking = _resource("mlflow_tracking", settings)
+def _champion_version(mlflow_tracking):
     version = mlflow_tracking.alias_version(CHAMPION)
     if version is None:
         raise LookupError(f"{mlflow_tracking.model_name} has no {CHAMPION} yet: run `make demo` first")
-    return mlflow_tracking.load_version(version.version)
+    return version
+
+
+def champion_model(settings: Settings | None = None):
+    """The registered champion (an `xgboost.XGBClassifier`), loaded from our MLflow registry by alias."""
+    mlflow_tracking = _resource("mlflow_tracking", settings)
+    return mlflow_tracking.load_version(_champion_version(mlflow_tracking).version)
+
+
+def champion_feature_service(settings: Settings | None = None) -> str:
+    """The Feast feature service the champion was trained on (its registry tag), so a notebook asks Feast for the
+    features the serving model reads, whichever version is champion."""
+    version = _champion_version(_resource("mlflow_tracking", settings))
+    return version.tags.get(TAG_FEATURE_SERVICE, DEFAULT_FEATURE_SERVICE)
+
+
+def score_transactions(transactions: list[dict], settings: Settings | None = None) -> list[dict]:
+    """Score transactions as the scoring service does, without logging them: the champion loaded as the service
+    loads it, its online feature vector with the freshness guard (stale values listed and left out), P(fraud),
+    the review decision at its threshold, and the three features that moved the score most (XGBoost's
+    `pred_contribs`, the service's `reasons`).
+
+    Each transaction: customer_id, merchant_id, amount, channel and event_ts (ISO string or datetime; naive = UTC).
+    """
+    from platform_assets.serving.model import ModelSlots, top_reasons
+
+    settings = settings or load_settings()
+    mlflow_tracking = _resource("mlflow_tracking", settings)
+    slots = ModelSlots(mlflow_tracking, _resource("feast", settings), settings.data_dir / "training_sets",
+                       _resource("policy", settings).review_budget, settings.serving_refresh_seconds,
+                       settings.serving_reasons)
+    model = slots.load(_champion_version(mlflow_tracking))
+    rows = [{**t, "event_ts": _utc(t["event_ts"])} for t in transactions]
+    batch = model.reader.read(rows)
+    scored = model.score(batch.matrix)
+    return [
+        {
+            "transaction_id": row.get("transaction_id"), "score": float(scored.scores[i]),
+            "decision": "review" if scored.scores[i] >= model.threshold else "approve",
+            "model_name": model.model_name, "model_version": model.version, "feature_service": model.feature_service,
+            "stale_features": batch.stale[i], "unknown_customer": batch.unknown_customer[i],
+            "unknown_merchant": batch.unknown_merchant[i],
+            "reasons": top_reasons(scored.contributions[i], model.features, batch.matrix[i]),
+        }
+        for i, row in enumerate(rows)
+    ]

@@ -7,13 +7,20 @@ it beats the current champion's PR AUC on the same holdout and is not worse on t
 (training/promotion.py); otherwise it is the `challenger`. The decision, its reason and both models' figures are
 tags on the version and on the MLflow run, metadata here, and a notification.
 
+The run also lists the training set's two splits as MLflow input datasets (name = the snapshot id, context train or
+holdout, schema and digest only: no rows are copied), and the registered model and each version carry a
+description (what it was trained on, its holdout figures, the gate's decision). Dagit's metadata links the MLflow
+UI's run and version pages (`PLATFORM_MLFLOW_UI_URL`).
+
 The asset reads as its four steps: fit, gate, log and register, report. xgboost, scikit-learn, pandas and MLflow
 take seconds to import, so they load when the asset runs, never when the UI loads the Definitions.
 """
 
 
+import hashlib
 import tempfile
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,6 +44,17 @@ def _pip_requirements() -> list[str]:
 
     return [f"xgboost=={xgb.__version__}", f"scikit-learn=={sklearn.__version__}", f"pandas=={pd.__version__}",
             f"numpy=={np.__version__}"]
+
+
+MODEL_DESCRIPTION = (
+    "XGBoost fraud classifier of the fraud platform: the probability that a card transaction is fraud, from the "
+    "features of its Feast feature service (tag `feature_service`). The Dagster asset `fraud_model` registers a "
+    "version per training run, trained on a point-in-time-correct training-set snapshot (tag `training_set_id`; "
+    "the run's input datasets). The `champion` alias, which batch scoring and the scoring service use, moves only "
+    "when a new version beats the champion's PR AUC on the same holdout and is not worse on the latest matured "
+    "window; otherwise the new version is the `challenger`. Each version's description says what it was trained "
+    "on, its holdout figures and the gate's decision."
+)
 
 
 def _importances(model, features: list[str]) -> dict[str, float]:
@@ -149,13 +167,83 @@ def gate(fitted: Fitted, config: ModelConfig, mlflow_tracking: MlflowResource, s
     return Gate(decision, candidate, champion_version, champion_scores)
 
 
+def _parquet_schema(path: str):
+    """The snapshot's columns as an MLflow schema, from the parquet footer alone (no rows are read)."""
+    import pyarrow.parquet as pq
+    from mlflow.models import infer_signature
+    from mlflow.types import ColSpec, Schema
+
+    arrow = pq.read_schema(path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the hint about integer columns is meant for model signatures
+        inferred = infer_signature(arrow.empty_table().to_pandas()).inputs
+    nullable = {f.name: f.nullable for f in arrow}
+    return Schema([ColSpec(c.type, c.name, required=not nullable.get(c.name, True)) for c in inferred.inputs])
+
+
+def training_set_datasets(manifest) -> list[tuple[object, str, dict[str, str]]]:
+    """The snapshot's train and holdout splits as MLflow datasets: (dataset, context, input tags).
+
+    Both are named by the snapshot id and point at its parquet file; the schema comes from the footer. A digest
+    must tell the two splits apart (MLflow keeps one input per name and digest), so it is derived from the
+    snapshot's content hash (also an input tag) and the split: the same snapshot always gets the same digests."""
+    from mlflow.data.dataset_source_registry import resolve_dataset_source
+    from mlflow.data.meta_dataset import MetaDataset
+
+    with warnings.catch_warnings():
+        # MLflow registers its local-file source twice and warns that a path "can be interpreted in multiple ways"
+        warnings.simplefilter("ignore", UserWarning)
+        source = resolve_dataset_source(manifest.path)
+    schema = _parquet_schema(manifest.path)
+    fingerprint = manifest.content_hash or manifest.snapshot_id
+    counts = {
+        names.DATASET_TRAIN: (manifest.rows - manifest.holdout_rows, manifest.positives - manifest.holdout_positives),
+        names.DATASET_HOLDOUT: (manifest.holdout_rows, manifest.holdout_positives),
+    }
+    datasets = []
+    for split, (rows, positives) in counts.items():
+        digest = hashlib.sha256(f"{fingerprint}:{split}".encode()).hexdigest()[:16]
+        tags = {"split": split, "rows": str(rows), "positives": str(positives),
+                names.TAG_FEATURE_SERVICE: manifest.feature_service, "content_hash": manifest.content_hash}
+        datasets.append((MetaDataset(source, name=manifest.snapshot_id, digest=digest, schema=schema), split, tags))
+    return datasets
+
+
+def version_description(fitted: Fitted, verdict: Gate, threshold: float, review_budget: float, run_id: str) -> str:
+    """What a registered version is, for the MLflow UI: its training set, holdout figures and the gate's decision."""
+    m, metrics, champion = fitted.manifest, fitted.metrics, verdict.champion_scores
+    trained = (f"Trained on training set `{m.snapshot_id}` (feature service `{m.feature_service}`, transactions "
+               f"{m.window_start} to {m.window_end}): {m.rows - m.holdout_rows} train rows "
+               f"({m.positives - m.holdout_positives} fraud); holdout from {m.holdout_start}: {m.holdout_rows} rows "
+               f"({m.holdout_positives} fraud).")
+    figures = f"Holdout: PR AUC {metrics.pr_auc:.4f}, ROC AUC {metrics.roc_auc:.4f}, log loss {metrics.logloss:.4f}."
+    if champion is not None:
+        figures += f" Champion v{verdict.champion_version} on the same holdout: PR AUC {champion.holdout_pr_auc:.4f}."
+    decided = f"Gate: **{verdict.alias}**: {verdict.decision.reason}."
+    review = (f"Review threshold {threshold:.6g} (the top {review_budget:.1%} of holdout scores go to review). "
+              f"MLflow run `{run_id}`.")
+    return f"{trained}\n\n{figures}\n\n{decided}\n\n{review}"
+
+
+@dataclass
+class Registered:
+    """What `log_and_register` wrote: the version, its run, the charts (markdown) and the review threshold."""
+
+    version: str
+    run_id: str
+    experiment_id: str
+    pictures: str
+    threshold: float
+
+
 def log_and_register(
     context: dg.AssetExecutionContext, fitted: Fitted, verdict: Gate, config: ModelConfig,
     mlflow_tracking: MlflowResource, review_budget: float,
-) -> tuple[str, str, str, float]:
-    """One MLflow run (params, metrics, tags, charts, the model) and one registered version, aliased by the gate.
-    Returns (version, run id, the charts as markdown, the review threshold tagged on the version)."""
+) -> Registered:
+    """One MLflow run (params, metrics, tags, input datasets, charts, the model) and one registered version,
+    aliased by the gate and described."""
     from mlflow.models import infer_signature
+    from mlflow.utils.mlflow_tags import MLFLOW_RUN_NOTE
 
     from platform_assets.lib import charts
     from platform_assets.lib.champion import score
@@ -173,6 +261,8 @@ def log_and_register(
         mlflow.log_metrics({**fitted.metrics.as_dict("holdout_"), "train_seconds": fitted.train_seconds})
         mlflow.set_tags({**provenance, "training_set_path": manifest.path, "dagster_run_id": context.run_id,
                          **verdict.tags()})
+        datasets, contexts, input_tags = zip(*training_set_datasets(manifest), strict=True)
+        mlflow.log_inputs(datasets=list(datasets), contexts=list(contexts), tags_list=list(input_tags))
         sample = model_inputs(holdout.head(5), features)
         with tempfile.TemporaryDirectory() as tmp:
             native = Path(tmp) / "model.ubj"
@@ -196,7 +286,11 @@ def log_and_register(
     threshold = review_threshold(fitted.holdout_scores, review_budget)
     for key, value in {**verdict.tags(), **provenance, names.TAG_REVIEW_THRESHOLD: f"{threshold:.9g}"}.items():
         client.set_model_version_tag(mlflow_tracking.model_name, version, key, value)
-    return version, run.info.run_id, pictures, threshold
+    description = version_description(fitted, verdict, threshold, review_budget, run.info.run_id)
+    client.update_registered_model(mlflow_tracking.model_name, description=MODEL_DESCRIPTION)
+    client.update_model_version(mlflow_tracking.model_name, version, description=description)
+    client.set_tag(run.info.run_id, MLFLOW_RUN_NOTE, description)  # the run page's "Description"
+    return Registered(version, run.info.run_id, run.info.experiment_id, pictures, threshold)
 
 
 def _figure_or(value: float | None, missing: str) -> dg.MetadataValue:
@@ -225,12 +319,14 @@ def fraud_model(
     context.log.info(f"holdout PR AUC {metrics.pr_auc:.4f}, ROC AUC {metrics.roc_auc:.4f} "
                      f"({fitted.train_seconds:.1f}s)")
     verdict = gate(fitted, config, mlflow_tracking, storage)
-    version, run_id, pictures, threshold = log_and_register(context, fitted, verdict, config, mlflow_tracking,
-                                                            policy.review_budget)
+    registered = log_and_register(context, fitted, verdict, config, mlflow_tracking, policy.review_budget)
+    version = registered.version
+    version_url = mlflow_tracking.model_version_url(version)
     notifier.send(
         "promotion" if verdict.decision.promote else "promotion_refused",
         f"{mlflow_tracking.model_name} v{version} -> {verdict.alias}: {verdict.decision.reason}",
-        {"model_version": version, "previous_champion": verdict.champion_version, **verdict.tags()},
+        {"model_version": version, "model_version_url": version_url, "previous_champion": verdict.champion_version,
+         **verdict.tags()},
         log=context.log,
     )
     champion = verdict.champion_scores
@@ -247,11 +343,13 @@ def fraud_model(
             "champion_pr_auc_on_same_holdout": _figure_or(champion.holdout_pr_auc if champion else None, "none"),
             "best_iteration": int(fitted.model.best_iteration),
             "train_seconds": round(fitted.train_seconds, 3),
-            "mlflow_run_id": run_id,
+            "mlflow_run_id": registered.run_id,
+            "mlflow_run": dg.MetadataValue.url(mlflow_tracking.run_url(registered.experiment_id, registered.run_id)),
+            "mlflow_model_version": dg.MetadataValue.url(version_url),
             "model_uri": f"models:/{mlflow_tracking.model_name}/{version}",
-            names.TAG_REVIEW_THRESHOLD: dg.MetadataValue.float(float(threshold)),
+            names.TAG_REVIEW_THRESHOLD: dg.MetadataValue.float(float(registered.threshold)),
             names.TAG_TRAINING_SET_ID: manifest.snapshot_id,
             "training_set_path": dg.MetadataValue.path(manifest.path),
-            "holdout_charts": dg.MetadataValue.md(pictures),
+            "holdout_charts": dg.MetadataValue.md(registered.pictures),
         }
     )

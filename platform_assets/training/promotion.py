@@ -82,6 +82,7 @@ def main(argv: list[str] | None = None) -> None:
     mlflow_tracking = MlflowResource(
         tracking_uri=settings.mlflow_tracking_uri, experiment_name=settings.mlflow_experiment,
         model_name=settings.model_name, artifact_location=settings.mlflow_artifact_location,
+        ui_url=settings.mlflow_ui_url,
     )
     mlflow_tracking.setup()
     old, new = mlflow_tracking.rollback_champion(args.reason)

@@ -145,8 +145,53 @@ def test_champion_loads_from_registry_and_scores(clean_platform):
     assert average_precision_score(holdout["is_fraud"], scores) > 5 * base_rate
     meta = clean_platform.metadata("fraud_model")
     assert meta["alias"] == "champion" and meta["holdout_pr_auc"] > 5 * base_rate
-    version = mlflow_resource.client().get_model_version_by_alias(mlflow_resource.model_name, "champion")
+    client = mlflow_resource.client()
+    version = client.get_model_version_by_alias(mlflow_resource.model_name, "champion")
     assert version.tags["training_set_id"] == manifest.snapshot_id
+
+
+def test_mlflow_shows_a_machine_learning_experiment_its_datasets_and_descriptions(clean_platform):
+    """What a data scientist opening MLflow expects: a machine-learning experiment (not GenAI), the training set
+    among the run's input datasets, and a registered model and versions that say what they are."""
+    mlflow_resource = build_resources(clean_platform.settings)["mlflow_tracking"]
+    client = mlflow_resource.client()
+    manifest = TrainingSetManifest.read(clean_platform.settings.data_dir / "training_sets" / "latest.json")
+    meta = clean_platform.metadata("fraud_model")
+    run = client.get_run(meta["mlflow_run_id"])
+    experiment = client.get_experiment(run.info.experiment_id)
+    assert experiment.name == clean_platform.settings.mlflow_experiment
+    assert experiment.tags[names.MLFLOW_EXPERIMENT_KIND_TAG] == "custom_model_development"
+
+    inputs = {{t.key: t.value for t in i.tags}["mlflow.data.context"]: i for i in run.inputs.dataset_inputs}
+    assert set(inputs) == {"train", "holdout"}
+    for split, rows, positives in (("train", manifest.rows - manifest.holdout_rows,
+                                    manifest.positives - manifest.holdout_positives),
+                                   ("holdout", manifest.holdout_rows, manifest.holdout_positives)):
+        dataset, tags = inputs[split].dataset, {t.key: t.value for t in inputs[split].tags}
+        assert dataset.name == manifest.snapshot_id and dataset.source_type == "local"
+        assert json.loads(dataset.source)["uri"] == manifest.path
+        columns = {c["name"] for c in json.loads(dataset.schema)["mlflow_colspec"]}
+        assert {*manifest.feature_columns, manifest.label_column, "split"} <= columns
+        assert (int(tags["rows"]), int(tags["positives"])) == (rows, positives)
+        assert tags["content_hash"] == manifest.content_hash
+    assert inputs["train"].dataset.digest != inputs["holdout"].dataset.digest
+
+    model = client.get_registered_model(mlflow_resource.model_name)
+    assert "XGBoost fraud classifier" in model.description and "`champion`" in model.description
+    version = client.get_model_version(mlflow_resource.model_name, meta["model_version"])
+    assert f"training set `{manifest.snapshot_id}`" in version.description
+    assert f"PR AUC {meta['holdout_pr_auc']:.4f}" in version.description
+    assert f"**{meta['alias']}**: {meta['promotion_reason']}" in version.description
+    assert run.data.tags["mlflow.note.content"] == version.description  # the run page's description
+
+    # Dagit links the MLflow UI's own pages of this run and version (their HTTP counterpart: tests/e2e/test_mlflow_ui)
+    base = clean_platform.settings.mlflow_ui_url
+    assert meta["mlflow_run"] == (f"{base}/#/experiments/{run.info.experiment_id}/runs/{run.info.run_id}"
+                                  "?workflowType=machine_learning")
+    assert meta["mlflow_model_version"] == (f"{base}/#/models/{mlflow_resource.model_name}/versions/"
+                                            f"{meta['model_version']}?workflowType=machine_learning")
+    event = clean_platform.instance.get_latest_materialization_event(names.FRAUD_MODEL)
+    assert isinstance(event.asset_materialization.metadata["mlflow_run"], dg.UrlMetadataValue)
 
 
 def test_drift_report_flags_amount_inflation_and_not_none(clean_platform, drifted_platform):
@@ -354,6 +399,8 @@ def test_gate_refuses_a_deliberately_worse_model_and_records_why(clean_platform,
     assert run.data.tags["promotion_decision"] == "challenger"
     assert [m["kind"] for m in received] == ["promotion_refused"]
     assert meta["model_version"] in received[0]["message"]
+    assert f"**challenger**: {meta['promotion_reason']}" in refused.description
+    assert f"Champion v{champion_before} on the same holdout" in refused.description
 
 
 def test_rollback_restores_the_previous_champion_in_one_step(clean_platform, webhook):
@@ -380,6 +427,12 @@ def test_rollback_restores_the_previous_champion_in_one_step(clean_platform, web
     rolled_back = client.get_model_version(mlflow_tracking.model_name, meta["model_version"])
     assert rolled_back.tags["promotion_decision"] == "rolled_back"
     assert "the new model misbehaves" in rolled_back.tags["promotion_reason"]
+    # The descriptions keep the gate's decision and end with what changed since.
+    assert "**champion**: " in rolled_back.description
+    assert rolled_back.description.endswith("**rolled_back**: rolled back: test: the new model misbehaves")
+    restored = client.get_model_version(mlflow_tracking.model_name, previous)
+    assert restored.description.endswith(f"restored by rollback of v{meta['model_version']}: test: the new model "
+                                         "misbehaves")
     assert [m["kind"] for m in received] == ["promotion", "rollback"]
     # One step only: the restored champion replaced nobody, so there is nothing further back.
     with pytest.raises(ValueError, match="nothing to roll back to"):

@@ -29,6 +29,7 @@ def test_defaults_without_any_variable():
     assert s.mlflow_artifact_location == (data / "mlflow" / "artifacts").as_uri()
     assert (s.feast_project, s.mlflow_experiment, s.model_name) == ("fraud_platform", "fraud_detection",
                                                                    "fraud_detector")
+    assert s.mlflow_ui_url == "http://127.0.0.1:5000"  # what `make mlflow` serves
     assert s.dbt_env() == {"PLATFORM_DATA_DIR": str(data), "PLATFORM_DBT_TARGET": "local"}
 
 
@@ -49,11 +50,13 @@ def test_explicit_variables_win(tmp_path):
         "PLATFORM_PARTITION_START": "2025-06-01",
         "MLFLOW_TRACKING_URI": "http://mlflow:5000",
         "PLATFORM_MODEL_NAME": "m",
+        "PLATFORM_MLFLOW_UI_URL": "https://mlflow.example.org/",
     })
     assert s.landing_dir == (tmp_path / "elsewhere").resolve()
     assert s.partition_start == date(2025, 6, 1)
     assert s.mlflow_tracking_uri == "http://mlflow:5000"
     assert s.model_name == "m"
+    assert s.mlflow_ui_url == "https://mlflow.example.org"
 
 
 @pytest.mark.parametrize("relative", ["data", "./data", "../data"])

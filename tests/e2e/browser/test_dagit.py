@@ -7,7 +7,8 @@ UI actions covered (in this order, on one webserver + daemon over the demo platf
    click "Materialize selected", follow the "Launched run" toast to the run page and watch the run reach Success;
 4. open the drift report asset's page, show its drift picture (metadata markdown), follow the `report` link to
    the Evidently HTML report;
-5. open the model asset's page and see the holdout charts (ROC, PR, calibration, feature importance);
+5. open the model asset's page, see its MLflow run and model version as links to the MLflow UI, and the holdout
+   charts (ROC, PR, calibration, feature importance);
 6. launch a run with dagster-graphql's DagsterGraphQLClient and find it on the Runs page.
 Every step leaves a screenshot under test-artifacts/browser/.
 """
@@ -178,6 +179,14 @@ def test_drift_report_link_and_picture_from_the_asset_metadata(page, dagit, scre
 
 def test_model_charts_are_shown_on_the_model_asset(page, dagit, screenshot):
     page.goto(f"{dagit.url}/assets/{MODEL}")
+    # The MLflow run and version are links to the MLflow UI's own pages (PLATFORM_MLFLOW_UI_URL, default make mlflow)
+    run_link = page.locator("a[href*='/#/experiments/'][href*='/runs/']").first
+    run_link.wait_for()
+    assert re.fullmatch(r"http://127\.0\.0\.1:5000/#/experiments/\d+/runs/[0-9a-f]{32}\?workflowType=machine_learning",
+                        run_link.get_attribute("href")), run_link.get_attribute("href")
+    version_link = page.locator("a[href*='/#/models/fraud_detector/versions/']").first
+    assert re.fullmatch(r"http://127\.0\.0\.1:5000/#/models/fraud_detector/versions/\d+\?workflowType=machine_learning",
+                        version_link.get_attribute("href")), version_link.get_attribute("href")
     dialog, pictures = _show_markdown_pictures(page, "holdout_charts")
     assert pictures.count() == 4, "ROC, PR, calibration and feature importance"
     for title in ("roc_curve", "pr_curve", "calibration", "feature_importance"):
