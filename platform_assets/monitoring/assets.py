@@ -93,6 +93,7 @@ def feature_drift_report(
     from platform_assets.lib import charts
     from platform_assets.lib.training_sets import read_training_inputs
     from platform_assets.monitoring.drift import calibrated_thresholds, drift_report, sample
+    from platform_assets.monitoring.workspace import FEATURE_DRIFT, publish
 
     window = _drift_window(context, mlflow_tracking, storage, policy)
     day, champion, manifest, reference = window.day, window.champion, window.manifest, window.reference
@@ -114,7 +115,8 @@ def feature_drift_report(
     thresholds = calibrated_thresholds(reference, history.inputs, manifest.feature_columns, policy.drift_window_days,
                                        times=history.timestamps)
     del history
-    summary = drift_report(reference, current, manifest.feature_columns, html, thresholds)
+    summary = drift_report(reference, current, manifest.feature_columns, html, thresholds,
+                           share_threshold=policy.drift_share_threshold)
     drifted = summary.is_drift(policy.drift_share_threshold)
     detected = enough and drifted
     verdict = _verdict(enough, drifted)
@@ -124,6 +126,9 @@ def feature_drift_report(
     client.log_figure(champion.version.run_id, figure, f"drift/{day.isoformat()}/drift_summary.png")
     client.log_metric(champion.version.run_id, "drift_share", summary.drift_share)
     drift_picture = charts.markdown_image(charts.to_png(figure), "drift score per column")
+    report = publish(storage.evidently_workspace_dir(), storage.evidently_url, FEATURE_DRIFT, day, summary.snapshot,
+                     {names.VERDICT: verdict, "drift_share_threshold": policy.drift_share_threshold,
+                      "champion_version": champion.number})
     context.log.info(
         f"{day} {verdict}: {len(summary.drifted_columns)}/{summary.columns_tested} columns drifted "
         f"(share {summary.drift_share:.2f}, threshold {policy.drift_share_threshold}): {summary.drifted_columns}"
@@ -140,7 +145,7 @@ def feature_drift_report(
             # Calibrated on the champion's training history (monitoring/drift.py): what a quiet window looks like.
             "column_drift_thresholds": dg.MetadataValue.json(thresholds),
             "skipped_columns": dg.MetadataValue.json(summary.skipped_columns),
-            "report": dg.MetadataValue.url(html.as_uri()),
+            "report": dg.MetadataValue.url(report),
             "report_path": dg.MetadataValue.path(str(html)),
             "current_rows": summary.current_rows,
             "reference_rows": summary.reference_rows,
@@ -157,6 +162,7 @@ def prediction_drift_report(
 ) -> dg.MaterializeResult:
     from platform_assets.lib import predictions as pr
     from platform_assets.monitoring.drift import drift_report, sample
+    from platform_assets.monitoring.workspace import PREDICTION_DRIFT, publish
 
     window = _drift_window(context, mlflow_tracking, storage, policy)
     day, champion, manifest, reference = window.day, window.champion, window.manifest, window.reference
@@ -174,6 +180,8 @@ def prediction_drift_report(
     enough = len(current) >= policy.drift_min_rows
     drifted = pr.SCORE in summary.drifted_columns
     verdict = _verdict(enough, drifted)
+    report = publish(storage.evidently_workspace_dir(), storage.evidently_url, PREDICTION_DRIFT, day,
+                     summary.snapshot, {names.VERDICT: verdict, "champion_version": champion.number})
     ref_scores, cur_scores = reference[pr.SCORE], current[pr.SCORE]
     context.log.info(f"{day} {verdict}: score drift {summary.column_scores.get(pr.SCORE, float('nan')):.3f}, "
                      f"mean score {ref_scores.mean():.4f} -> {cur_scores.mean():.4f}")
@@ -187,7 +195,7 @@ def prediction_drift_report(
             "mean_score_current": dg.MetadataValue.float(float(cur_scores.mean())),
             "p99_score_reference": dg.MetadataValue.float(float(ref_scores.quantile(0.99))),
             "p99_score_current": dg.MetadataValue.float(float(cur_scores.quantile(0.99))),
-            "report": dg.MetadataValue.url(html.as_uri()),
+            "report": dg.MetadataValue.url(report),
             "report_path": dg.MetadataValue.path(str(html)),
             "current_rows": len(current),
             "reference_rows": summary.reference_rows,

@@ -89,3 +89,16 @@ def test_the_warehouse_connection_gets_the_duckdb_memory_limit(tmp_path):
         settings.warehouse_path.parent.mkdir(parents=True, exist_ok=True)
         with build_resources(settings)["warehouse"].get_connection() as con:
             assert con.execute("SELECT current_setting('memory_limit')").fetchone()[0] == expected
+
+
+def test_evidently_ui_address_and_the_links_address_are_settings(tmp_path):
+    s = load_settings(environ={"PLATFORM_DATA_DIR": str(tmp_path)})
+    assert (s.evidently_host, s.evidently_port, s.evidently_url) == ("127.0.0.1", 8001, "http://127.0.0.1:8001")
+    assert s.evidently_workspace_dir == tmp_path.resolve() / "evidently"
+    assert PlatformStorage(data_dir=str(s.data_dir)).evidently_workspace_dir() == s.evidently_workspace_dir
+    # Under Docker or on a remote host the UI listens on all interfaces and the links name the proxy.
+    s = load_settings(environ={"PLATFORM_EVIDENTLY_HOST": "0.0.0.0", "PLATFORM_EVIDENTLY_PORT": "9001",
+                               "PLATFORM_EVIDENTLY_URL": "https://reports.example.org/evidently/"})
+    assert (s.evidently_host, s.evidently_port) == ("0.0.0.0", 9001)
+    assert s.evidently_url == "https://reports.example.org/evidently"
+    assert load_settings(environ={"PLATFORM_EVIDENTLY_PORT": "9001"}).evidently_url == "http://127.0.0.1:9001"
