@@ -107,7 +107,7 @@ mlflow: install
 # workspace.py); host and port from PLATFORM_EVIDENTLY_HOST/PORT (127.0.0.1:8001), the links in Dagit from
 # PLATFORM_EVIDENTLY_URL.
 evidently: install
-	$(BIN)/python -m platform_assets.monitoring.workspace
+	$(BIN)/python -m platform_assets.monitoring.workspace $(ARGS)
 
 feast-apply: install
 	cd feature_repo && $(BIN)/feast apply

@@ -287,6 +287,7 @@ def data_quality_summary(
     from platform_assets.lib import predictions as pr
     from platform_assets.lib.training_sets import KEYS
     from platform_assets.monitoring.drift import summary_report
+    from platform_assets.monitoring.workspace import DATA_QUALITY, publish
 
     day = _day(context)
     frame, _ = pr.read_days(storage.predictions_dir(), day, day)
@@ -296,7 +297,9 @@ def data_quality_summary(
         return dg.MaterializeResult(metadata={"dagster/row_count": 0, "all_null_columns": dg.MetadataValue.json([])})
     null_share = frame[features].isna().mean()
     html = storage.reports_dir() / "data_quality" / f"{day.isoformat()}.html"
-    skipped = summary_report(frame, features, html)
+    skipped, snapshot = summary_report(frame, features, html)
+    report = (publish(storage.evidently_workspace_dir(), storage.evidently_url, DATA_QUALITY, day, snapshot)
+              if snapshot is not None else None)
     scores = frame[pr.SCORE]
     context.log.info(f"{day}: {len(frame):,} rows, {len(skipped)} empty columns, "
                      f"max missing share {null_share.max():.3f}")
@@ -309,7 +312,8 @@ def data_quality_summary(
             "all_null_columns": dg.MetadataValue.json(skipped),
             "scores_out_of_range": int(((scores < 0) | (scores > 1) | scores.isna()).sum()),
             "mean_amount": dg.MetadataValue.float(float(frame["amount"].mean())) if "amount" in frame else 0.0,
-            "report": dg.MetadataValue.url(html.as_uri()) if html.exists() else "none",
+            "report": dg.MetadataValue.url(report) if report else "none",
+            "report_path": dg.MetadataValue.path(str(html)) if report else "none",
             "champion_version": str(champion.version) if champion else "none",
             "feature_columns_nonfinite": int(np.isinf(frame[features].select_dtypes("number")).sum().sum()),
         }
@@ -327,6 +331,7 @@ def served_traffic_report(
     from platform_assets.lib import predictions as pr
     from platform_assets.lib.exports import query
     from platform_assets.monitoring.drift import drift_report, sample
+    from platform_assets.monitoring.workspace import SERVED_TRAFFIC, publish
 
     day = _day(context)
     first = day - timedelta(days=policy.drift_window_days - 1)
@@ -349,11 +354,15 @@ def served_traffic_report(
         summary = drift_report(sample(reference, policy.max_report_rows),
                                sample(current[[pr.SCORE]], policy.max_report_rows), [pr.SCORE], html)
         drifted = pr.SCORE in summary.drifted_columns
+        report = publish(storage.evidently_workspace_dir(), storage.evidently_url, SERVED_TRAFFIC, day,
+                         summary.snapshot, {names.VERDICT: _verdict(enough, drifted),
+                                            "champion_version": champion.number})
         metadata.update({
             "score_drift": dg.MetadataValue.float(summary.column_scores.get(pr.SCORE, float("nan"))),
             "mean_score_reference": dg.MetadataValue.float(float(reference[pr.SCORE].mean())),
             "mean_score_served": dg.MetadataValue.float(float(current[pr.SCORE].mean())),
-            "report": dg.MetadataValue.url(html.as_uri()),
+            "report": dg.MetadataValue.url(report),
+            "report_path": dg.MetadataValue.path(str(html)),
         })
     # Label-delayed: served transactions old enough for their chargebacks, known by the end of day D.
     end = context.partition_time_window.end

@@ -193,14 +193,16 @@ def save_html(snapshot, html_path: Path) -> None:
     os.replace(tmp, html_path)
 
 
-def summary_report(frame: pd.DataFrame, columns: list[str], html_path: Path) -> list[str]:
+def summary_report(frame: pd.DataFrame, columns: list[str], html_path: Path) -> tuple[list[str], object]:
     """Evidently's data summary (counts, missing values, per-column stats) of the usable columns; returns the
-    columns left out because they are empty or all-null."""
+    columns left out because they are empty or all-null, and the evidently Snapshot (None without a usable
+    column)."""
     from evidently import Report
     from evidently.presets import DataSummaryPreset
 
     keep, skipped = usable_columns(frame, frame, columns)
-    if keep:
-        save_html(Report([DataSummaryPreset(columns=keep)]).run(current_data=frame[keep], reference_data=None),
-                  html_path)
-    return skipped
+    if not keep:
+        return skipped, None
+    snapshot = Report([DataSummaryPreset(columns=keep)]).run(current_data=frame[keep], reference_data=None)
+    save_html(snapshot, html_path)
+    return skipped, snapshot

@@ -40,6 +40,7 @@ PROJECT_ID = uuid.uuid5(_NAMESPACE, f"project/{PROJECT_NAME}")
 FEATURE_DRIFT = "feature_drift"
 PREDICTION_DRIFT = "prediction_drift"
 SERVED_TRAFFIC = "served_traffic"
+DATA_QUALITY = "data_quality"
 
 
 def snapshot_id(report: str, day: date) -> uuid.UUID:
@@ -79,7 +80,7 @@ def _staging(workspace: Path) -> Path:
 
 def _dashboard():
     """Panels over days: the drift share and drifted-column count of the feature drift report, the score drift of
-    the prediction drift report. Fixed ids, so writing the dashboard twice writes the same file."""
+    the prediction drift and served traffic reports. Fixed ids, so writing the dashboard twice writes the same file."""
     from evidently.sdk.models import DashboardModel, DashboardTabModel, PanelMetric
     from evidently.sdk.panels import line_plot_panel
 
@@ -99,9 +100,11 @@ def _dashboard():
                         metric_labels={"value_type": "count"}),
         ], "feature_drift_report: columns beyond their calibrated threshold"),
         panel("score_drift", "Score drift", [
-            PanelMetric(legend="score drift", tags=[PREDICTION_DRIFT], metric="ValueDrift",
+            PanelMetric(legend="batch scores", tags=[PREDICTION_DRIFT], metric="ValueDrift",
                         metric_labels={"column": SCORE}),
-        ], "prediction_drift_report: Wasserstein distance (normed) of the champion's scores from its holdout"),
+            PanelMetric(legend="served scores", tags=[SERVED_TRAFFIC], metric="ValueDrift",
+                        metric_labels={"column": SCORE}),
+        ], "prediction_drift_report and served_traffic_report: distance of the champion's scores from its holdout"),
     ]
     tab = DashboardTabModel(id=uuid.uuid5(_NAMESPACE, "tab/drift"), title="Drift", panels=[p.id for p in panels])
     return DashboardModel(tabs=[tab], panels=panels)
@@ -110,13 +113,13 @@ def _dashboard():
 def ensure_project(workspace: Path) -> uuid.UUID:
     """The platform's project in `workspace`, created with its dashboard if missing. An existing dashboard is
     left alone (a person may have edited it in the UI)."""
-    from evidently.sdk.models import ProjectModel
-
     project_dir = workspace / str(PROJECT_ID)
     (project_dir / "snapshots").mkdir(parents=True, exist_ok=True)
     if not (project_dir / "dashboard.json").exists():
         _write_json(project_dir / "dashboard.json", _dashboard().dict(), _staging(workspace))
     if not (project_dir / "metadata.json").exists():
+        from evidently.sdk.models import ProjectModel
+
         project = ProjectModel(id=PROJECT_ID, name=PROJECT_NAME, description=PROJECT_DESCRIPTION)
         _write_json(project_dir / "metadata.json", project.dict(), _staging(workspace))
     return PROJECT_ID
@@ -157,10 +160,13 @@ def main(argv: list[str] | None = None) -> None:
     workspace = settings.evidently_workspace_dir
     ensure_project(workspace)
     if args.list:
-        for path in sorted((workspace / str(PROJECT_ID) / "snapshots").glob("*.json")):
+        rows = []
+        for path in (workspace / str(PROJECT_ID) / "snapshots").glob("*.json"):
             meta = json.loads(path.read_text()).get("metadata", {})
-            print(meta.get("report"), meta.get("day"), meta.get("verdict", ""),
-                  f"{settings.evidently_url}/projects/{PROJECT_ID}/reports/{path.stem}")
+            rows.append((meta.get("day", "?"), meta.get("report", "?"), meta.get("verdict", "-"),
+                         f"{settings.evidently_url}/projects/{PROJECT_ID}/reports/{path.stem}"))
+        for row in sorted(rows):
+            print(*row)
         return
     print(f"Evidently UI on http://{args.host}:{args.port} (project {PROJECT_NAME}: "
           f"{dashboard_url(settings.evidently_url)}), workspace {workspace}", flush=True)

@@ -133,8 +133,9 @@ def main(argv: list[str] | None = None) -> None:
         f"holdout PR AUC {model.get('holdout_pr_auc', float('nan')):.3f}, "
         f"ROC AUC {model.get('holdout_roc_auc', float('nan')):.3f}\n"
         f"  drift report: {drift.get('verdict')} (share {drift.get('drift_share', float('nan')):.2f}) "
-        f"-> {drift.get('report_path')}\n"
-        f"  data: {settings.data_dir}   UI: make dev (http://127.0.0.1:3000)   MLflow: make mlflow"
+        f"-> {drift.get('report')} (make evidently), {drift.get('report_path')}\n"
+        f"  data: {settings.data_dir}   UI: make dev (http://127.0.0.1:3000)   MLflow: make mlflow   "
+        f"Evidently: make evidently"
     )
 
 

@@ -88,9 +88,13 @@ def test_data_summary_skips_all_null_columns_and_writes_html(frames, tmp_path):
 
     _, current = frames
     html = tmp_path / "quality.html"
-    skipped = summary_report(current.assign(nothing=None), ["shifted", "empty_now", "nothing", "gone"], html)
+    skipped, snapshot = summary_report(current.assign(nothing=None), ["shifted", "empty_now", "nothing", "gone"],
+                                       html)
     assert skipped == ["empty_now", "nothing", "gone"]
     assert html.exists() and html.stat().st_size > 10_000
+    assert snapshot is not None and snapshot.dict()["metrics"]
+    assert summary_report(current, ["empty_now"], tmp_path / "none.html") == (["empty_now"], None)
+    assert not (tmp_path / "none.html").exists()
 
 
 def _weekly_world(rng, start: str, days: int, rows_per_day: int = 400, level: float = 0.0) -> pd.DataFrame:
