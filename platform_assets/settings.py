@@ -57,6 +57,7 @@ def evidently_workspace_dir(data_dir: str | Path) -> Path:
 
 
 DEFAULT_EVIDENTLY_PORT = 8001
+DEFAULT_EVIDENTLY_KEEP_DAYS = 30
 
 
 def dbt_environment(data_dir: str | Path, target: str) -> dict[str, str]:
@@ -99,6 +100,9 @@ class Settings:
     evidently_host: str = "127.0.0.1"
     evidently_port: int = DEFAULT_EVIDENTLY_PORT
     evidently_url: str = f"http://127.0.0.1:{DEFAULT_EVIDENTLY_PORT}"
+    # Days of snapshots per report the workspace keeps (0: all). The UI parses every snapshot into memory when it
+    # starts: a feature drift snapshot of 38 columns is 2.7 MB, and 23 of them took 37 s and 577 MB to load here.
+    evidently_keep_days: int = DEFAULT_EVIDENTLY_KEEP_DAYS
     # The Dagster instance whose pool slots `make doctor` reads: DAGSTER_HOME, else the Makefile's default.
     dagster_home: Path | None = None
     # How many warehouse backups `make backup` keeps (platform_assets.tools.warehouse_backup); older ones go.
@@ -168,6 +172,9 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
     if serving_reasons not in REASON_METHODS:
         raise ValueError(f"PLATFORM_SERVING_REASONS={serving_reasons!r} is not one of {REASON_METHODS}")
     evidently_port = int(env.get("PLATFORM_EVIDENTLY_PORT", str(DEFAULT_EVIDENTLY_PORT)))
+    evidently_keep_days = int(env.get("PLATFORM_EVIDENTLY_KEEP_DAYS", str(DEFAULT_EVIDENTLY_KEEP_DAYS)))
+    if evidently_keep_days < 0:
+        raise ValueError(f"PLATFORM_EVIDENTLY_KEEP_DAYS must be 0 (keep all) or more, got {evidently_keep_days}")
     dagster_home = env.get("DAGSTER_HOME")
     backups_keep = int(env.get("PLATFORM_WAREHOUSE_BACKUPS_KEEP", "7"))
     if backups_keep < 1:
@@ -201,6 +208,7 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         serving_reasons=serving_reasons,
         evidently_host=env.get("PLATFORM_EVIDENTLY_HOST", "127.0.0.1"),
         evidently_port=evidently_port,
+        evidently_keep_days=evidently_keep_days,
         evidently_url=env.get("PLATFORM_EVIDENTLY_URL", f"http://127.0.0.1:{evidently_port}").rstrip("/"),
         landing_lookback_days=lookback,
         dagster_home=Path(dagster_home).resolve() if dagster_home else data_dir / "dagster",

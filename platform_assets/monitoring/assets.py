@@ -128,7 +128,7 @@ def feature_drift_report(
     drift_picture = charts.markdown_image(charts.to_png(figure), "drift score per column")
     report = publish(storage.evidently_workspace_dir(), storage.evidently_url, FEATURE_DRIFT, day, summary.snapshot,
                      {names.VERDICT: verdict, "drift_share_threshold": policy.drift_share_threshold,
-                      "champion_version": champion.number})
+                      "champion_version": champion.number}, keep_days=storage.evidently_keep_days)
     context.log.info(
         f"{day} {verdict}: {len(summary.drifted_columns)}/{summary.columns_tested} columns drifted "
         f"(share {summary.drift_share:.2f}, threshold {policy.drift_share_threshold}): {summary.drifted_columns}"
@@ -181,7 +181,8 @@ def prediction_drift_report(
     drifted = pr.SCORE in summary.drifted_columns
     verdict = _verdict(enough, drifted)
     report = publish(storage.evidently_workspace_dir(), storage.evidently_url, PREDICTION_DRIFT, day,
-                     summary.snapshot, {names.VERDICT: verdict, "champion_version": champion.number})
+                     summary.snapshot, {names.VERDICT: verdict, "champion_version": champion.number},
+                     keep_days=storage.evidently_keep_days)
     ref_scores, cur_scores = reference[pr.SCORE], current[pr.SCORE]
     context.log.info(f"{day} {verdict}: score drift {summary.column_scores.get(pr.SCORE, float('nan')):.3f}, "
                      f"mean score {ref_scores.mean():.4f} -> {cur_scores.mean():.4f}")
@@ -298,8 +299,8 @@ def data_quality_summary(
     null_share = frame[features].isna().mean()
     html = storage.reports_dir() / "data_quality" / f"{day.isoformat()}.html"
     skipped, snapshot = summary_report(frame, features, html)
-    report = (publish(storage.evidently_workspace_dir(), storage.evidently_url, DATA_QUALITY, day, snapshot)
-              if snapshot is not None else None)
+    report = (publish(storage.evidently_workspace_dir(), storage.evidently_url, DATA_QUALITY, day, snapshot,
+                      keep_days=storage.evidently_keep_days) if snapshot is not None else None)
     scores = frame[pr.SCORE]
     context.log.info(f"{day}: {len(frame):,} rows, {len(skipped)} empty columns, "
                      f"max missing share {null_share.max():.3f}")
@@ -356,7 +357,8 @@ def served_traffic_report(
         drifted = pr.SCORE in summary.drifted_columns
         report = publish(storage.evidently_workspace_dir(), storage.evidently_url, SERVED_TRAFFIC, day,
                          summary.snapshot, {names.VERDICT: _verdict(enough, drifted),
-                                            "champion_version": champion.number})
+                                            "champion_version": champion.number},
+                         keep_days=storage.evidently_keep_days)
         metadata.update({
             "score_drift": dg.MetadataValue.float(summary.column_scores.get(pr.SCORE, float("nan"))),
             "mean_score_reference": dg.MetadataValue.float(float(reference[pr.SCORE].mean())),

@@ -27,7 +27,7 @@ import os
 import sys
 import tempfile
 import uuid
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from pathlib import Path
 
 PROJECT_NAME = "fraud_platform"
@@ -41,6 +41,8 @@ FEATURE_DRIFT = "feature_drift"
 PREDICTION_DRIFT = "prediction_drift"
 SERVED_TRAFFIC = "served_traffic"
 DATA_QUALITY = "data_quality"
+# How far back from a published day retention looks for snapshots to remove (two years of days).
+RETENTION_SWEEP_DAYS = 731
 
 
 def snapshot_id(report: str, day: date) -> uuid.UUID:
@@ -125,10 +127,13 @@ def ensure_project(workspace: Path) -> uuid.UUID:
     return PROJECT_ID
 
 
-def publish(workspace: Path, ui_url: str, report: str, day: date, snapshot, metadata: dict | None = None) -> str:
+def publish(workspace: Path, ui_url: str, report: str, day: date, snapshot, metadata: dict | None = None,
+            keep_days: int = 0) -> str:
     """Store `snapshot` (an evidently Snapshot) as `report`'s snapshot of `day`, replacing an earlier one of the
     same day, and return its URL in the Evidently UI. The snapshot is stamped with the day (the dashboard's time
-    axis), tagged with `report`, and carries `metadata` (e.g. our verdict), which the UI lists with it."""
+    axis), tagged with `report`, and carries `metadata` (e.g. our verdict), which the UI lists with it. With
+    `keep_days`, `report`'s snapshots of days `keep_days` or more before `day` are removed (their HTML files stay
+    under reports/): the UI loads every snapshot into memory when it starts."""
     ensure_project(workspace)
     model = snapshot.to_snapshot_model()
     model.name = f"{report} {day.isoformat()}"
@@ -138,6 +143,10 @@ def publish(workspace: Path, ui_url: str, report: str, day: date, snapshot, meta
                       **{k: str(v) for k, v in (metadata or {}).items()}}
     path = workspace / str(PROJECT_ID) / "snapshots" / f"{snapshot_id(report, day)}.json"
     _write_json(path, model.dict(), _staging(workspace))
+    if keep_days:
+        # Ids follow from (report, day), so the old days' files are found without reading any snapshot.
+        for back in range(keep_days, keep_days + RETENTION_SWEEP_DAYS):
+            (path.parent / f"{snapshot_id(report, day - timedelta(days=back))}.json").unlink(missing_ok=True)
     return report_url(ui_url, report, day)
 
 

@@ -50,7 +50,8 @@ def build_resources(settings: Settings) -> dict:
             experiment_name=settings.mlflow_experiment,
             model_name=settings.model_name,
         ),
-        "storage": PlatformStorage(data_dir=str(settings.data_dir), evidently_url=settings.evidently_url),
+        "storage": PlatformStorage(data_dir=str(settings.data_dir), evidently_url=settings.evidently_url,
+                                   evidently_keep_days=settings.evidently_keep_days),
         "policy": LoopPolicy(**dict(settings.policy_overrides)),
         # The webhook URL may hold a token: resolved at run time, hidden in the UI; no webhook unless set.
         "notifier": Notifier(webhook_url=dg.EnvVar("PLATFORM_WEBHOOK_URL") if settings.webhook_configured else None),

@@ -6,6 +6,7 @@ import dagster as dg
 from pydantic import Field
 
 from platform_assets.settings import (
+    DEFAULT_EVIDENTLY_KEEP_DAYS,
     DEFAULT_EVIDENTLY_PORT,
     evidently_workspace_dir,
     exports_dir,
@@ -18,6 +19,9 @@ class PlatformStorage(dg.ConfigurableResource):
     evidently_url: str = Field(
         default=f"http://127.0.0.1:{DEFAULT_EVIDENTLY_PORT}",
         description="Where a browser reaches the Evidently UI over the report workspace (report links)",
+    )
+    evidently_keep_days: int = Field(
+        default=DEFAULT_EVIDENTLY_KEEP_DAYS, description="Days of snapshots per report the workspace keeps (0: all)"
     )
 
     def exports_dir(self) -> Path:

@@ -102,3 +102,10 @@ def test_evidently_ui_address_and_the_links_address_are_settings(tmp_path):
     assert (s.evidently_host, s.evidently_port) == ("0.0.0.0", 9001)
     assert s.evidently_url == "https://reports.example.org/evidently"
     assert load_settings(environ={"PLATFORM_EVIDENTLY_PORT": "9001"}).evidently_url == "http://127.0.0.1:9001"
+
+
+def test_evidently_retention_days(tmp_path):
+    assert load_settings(environ={}).evidently_keep_days == 30
+    assert load_settings(environ={"PLATFORM_EVIDENTLY_KEEP_DAYS": "0"}).evidently_keep_days == 0
+    with pytest.raises(ValueError, match="KEEP_DAYS"):
+        load_settings(environ={"PLATFORM_EVIDENTLY_KEEP_DAYS": "-1"})

@@ -79,3 +79,19 @@ def test_the_dashboard_is_written_once_and_plots_our_figures(tmp_path, reports):
     Workspace(str(root)).save_dashboard(ws.PROJECT_ID, edited)
     ws.publish(root, UI, ws.FEATURE_DRIFT, DAY, reports[0].snapshot)
     assert [p.title for p in Workspace(str(root)).get_dashboard(ws.PROJECT_ID).panels] == titles[:1]
+
+
+def test_retention_removes_a_reports_days_older_than_keep_days_only(tmp_path, reports):
+    from datetime import timedelta
+
+    from evidently.ui.workspace import Workspace
+
+    root = tmp_path / "evidently"
+    quiet = reports[1].snapshot
+    days = [DAY - timedelta(days=back) for back in (40, 3, 2, 1, 0)]
+    ws.publish(root, UI, ws.PREDICTION_DRIFT, days[0], quiet)  # another report: not this report's retention
+    for day in days:
+        ws.publish(root, UI, ws.FEATURE_DRIFT, day, quiet, keep_days=3)
+    kept = {str(run) for run in Workspace(str(root)).list_runs(ws.PROJECT_ID)}
+    assert kept == {str(ws.snapshot_id(ws.FEATURE_DRIFT, d)) for d in days[2:]} | {
+        str(ws.snapshot_id(ws.PREDICTION_DRIFT, days[0]))}
