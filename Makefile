@@ -27,7 +27,7 @@ PYTEST_ARGS ?=
 # (tests/conftest.py); groups are handed out in collection order, so the heaviest worlds (tests/e2e) start first.
 PYTEST_WORKERS ?= 3
 
-.PHONY: help install prepare simulate demo test test-fast dev serve mlflow feast-apply feast-ui relocate dbt-build validate lint doctor free-slots backup restore clean clean-data bench bench-startup bench-serve
+.PHONY: help install prepare simulate demo test test-fast dev serve mlflow evidently feast-apply feast-ui relocate dbt-build validate lint doctor free-slots backup restore clean clean-data bench bench-startup bench-serve
 
 help:
 	@echo "make demo       install, simulate sample data and materialize the whole graph"
@@ -36,6 +36,7 @@ help:
 	@echo "make dev        Dagster UI + daemon on http://$(HOST):$(PORT)"
 	@echo "make serve      real-time scoring API on http://$(HOST):8000 (make serve PORT=...), docs at /docs"
 	@echo "make mlflow     MLflow UI on http://$(HOST):$(MLFLOW_PORT)"
+	@echo "make evidently  Evidently UI on http://127.0.0.1:8001: every day's drift reports, dashboards over days"
 	@echo "make simulate   only write sample data into the landing zone (ARGS='--days 30 --scenario none')"
 	@echo "make doctor     what is missing or in the way (manifest, sample data, DuckDB lock or corruption, stuck pool"
 	@echo "                slots), and the fix; make doctor FREE=1 (or make free-slots) frees stuck slots"
@@ -103,6 +104,12 @@ mlflow: install
 	$(BIN)/mlflow ui --host $(HOST) --port $(MLFLOW_PORT) --workers 1 \
 		--backend-store-uri sqlite:///$(PLATFORM_DATA_DIR)/mlflow/mlflow.db \
 		--default-artifact-root file://$(PLATFORM_DATA_DIR)/mlflow/artifacts
+
+# The Evidently UI over data/evidently, the workspace the monitoring assets write (platform_assets/monitoring/
+# workspace.py); host and port from PLATFORM_EVIDENTLY_HOST/PORT (127.0.0.1:8001), the links in Dagit from
+# PLATFORM_EVIDENTLY_URL.
+evidently: install
+	$(BIN)/python -m platform_assets.monitoring.workspace $(ARGS)
 
 feast-apply: install
 	cd feature_repo && $(BIN)/feast apply

@@ -55,6 +55,15 @@ def serving_log_dir(data_dir: str | Path) -> Path:
     return Path(data_dir) / "serving" / "predictions"
 
 
+def evidently_workspace_dir(data_dir: str | Path) -> Path:
+    """The Evidently workspace (one project, one snapshot per report per day) that `make evidently` serves."""
+    return Path(data_dir) / "evidently"
+
+
+DEFAULT_EVIDENTLY_PORT = 8001
+DEFAULT_EVIDENTLY_KEEP_DAYS = 30
+
+
 def dbt_environment(data_dir: str | Path, target: str) -> dict[str, str]:
     """Variables `dbt_project/profiles.yml` reads, so dbt writes where the rest of the platform reads."""
     return {"PLATFORM_DATA_DIR": str(data_dir), "PLATFORM_DBT_TARGET": target}
@@ -95,6 +104,14 @@ class Settings:
     serving_refresh_seconds: float = 5.0
     serving_max_body_bytes: int = 1_048_576
     serving_reasons: str = "approx"
+    # The Evidently UI over the report workspace (`make evidently`): where it listens, and the address the report
+    # links in asset metadata use (PLATFORM_EVIDENTLY_URL: another host or a proxy under Docker or remote).
+    evidently_host: str = "127.0.0.1"
+    evidently_port: int = DEFAULT_EVIDENTLY_PORT
+    evidently_url: str = f"http://127.0.0.1:{DEFAULT_EVIDENTLY_PORT}"
+    # Days of snapshots per report the workspace keeps (0: all). The UI parses every snapshot into memory when it
+    # starts: a feature drift snapshot of 38 columns is 2.7 MB, and 23 of them took 37 s and 577 MB to load here.
+    evidently_keep_days: int = DEFAULT_EVIDENTLY_KEEP_DAYS
     # The Dagster instance whose pool slots `make doctor` reads: DAGSTER_HOME, else the Makefile's default.
     dagster_home: Path | None = None
     # How many warehouse backups `make backup` keeps (platform_assets.tools.warehouse_backup); older ones go.
@@ -107,6 +124,10 @@ class Settings:
     @property
     def serving_log_dir(self) -> Path:
         return serving_log_dir(self.data_dir)
+
+    @property
+    def evidently_workspace_dir(self) -> Path:
+        return evidently_workspace_dir(self.data_dir)
 
     @property
     def warehouse_path(self) -> Path:
@@ -159,6 +180,10 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
     serving_reasons = env.get("PLATFORM_SERVING_REASONS", "approx")
     if serving_reasons not in REASON_METHODS:
         raise ValueError(f"PLATFORM_SERVING_REASONS={serving_reasons!r} is not one of {REASON_METHODS}")
+    evidently_port = int(env.get("PLATFORM_EVIDENTLY_PORT", str(DEFAULT_EVIDENTLY_PORT)))
+    evidently_keep_days = int(env.get("PLATFORM_EVIDENTLY_KEEP_DAYS", str(DEFAULT_EVIDENTLY_KEEP_DAYS)))
+    if evidently_keep_days < 0:
+        raise ValueError(f"PLATFORM_EVIDENTLY_KEEP_DAYS must be 0 (keep all) or more, got {evidently_keep_days}")
     dagster_home = env.get("DAGSTER_HOME")
     backups_keep = int(env.get("PLATFORM_WAREHOUSE_BACKUPS_KEEP", "7"))
     if backups_keep < 1:
@@ -199,6 +224,10 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         serving_refresh_seconds=float(env.get("PLATFORM_SERVING_REFRESH_SECONDS", "5")),
         serving_max_body_bytes=int(env.get("PLATFORM_SERVING_MAX_BODY_BYTES", str(1_048_576))),
         serving_reasons=serving_reasons,
+        evidently_host=env.get("PLATFORM_EVIDENTLY_HOST", "127.0.0.1"),
+        evidently_port=evidently_port,
+        evidently_keep_days=evidently_keep_days,
+        evidently_url=env.get("PLATFORM_EVIDENTLY_URL", f"http://127.0.0.1:{evidently_port}").rstrip("/"),
         landing_lookback_days=lookback,
         dagster_home=Path(dagster_home).resolve() if dagster_home else data_dir / "dagster",
         warehouse_backups_keep=backups_keep,

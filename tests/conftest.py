@@ -140,9 +140,13 @@ class DemoPlatform:
 def demo_platform(tmp_path_factory) -> DemoPlatform:
     """Shared by the browser tests and the docs-command tests (which run after them and may change it)."""
     from platform_env import run_demo
+    from process_helpers import free_port
 
     data_dir = tmp_path_factory.mktemp("demo-platform")
-    env, out = run_demo(data_dir, E2E_DAYS)
+    # Its report links name an Evidently UI on a port of its own (tests/e2e/browser starts that UI).
+    port = free_port()
+    env, out = run_demo(data_dir, E2E_DAYS, PLATFORM_EVIDENTLY_PORT=str(port),
+                        PLATFORM_EVIDENTLY_URL=f"http://127.0.0.1:{port}")
     last_day = datetime.now(UTC).date() - timedelta(days=1)
     home = data_dir / "dagster"
     return DemoPlatform(data_dir, home, env, last_day - timedelta(days=E2E_DAYS - 1), last_day, out.stdout)

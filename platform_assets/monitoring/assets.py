@@ -125,6 +125,7 @@ def feature_drift_report(
 ) -> dg.MaterializeResult:
     from platform_assets.lib import charts
     from platform_assets.monitoring.drift import drift_report, sample
+    from platform_assets.monitoring.workspace import FEATURE_DRIFT, publish
 
     window = _drift_window(context, mlflow_tracking, storage, policy)
     day, champion, manifest, reference = window.day, window.champion, window.manifest, window.reference
@@ -143,7 +144,8 @@ def feature_drift_report(
     html = storage.reports_dir() / "feature_drift" / f"{day.isoformat()}.html"
     reference = sample(reference, policy.max_report_rows)
     thresholds = _calibrated_thresholds(manifest, reference, storage, policy)
-    summary = drift_report(reference, current, manifest.feature_columns, html, thresholds)
+    summary = drift_report(reference, current, manifest.feature_columns, html, thresholds,
+                           share_threshold=policy.drift_share_threshold)
     drifted = summary.is_drift(policy.drift_share_threshold)
     detected = enough and drifted
     verdict = _verdict(enough, drifted)
@@ -153,6 +155,9 @@ def feature_drift_report(
     client.log_figure(champion.version.run_id, figure, f"drift/{day.isoformat()}/drift_summary.png")
     client.log_metric(champion.version.run_id, "drift_share", summary.drift_share)
     drift_picture = charts.markdown_image(charts.to_png(figure), "drift score per column")
+    report = publish(storage.evidently_workspace_dir(), storage.evidently_url, FEATURE_DRIFT, day, summary.snapshot,
+                     {names.VERDICT: verdict, "drift_share_threshold": policy.drift_share_threshold,
+                      "champion_version": champion.number}, keep_days=storage.evidently_keep_days)
     context.log.info(
         f"{day} {verdict}: {len(summary.drifted_columns)}/{summary.columns_tested} columns drifted "
         f"(share {summary.drift_share:.2f}, threshold {policy.drift_share_threshold}): {summary.drifted_columns}"
@@ -169,7 +174,7 @@ def feature_drift_report(
             # Calibrated on the champion's training history (monitoring/drift.py): what a quiet window looks like.
             "column_drift_thresholds": dg.MetadataValue.json(thresholds),
             "skipped_columns": dg.MetadataValue.json(summary.skipped_columns),
-            "report": dg.MetadataValue.url(html.as_uri()),
+            "report": dg.MetadataValue.url(report),
             "report_path": dg.MetadataValue.path(str(html)),
             "current_rows": summary.current_rows,
             "reference_rows": summary.reference_rows,
@@ -186,6 +191,7 @@ def prediction_drift_report(
 ) -> dg.MaterializeResult:
     from platform_assets.lib import predictions as pr
     from platform_assets.monitoring.drift import drift_report, sample
+    from platform_assets.monitoring.workspace import PREDICTION_DRIFT, publish
 
     window = _drift_window(context, mlflow_tracking, storage, policy)
     day, champion, manifest, reference = window.day, window.champion, window.manifest, window.reference
@@ -203,6 +209,9 @@ def prediction_drift_report(
     enough = len(current) >= policy.drift_min_rows
     drifted = pr.SCORE in summary.drifted_columns
     verdict = _verdict(enough, drifted)
+    report = publish(storage.evidently_workspace_dir(), storage.evidently_url, PREDICTION_DRIFT, day,
+                     summary.snapshot, {names.VERDICT: verdict, "champion_version": champion.number},
+                     keep_days=storage.evidently_keep_days)
     ref_scores, cur_scores = reference[pr.SCORE], current[pr.SCORE]
     context.log.info(f"{day} {verdict}: score drift {summary.column_scores.get(pr.SCORE, float('nan')):.3f}, "
                      f"mean score {ref_scores.mean():.4f} -> {cur_scores.mean():.4f}")
@@ -216,7 +225,7 @@ def prediction_drift_report(
             "mean_score_current": dg.MetadataValue.float(float(cur_scores.mean())),
             "p99_score_reference": dg.MetadataValue.float(float(ref_scores.quantile(0.99))),
             "p99_score_current": dg.MetadataValue.float(float(cur_scores.quantile(0.99))),
-            "report": dg.MetadataValue.url(html.as_uri()),
+            "report": dg.MetadataValue.url(report),
             "report_path": dg.MetadataValue.path(str(html)),
             "current_rows": len(current),
             "reference_rows": summary.reference_rows,
@@ -308,6 +317,7 @@ def data_quality_summary(
     from platform_assets.lib import predictions as pr
     from platform_assets.lib.training_sets import KEYS
     from platform_assets.monitoring.drift import summary_report
+    from platform_assets.monitoring.workspace import DATA_QUALITY, publish
 
     day = _day(context)
     frame, _ = pr.read_days(storage.predictions_dir(), day, day)
@@ -317,7 +327,9 @@ def data_quality_summary(
         return dg.MaterializeResult(metadata={"dagster/row_count": 0, "all_null_columns": dg.MetadataValue.json([])})
     null_share = frame[features].isna().mean()
     html = storage.reports_dir() / "data_quality" / f"{day.isoformat()}.html"
-    skipped = summary_report(frame, features, html)
+    skipped, snapshot = summary_report(frame, features, html)
+    report = (publish(storage.evidently_workspace_dir(), storage.evidently_url, DATA_QUALITY, day, snapshot,
+                      keep_days=storage.evidently_keep_days) if snapshot is not None else None)
     scores = frame[pr.SCORE]
     context.log.info(f"{day}: {len(frame):,} rows, {len(skipped)} empty columns, "
                      f"max missing share {null_share.max():.3f}")
@@ -330,7 +342,8 @@ def data_quality_summary(
             "all_null_columns": dg.MetadataValue.json(skipped),
             "scores_out_of_range": int(((scores < 0) | (scores > 1) | scores.isna()).sum()),
             "mean_amount": dg.MetadataValue.float(float(frame["amount"].mean())) if "amount" in frame else 0.0,
-            "report": dg.MetadataValue.url(html.as_uri()) if html.exists() else "none",
+            "report": dg.MetadataValue.url(report) if report else "none",
+            "report_path": dg.MetadataValue.path(str(html)) if report else "none",
             "champion_version": str(champion.version) if champion else "none",
             "feature_columns_nonfinite": int(np.isinf(frame[features].select_dtypes("number")).sum().sum()),
         }
@@ -348,6 +361,7 @@ def served_traffic_report(
     from platform_assets.lib import predictions as pr
     from platform_assets.lib.exports import query
     from platform_assets.monitoring.drift import drift_report, sample
+    from platform_assets.monitoring.workspace import SERVED_TRAFFIC, publish
 
     day = _day(context)
     first = day - timedelta(days=policy.drift_window_days - 1)
@@ -370,11 +384,16 @@ def served_traffic_report(
         summary = drift_report(sample(reference, policy.max_report_rows),
                                sample(current[[pr.SCORE]], policy.max_report_rows), [pr.SCORE], html)
         drifted = pr.SCORE in summary.drifted_columns
+        report = publish(storage.evidently_workspace_dir(), storage.evidently_url, SERVED_TRAFFIC, day,
+                         summary.snapshot, {names.VERDICT: _verdict(enough, drifted),
+                                            "champion_version": champion.number},
+                         keep_days=storage.evidently_keep_days)
         metadata.update({
             "score_drift": dg.MetadataValue.float(summary.column_scores.get(pr.SCORE, float("nan"))),
             "mean_score_reference": dg.MetadataValue.float(float(reference[pr.SCORE].mean())),
             "mean_score_served": dg.MetadataValue.float(float(current[pr.SCORE].mean())),
-            "report": dg.MetadataValue.url(html.as_uri()),
+            "report": dg.MetadataValue.url(report),
+            "report_path": dg.MetadataValue.path(str(html)),
         })
     # Label-delayed: served transactions old enough for their chargebacks, known by the end of day D.
     end = context.partition_time_window.end

@@ -10,6 +10,12 @@ below 0.1. A column is drifted when today's window is further from the holdout t
 wandered. Large windows are sampled (the sample size is reported): a 50k sample
 costs ~3.5 s where 1M rows cost ~45 s. Columns that are empty or all-null on either side are left out and
 reported, since Evidently aborts on them (evidently#1480).
+
+The report says what the platform decides: its dataset-level test ("Share of Drifted Columns: Less <t>", the
+headline "Dataset Drift is [NOT] detected. Dataset drift detection threshold is <t>") is built with our share
+threshold, and each column's test with our calibrated threshold, so a person reading the report sees the same
+verdict the retrain sensor acts on. `DriftSummary.dataset_drift` is that test's own outcome, read back from the
+report.
 """
 
 from __future__ import annotations
@@ -31,6 +37,11 @@ class DriftSummary:
     skipped_columns: list[str] = field(default_factory=list)
     reference_rows: int = 0
     current_rows: int = 0
+    # What the report itself concluded: its dataset-level test failed (share >= the threshold it was built with).
+    dataset_drift: bool | None = None
+    share_threshold: float | None = None
+    # The evidently Snapshot, for the workspace (monitoring/workspace.py); not part of the summary's value.
+    snapshot: object = field(default=None, compare=False, repr=False)
 
     def is_drift(self, share_threshold: float) -> bool:
         return self.drift_share >= share_threshold
@@ -111,9 +122,12 @@ def drift_report(
     columns: list[str],
     html_path: Path | None = None,
     thresholds: dict[str, float] | None = None,
+    share_threshold: float = 0.5,
 ) -> DriftSummary:
     """Evidently's data drift of `columns`. With `thresholds` (calibrated_thresholds) every column is compared
-    as a number by the normed Wasserstein distance against its own threshold, whatever the sample size."""
+    as a number by the normed Wasserstein distance against its own threshold, whatever the sample size.
+    `share_threshold` is the share of drifted columns at which the dataset drifts (our policy's
+    drift_share_threshold): the report's headline and dataset-level test use it, Evidently's 0.5 otherwise."""
     from evidently import Report
     from evidently.presets import DataDriftPreset
 
@@ -129,7 +143,8 @@ def drift_report(
             "per_column_method": dict.fromkeys(cols, "wasserstein"),
             "per_column_threshold": {c: thresholds.get(c, THRESHOLD_FLOOR) for c in cols},
         }
-    snapshot = Report([DataDriftPreset(columns=cols, **options)], include_tests=True).run(
+    preset = DataDriftPreset(columns=cols, drift_share=share_threshold, **options)
+    snapshot = Report([preset], include_tests=True).run(
         current_data=current, reference_data=reference
     )
     result = snapshot.dict()
@@ -142,9 +157,12 @@ def drift_report(
         if m["config"]["type"].endswith("ValueDrift")
     }
     drifted = sorted(
-        t["metric_config"]["params"]["column"]
-        for t in result["tests"]
-        if t["id"] == "drift" and str(t["status"].value if hasattr(t["status"], "value") else t["status"]) == "FAIL"
+        t["metric_config"]["params"]["column"] for t in result["tests"] if t["id"] == "drift" and _failed(t)
+    )
+    # The dataset-level test: "share of drifted columns less than share_threshold"; failing it is drift.
+    dataset_drift = next(
+        _failed(t) for t in result["tests"]
+        if t["metric_config"]["params"]["type"].endswith("DriftedColumnsCount")
     )
     if html_path is not None:
         save_html(snapshot, html_path)
@@ -156,7 +174,15 @@ def drift_report(
         skipped_columns=skipped,
         reference_rows=len(reference),
         current_rows=len(current),
+        dataset_drift=dataset_drift,
+        share_threshold=share_threshold,
+        snapshot=snapshot,
     )
+
+
+def _failed(test: dict) -> bool:
+    status = test["status"]
+    return str(getattr(status, "value", status)) == "FAIL"
 
 
 def save_html(snapshot, html_path: Path) -> None:
@@ -167,14 +193,16 @@ def save_html(snapshot, html_path: Path) -> None:
     os.replace(tmp, html_path)
 
 
-def summary_report(frame: pd.DataFrame, columns: list[str], html_path: Path) -> list[str]:
+def summary_report(frame: pd.DataFrame, columns: list[str], html_path: Path) -> tuple[list[str], object]:
     """Evidently's data summary (counts, missing values, per-column stats) of the usable columns; returns the
-    columns left out because they are empty or all-null."""
+    columns left out because they are empty or all-null, and the evidently Snapshot (None without a usable
+    column)."""
     from evidently import Report
     from evidently.presets import DataSummaryPreset
 
     keep, skipped = usable_columns(frame, frame, columns)
-    if keep:
-        save_html(Report([DataSummaryPreset(columns=keep)]).run(current_data=frame[keep], reference_data=None),
-                  html_path)
-    return skipped
+    if not keep:
+        return skipped, None
+    snapshot = Report([DataSummaryPreset(columns=keep)]).run(current_data=frame[keep], reference_data=None)
+    save_html(snapshot, html_path)
+    return skipped, snapshot

@@ -5,11 +5,24 @@ from pathlib import Path
 import dagster as dg
 from pydantic import Field
 
-from platform_assets.settings import exports_dir, serving_log_dir
+from platform_assets.settings import (
+    DEFAULT_EVIDENTLY_KEEP_DAYS,
+    DEFAULT_EVIDENTLY_PORT,
+    evidently_workspace_dir,
+    exports_dir,
+    serving_log_dir,
+)
 
 
 class PlatformStorage(dg.ConfigurableResource):
     data_dir: str = Field(description="The platform data directory")
+    evidently_url: str = Field(
+        default=f"http://127.0.0.1:{DEFAULT_EVIDENTLY_PORT}",
+        description="Where a browser reaches the Evidently UI over the report workspace (report links)",
+    )
+    evidently_keep_days: int = Field(
+        default=DEFAULT_EVIDENTLY_KEEP_DAYS, description="Days of snapshots per report the workspace keeps (0: all)"
+    )
 
     def exports_dir(self) -> Path:
         return exports_dir(self.data_dir)
@@ -19,6 +32,9 @@ class PlatformStorage(dg.ConfigurableResource):
 
     def reports_dir(self) -> Path:
         return Path(self.data_dir) / "reports"
+
+    def evidently_workspace_dir(self) -> Path:
+        return evidently_workspace_dir(self.data_dir)
 
     def predictions_dir(self) -> Path:
         return Path(self.data_dir) / "predictions"

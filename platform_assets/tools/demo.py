@@ -247,8 +247,9 @@ def main(argv: list[str] | None = None) -> None:
         f"\nmaterialized the whole graph in {run.seconds:.0f}s; partitions from {settings.partition_start} "
         f"({settings.partition_start_source})\n"
         f"  newest drift report: {drift.get(names.VERDICT)} (share {drift.get('drift_share', float('nan')):.2f}) "
-        f"-> {drift.get('report')}\n"
-        f"  data: {settings.data_dir}   UI: make dev (http://127.0.0.1:3000)   MLflow: make mlflow"
+        f"-> {drift.get('report')} (make evidently)\n"
+        f"  data: {settings.data_dir}   UI: make dev (http://127.0.0.1:3000)   MLflow: make mlflow   "
+        f"Evidently: make evidently"
     )
 
 

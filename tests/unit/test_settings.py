@@ -110,3 +110,23 @@ def test_partitions_start_where_the_landed_data_starts(tmp_path):
     assert (s.partition_start, s.partition_start_source) == (date(2026, 9, 2), "landing zone")
     pinned = load_settings(environ={"PLATFORM_DATA_DIR": str(tmp_path), "PLATFORM_PARTITION_START": "2026-01-05"})
     assert (pinned.partition_start, pinned.partition_start_source) == (date(2026, 1, 5), "PLATFORM_PARTITION_START")
+
+
+def test_evidently_ui_address_and_the_links_address_are_settings(tmp_path):
+    s = load_settings(environ={"PLATFORM_DATA_DIR": str(tmp_path)})
+    assert (s.evidently_host, s.evidently_port, s.evidently_url) == ("127.0.0.1", 8001, "http://127.0.0.1:8001")
+    assert s.evidently_workspace_dir == tmp_path.resolve() / "evidently"
+    assert PlatformStorage(data_dir=str(s.data_dir)).evidently_workspace_dir() == s.evidently_workspace_dir
+    # Under Docker or on a remote host the UI listens on all interfaces and the links name the proxy.
+    s = load_settings(environ={"PLATFORM_EVIDENTLY_HOST": "0.0.0.0", "PLATFORM_EVIDENTLY_PORT": "9001",
+                               "PLATFORM_EVIDENTLY_URL": "https://reports.example.org/evidently/"})
+    assert (s.evidently_host, s.evidently_port) == ("0.0.0.0", 9001)
+    assert s.evidently_url == "https://reports.example.org/evidently"
+    assert load_settings(environ={"PLATFORM_EVIDENTLY_PORT": "9001"}).evidently_url == "http://127.0.0.1:9001"
+
+
+def test_evidently_retention_days(tmp_path):
+    assert load_settings(environ={}).evidently_keep_days == 30
+    assert load_settings(environ={"PLATFORM_EVIDENTLY_KEEP_DAYS": "0"}).evidently_keep_days == 0
+    with pytest.raises(ValueError, match="KEEP_DAYS"):
+        load_settings(environ={"PLATFORM_EVIDENTLY_KEEP_DAYS": "-1"})

@@ -85,6 +85,19 @@ def dagit(demo_platform) -> Iterator[Dagit]:
 
 
 @pytest.fixture(scope="module")
+def evidently_ui(demo_platform) -> Iterator[str]:
+    """The Evidently UI over the demo platform's workspace, started by our command (`make evidently`) on the port
+    the demo's report links name; its URL."""
+    from evidently_ui import start_evidently_ui
+
+    process = start_evidently_ui(dict(demo_platform.env), ARTIFACTS / "evidently-ui.log")
+    try:
+        yield demo_platform.env["PLATFORM_EVIDENTLY_URL"]
+    finally:
+        stop_process_group(process)
+
+
+@pytest.fixture(scope="module")
 def browser():
     if not CHROMIUM.exists():
         message = f"{CHROMIUM} not found: install Debian's chromium (apt-get install -y chromium); .ci/run does"

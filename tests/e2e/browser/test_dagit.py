@@ -5,8 +5,8 @@ UI actions covered (in this order, on one webserver + daemon over the demo platf
 2. open each group's lineage and see every asset of the group as a node (expected list from the Definitions);
 3. select an asset's node in its group's graph (`raw_merchants`: a cheap one, the suite's time is counted),
    click "Materialize selected", follow the "Launched run" toast to the run page and watch the run reach Success;
-4. open the drift report asset's page, show its drift picture (metadata markdown), follow the `report` link to
-   the Evidently HTML report;
+4. open the drift report asset's page, show its drift picture (metadata markdown), click the `report` link and
+   land on that day's snapshot in the Evidently UI (started by our own command), which shows the asset's verdict;
 5. open the model asset's page, see its MLflow run and model version as links to the MLflow UI, and the holdout
    charts (ROC, PR, calibration, feature importance);
 6. launch a run with dagster-graphql's DagsterGraphQLClient and find it on the Runs page.
@@ -19,7 +19,6 @@ import base64
 import re
 import time
 from collections import defaultdict
-from urllib.parse import unquote, urlparse
 
 import dagster as dg
 import pytest
@@ -155,26 +154,56 @@ def _show_markdown_pictures(page, row: str):
     return dialog, pictures
 
 
-def test_drift_report_link_and_picture_from_the_asset_metadata(page, dagit, screenshot):
+def _metadata_value(page, key: str) -> str:
+    """The value Dagit shows for metadata entry `key` of the latest materialization (a row: key, the
+    materialization's time, value)."""
+    rows = page.locator("tr", has_text=key)
+    rows.first.wait_for()
+    for i in range(rows.count()):
+        cells = rows.nth(i).locator("td")
+        if cells.first.inner_text().strip() == key:
+            return cells.last.inner_text().strip()
+    raise AssertionError(f"no metadata row {key!r}")
+
+
+def test_drift_report_link_and_picture_from_the_asset_metadata(page, dagit, evidently_ui, screenshot):
     page.goto(f"{dagit.url}/assets/{DRIFT_REPORT}")
     dialog, pictures = _show_markdown_pictures(page, "drift_summary")
     assert pictures.count() == 1
     screenshot(page, "05-drift-summary-picture")
     dialog.get_by_role("button", name="Close").click()
 
-    link = page.locator("a[href^='file://'][href$='.html']").first
-    assert link.inner_text().startswith("file://")
+    verdict = _metadata_value(page, "verdict")
+    threshold = float(_metadata_value(page, "drift_share_threshold"))
+    assert verdict in {"drift", "no_drift"}, verdict
+    # The same verdict the instance recorded (what the retrain sensor reads).
+    instance = dg.DagsterInstance.from_config(str(dagit.platform.dagster_home))
+    recorded = instance.get_latest_materialization_event(dg.AssetKey(DRIFT_REPORT)).asset_materialization.metadata
+    assert recorded["verdict"].value == verdict and recorded["drift_share_threshold"].value == threshold
+
+    # The `report` link is the day's snapshot in the Evidently UI: a person clicks it and lands there.
+    link = page.locator(f"a[href^='{evidently_ui}/projects/']").first
     href = link.get_attribute("href")
-    report = unquote(urlparse(href).path)
-    assert report.startswith(str(dagit.platform.data_dir / "reports" / "feature_drift")), report
-    # Chromium does not follow a file:// link from an http:// page, so the report opens in a tab of its own,
-    # as a person does with a link the browser will not follow for them.
-    tab = page.context.new_page()
-    tab.goto(href)
-    tab.get_by_text("Dataset Drift").first.wait_for(timeout=60_000)
-    tab.get_by_text("Share of Drifted Columns").first.wait_for()
-    screenshot(tab, "06-evidently-drift-report")
-    tab.close()
+    assert href == recorded["report"].value and re.fullmatch(rf"{evidently_ui}/projects/[0-9a-f-]+/reports/[0-9a-f-]+",
+                                                              href), href
+    with page.context.expect_page() as opened:
+        link.click()
+    report = opened.value
+    report.wait_for_load_state()
+    assert report.url == href
+    headline = "Dataset Drift is detected" if verdict == "drift" else "Dataset Drift is NOT detected"
+    sentence = rf"^{headline}\. Dataset drift detection threshold is {re.escape(str(threshold))}$"
+    report.get_by_text(re.compile(sentence)).first.wait_for(timeout=60_000)
+    report.get_by_text("Share of Drifted Columns").first.wait_for()
+    screenshot(report, "06-evidently-drift-report")
+    # The UI's list of the project's reports: this snapshot, with the asset's verdict in its metadata.
+    report.get_by_role("link", name="Reports").first.click()
+    snapshot_id = href.rsplit("/", 1)[-1]
+    row = report.locator("tr", has_text=snapshot_id)
+    row.wait_for()
+    assert re.search(rf'"verdict"\s*:\s*"{verdict}"', row.inner_text()), row.inner_text()
+    screenshot(report, "06b-evidently-reports-list")
+    report.close()
 
 
 def test_model_charts_are_shown_on_the_model_asset(page, dagit, screenshot):

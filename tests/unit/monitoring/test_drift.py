@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -86,9 +88,13 @@ def test_data_summary_skips_all_null_columns_and_writes_html(frames, tmp_path):
 
     _, current = frames
     html = tmp_path / "quality.html"
-    skipped = summary_report(current.assign(nothing=None), ["shifted", "empty_now", "nothing", "gone"], html)
+    skipped, snapshot = summary_report(current.assign(nothing=None), ["shifted", "empty_now", "nothing", "gone"],
+                                       html)
     assert skipped == ["empty_now", "nothing", "gone"]
     assert html.exists() and html.stat().st_size > 10_000
+    assert snapshot is not None and snapshot.dict()["metrics"]
+    assert summary_report(current, ["empty_now"], tmp_path / "none.html") == (["empty_now"], None)
+    assert not (tmp_path / "none.html").exists()
 
 
 def _weekly_world(rng, start: str, days: int, rows_per_day: int = 400, level: float = 0.0) -> pd.DataFrame:
@@ -151,3 +157,48 @@ def test_calibration_without_two_history_windows_keeps_the_floor():
     reference = _weekly_world(rng, "2026-01-04", 3)
     assert calibrated_thresholds(reference, history, ["seasonal"], window_days=7) == {"seasonal": THRESHOLD_FLOOR}
     assert calibrated_thresholds(reference, history.iloc[:0], ["seasonal"], window_days=3) == {"seasonal": THRESHOLD_FLOOR}
+
+
+def _status(test: dict) -> str:
+    return str(getattr(test["status"], "value", test["status"]))
+
+
+def _headline(summary) -> str:
+    """The dataset-level sentence the report shows a person (the same widget text the HTML and the UI render)."""
+    import re
+
+    widgets = json.dumps(summary.snapshot.to_snapshot_model().dict()["widgets"], default=str)
+    return re.search(r"Dataset Drift is (?:NOT )?detected\. Dataset drift detection threshold is [0-9.]+", widgets)[0]
+
+
+@pytest.mark.parametrize("share_threshold, drifts", [(0.3, True), (0.5, False)])
+def test_the_reports_own_dataset_verdict_is_ours(frames, share_threshold, drifts):
+    """One column of three drifts (share 1/3): drift at our threshold 0.3, none at 0.5. The report's dataset test,
+    read from its own dict, and its headline say the same as DriftSummary.is_drift at the threshold we pass."""
+    reference, current = frames
+    summary = drift_report(reference, current, ["shifted", "stable", "flag"], thresholds={"shifted": 0.12},
+                           share_threshold=share_threshold)
+    assert summary.is_drift(share_threshold) is drifts
+    assert summary.dataset_drift is drifts
+
+    result = summary.snapshot.dict()
+    dataset_test = next(t for t in result["tests"] if t["metric_config"]["params"]["type"].endswith(
+        "DriftedColumnsCount"))
+    assert dataset_test["metric_config"]["params"]["drift_share"] == share_threshold
+    assert _status(dataset_test) == ("FAIL" if drifts else "SUCCESS")
+    assert f"{share_threshold:.3f}" in dataset_test["name"]
+    not_ = "" if drifts else "NOT "
+    assert _headline(summary) == f"Dataset Drift is {not_}detected. Dataset drift detection threshold is {share_threshold}"
+
+    # Each column's test uses our threshold (the calibrated one, else the floor), and fails only for `shifted`.
+    column_tests = {t["metric_config"]["params"]["column"]: t for t in result["tests"] if t["id"] == "drift"}
+    assert {c: t["metric_config"]["params"]["threshold"] for c, t in column_tests.items()} == {
+        "shifted": 0.12, "stable": 0.1, "flag": 0.1}
+    assert sorted(c for c, t in column_tests.items() if _status(t) == "FAIL") == summary.drifted_columns
+
+
+def test_without_a_share_threshold_the_report_keeps_evidentlys_default(frames):
+    reference, current = frames
+    summary = drift_report(reference, current, ["shifted", "stable"], thresholds={})
+    assert (summary.drift_share, summary.share_threshold, summary.dataset_drift) == (0.5, 0.5, True)
+    assert _headline(summary).endswith("threshold is 0.5")
