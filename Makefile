@@ -33,7 +33,8 @@ help:
 	@echo "make demo       install, simulate sample data and materialize the whole graph"
 	@echo "make test       install and run the test suite (CI runs this)"
 	@echo "make test-fast  unit and integration lanes without the slow tests: the edit loop"
-	@echo "make dev        Dagster UI + daemon on http://$(HOST):$(PORT)"
+	@echo "make dev        Dagster UI + daemon on http://$(HOST):$(PORT) (PORT=...); refuses a busy port or a second"
+	@echo "                daemon on DAGSTER_HOME; Ctrl-C stops everything it started within 10 s"
 	@echo "make serve      real-time scoring API on http://$(HOST):8000 (make serve PORT=...), docs at /docs"
 	@echo "make mlflow     MLflow UI on http://$(HOST):$(MLFLOW_PORT)"
 	@echo "make simulate   only write sample data into the landing zone (ARGS='--days 30 --scenario none')"
@@ -85,8 +86,11 @@ test: lint prepare $(DAGSTER_HOME)/dagster.yaml
 test-fast: lint prepare
 	$(BIN)/python -m pytest tests/unit tests/integration -m "not slow" -n $(PYTEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
 
+# `dagster dev` through our launcher (platform_assets/tools/dev.py): it refuses a busy port or a second daemon on
+# DAGSTER_HOME (exit 3 or 4, one line), and Ctrl-C or SIGTERM stops the webserver, the daemon, the code servers and
+# their runs within 10 s. `exec`: the launcher is make's own child, so the SIGTERM make forwards reaches it.
 dev: prepare $(DAGSTER_HOME)/dagster.yaml
-	$(BIN)/dagster dev -w workspace.yaml -h $(HOST) -p $(PORT)
+	exec $(BIN)/python -m platform_assets.tools.dev --host $(HOST) --port $(PORT) --workspace workspace.yaml
 
 # The scoring service on the data `make demo` built: 127.0.0.1:8000, or `make serve PORT=9000` (PORT on the
 # command line; the 3000 default of `make dev` does not apply here).
