@@ -42,7 +42,8 @@ help:
 	@echo "                slots), and the fix; make doctor FREE=1 (or make free-slots) frees stuck slots"
 	@echo "make backup     verified copy of the warehouse under data/backups (KEEP=n newest kept)"
 	@echo "make restore    newest backup back in place, current file kept aside (BACKUP=<file name> for another)"
-	@echo "make feast-apply / dbt-build / validate / lint / clean-data"
+	@echo "make lint       ruff, then the pre-commit hooks (ruff, sqlfluff on dbt models, hadolint); what CI runs first"
+	@echo "make feast-apply / dbt-build / validate / clean-data"
 	@echo "make bench      benchmarks vs stock Feast and the raw engines (SIZE=100k|1m|10m) -> docs/benchmarks.md"
 	@echo "make bench-startup  time to first step: Definitions load vs bare dagster, one asset from the UI"
 	@echo "make bench-serve    scoring service under open-loop load vs a raw floor, mlflow models serve, feast serve"
@@ -129,8 +130,17 @@ backup: install
 restore: install
 	$(BIN)/python -m platform_assets.tools.warehouse_backup restore $(BACKUP)
 
+# ruff on the Python trees (untracked files included), then the pre-commit hooks on every tracked file
+# (.pre-commit-config.yaml: ruff, sqlfluff on the dbt models, hadolint on the Dockerfile; all from the venv, offline).
+# Outside a git checkout (an unpacked archive) pre-commit cannot list files: the two other linters run directly.
 lint: install
 	$(BIN)/ruff check platform_assets tests feature_repo benchmarks notebooks
+	@if git rev-parse --is-inside-work-tree >/dev/null 2>&1; then \
+		echo "$(BIN)/pre-commit run --all-files"; $(BIN)/pre-commit run --all-files; \
+	else \
+		echo "not a git checkout: sqlfluff and hadolint without pre-commit"; \
+		$(BIN)/sqlfluff lint dbt_project/models && $(BIN)/hadolint Dockerfile; \
+	fi
 
 # Not part of `make test`: minutes at 1m, and the figures need a quiet machine (docs/benchmarks.md).
 SIZE ?= 100k
