@@ -89,7 +89,9 @@ test-fast: lint prepare
 
 # `dagster dev` through our launcher (platform_assets/tools/dev.py): it refuses a busy port or a second daemon on
 # DAGSTER_HOME (exit 3 or 4, one line), and Ctrl-C or SIGTERM stops the webserver, the daemon, the code servers and
-# their runs within 10 s. `exec`: the launcher is make's own child, so the SIGTERM make forwards reaches it.
+# their runs within 10 s. `exec`: the launcher is make's own child, so the SIGTERM make forwards reaches it. GNU make
+# passes SIGTERM on to its child but not a SIGINT sent to make's pid alone (it waits for the child): from a script,
+# stop it with SIGTERM to make, or SIGINT to its whole process group as Ctrl-C does.
 dev: prepare $(DAGSTER_HOME)/dagster.yaml
 	exec $(BIN)/python -m platform_assets.tools.dev --host $(HOST) --port $(PORT) --workspace workspace.yaml
 
