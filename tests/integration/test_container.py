@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -100,6 +101,29 @@ def test_entrypoint_starts_daemon_and_webserver(tmp_path):
         assert b"dagster_webserver_version" in answer
         assert (tmp_path / "dagster" / "dagster.yaml").exists()
         assert proc.poll() is None, "a process of the entrypoint exited"
+        # `docker stop`: SIGTERM to PID 1 (the entrypoint's bash), which passes it on: the daemon, the webserver and
+        # their code servers must all be gone before docker's SIGKILL (10 s by default; 30 s here, a busy machine).
+        import psutil
+
+        tree = [proc.pid] + [p.pid for p in psutil.Process(proc.pid).children(recursive=True)]
+        assert len(tree) >= 5, tree  # bash, daemon, webserver and a code server each
+        started = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        def alive() -> list[int]:
+            found = []
+            for pid in tree:
+                try:
+                    if psutil.Process(pid).status() != psutil.STATUS_ZOMBIE:
+                        found.append(pid)
+                except psutil.NoSuchProcess:
+                    continue
+            return found
+
+        while time.monotonic() - started < 30 and alive():
+            proc.poll()
+            time.sleep(0.2)
+        seconds = time.monotonic() - started
+        assert proc.poll() is not None and not alive(), f"still running {seconds:.0f} s after SIGTERM: {alive()}"
     finally:
         stop_process_group(proc, timeout=30)
 
@@ -157,7 +181,7 @@ def test_image_build_steps_succeed_from_exactly_the_copied_files(tmp_path):
     for args in ([uv, "sync", "--frozen", "--no-dev", "--no-install-project"], [uv, "sync", "--frozen", "--no-dev"]):
         out = subprocess.run(args, cwd=app, env=env, capture_output=True, text=True, timeout=600, check=False)
         assert out.returncode == 0, out.stderr[-2000:]
-    parse_vars = re.search(r"dbt parse --profiles-dir \. --quiet \\\s*--vars '([^']+)'", DOCKERFILE).group(1)
+    parse_vars = re.search(r"dbt parse --profiles-dir \. --quiet\s+(?:\\\s*)?--vars '([^']+)'", DOCKERFILE).group(1)
     parse = subprocess.run([str(app / ".venv" / "bin" / "dbt"), "parse", "--profiles-dir", ".", "--quiet",
                             "--vars", parse_vars],
                            cwd=app / "dbt_project", env=env, capture_output=True, text=True, timeout=600,
