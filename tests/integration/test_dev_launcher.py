@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -252,13 +253,21 @@ def test_sigterm_stops_webserver_daemon_code_servers_and_a_run_within_10s(tmp_pa
     os.close(dev.check_can_start("127.0.0.1", port, home))
 
 
-def _make_dev(tmp_path: Path) -> tuple[subprocess.Popen, int, Path]:
+def _make_dev(tmp_path: Path, sigint_ignored: bool = False) -> tuple[subprocess.Popen, int, Path]:
+    """`make dev` on a free port; `sigint_ignored` starts it as a script's background job is started (`make dev &`
+    in a non-interactive shell): with SIGINT ignored, which plain `dagster dev` inherited and then ignored SIGTERM."""
     port, log = free_port(), tmp_path / "make-dev.log"
-    proc = subprocess.Popen(["make", "--no-print-directory", "dev", f"PORT={port}"], cwd=PROJECT_ROOT,
+    make = f"exec make --no-print-directory dev PORT={port}"
+    proc = subprocess.Popen(["bash", "-c", f"trap '' INT; {make}" if sigint_ignored else make], cwd=PROJECT_ROOT,
                             env=_environment(tmp_path), stdout=log.open("w"), stderr=subprocess.STDOUT,
                             start_new_session=True)
     _wait_for_server(port, proc, log)
     return proc, port, log
+
+
+def _ignores(pid: int, sig: int) -> bool:
+    mask = re.search(r"^SigIgn:\s*([0-9a-f]+)$", Path(f"/proc/{pid}/status").read_text(), re.MULTILINE).group(1)
+    return bool(int(mask, 16) & (1 << (sig - 1)))
 
 
 @pytest.mark.slow
@@ -278,11 +287,15 @@ def test_ctrl_c_on_make_dev_stops_everything_within_10s(tmp_path):
 
 @pytest.mark.slow
 def test_sigterm_to_make_reaches_the_launcher_and_stops_everything_within_10s(tmp_path):
-    """`kill <make's pid>` (a process manager, an IDE's stop button): make passes SIGTERM to its child."""
-    make, _, log = _make_dev(tmp_path)
+    """`kill <make's pid>` (a process manager, an IDE's stop button), make started as `make dev &` from a script:
+    make passes SIGTERM to its child, and the launcher's `dagster dev` does not ignore it."""
+    make, _, log = _make_dev(tmp_path, sigint_ignored=True)
     try:
         tree = _tree(make.pid)
         assert any("dagster_webserver" in c for c in tree.values()), tree
+        assert _ignores(make.pid, signal.SIGINT)
+        dagster_dev = next(pid for pid, c in tree.items() if "-m dagster dev" in c)
+        assert not _ignores(dagster_dev, signal.SIGINT), "dagster dev would map SIGTERM onto an ignored SIGINT"
         seconds = _stop_and_time(os.kill, make.pid, signal.SIGTERM, tree, make)
         assert seconds <= STOP_WITHIN, f"took {seconds:.1f} s"
         assert make.wait(timeout=10) != 0  # make reports the signal it was stopped by
