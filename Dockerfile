@@ -24,7 +24,8 @@ ENV PYTHONUNBUFFERED=1 \
     DAGSTER_DISABLE_TELEMETRY=1
 
 RUN pip install --no-cache-dir "uv==${UV_VERSION}" \
-    && useradd --create-home --uid 10001 platform
+    && groupadd --gid 10001 platform \
+    && useradd --create-home --uid 10001 --gid 10001 platform
 
 WORKDIR /opt/platform
 
@@ -37,15 +38,18 @@ COPY dbt_project ./dbt_project
 COPY feature_repo ./feature_repo
 COPY workspace.yaml ./
 COPY deploy ./deploy
-RUN uv sync --frozen --no-dev \
-    # dbt's manifest is built into the image: the definitions never parse dbt at load time. Parsed with the vars
-    # PlatformDbtResource passes for the image's data dir, so runs reuse this parse instead of re-parsing.
-    && (cd dbt_project && dbt parse --profiles-dir . --quiet \
-        --vars '{"platform_data_dir": "/data", "platform_duckdb_memory_limit": "4GB"}') \
-    && rm -rf dbt_project/logs \
-    && mkdir -p /data && chown -R platform:platform /data /opt/platform/dbt_project
+RUN uv sync --frozen --no-dev
 
-USER platform
+# dbt's manifest is built into the image: the definitions never parse dbt at load time. Parsed with the vars
+# PlatformDbtResource passes for the image's data dir, so runs reuse this parse instead of re-parsing.
+WORKDIR /opt/platform/dbt_project
+RUN dbt parse --profiles-dir . --quiet --vars '{"platform_data_dir": "/data", "platform_duckdb_memory_limit": "4GB"}' \
+    && rm -rf logs \
+    && mkdir -p /data && chown -R 10001:10001 /data /opt/platform/dbt_project
+WORKDIR /opt/platform
+
+# Numeric, so an orchestrator that only runs non-root images (Kubernetes runAsNonRoot) can verify it (DL3066).
+USER 10001:10001
 VOLUME ["/data"]
 EXPOSE 3000 8000
 # The webserver's /server_info, or the scoring service's /healthz when the container runs `serve`.

