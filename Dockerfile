@@ -2,6 +2,7 @@
 #   docker build -t fraud-platform .
 #   docker run --rm -p 127.0.0.1:3000:3000 -v "$PWD/data:/data" fraud-platform
 #   docker run --rm -p 127.0.0.1:8000:8000 -v "$PWD/data:/data" fraud-platform serve   # the scoring service
+#   docker run --rm -p 127.0.0.1:8001:8001 -v "$PWD/data:/data" fraud-platform evidently   # the report UI
 # Inside the container the webserver must listen on all interfaces for the port mapping to reach it; the
 # mapping above publishes it on the host's loopback only.
 # The platform runs as uid 10001: a mounted data folder must be writable by it (e.g. `chown -R 10001 data`).
@@ -19,6 +20,8 @@ ENV PYTHONUNBUFFERED=1 \
     PLATFORM_WEBSERVER_PORT=3000 \
     PLATFORM_SERVING_HOST=0.0.0.0 \
     PLATFORM_SERVING_PORT=8000 \
+    PLATFORM_EVIDENTLY_HOST=0.0.0.0 \
+    PLATFORM_EVIDENTLY_PORT=8001 \
     DO_NOT_TRACK=1 \
     MLFLOW_ENABLE_TELEMETRY=false \
     DAGSTER_DISABLE_TELEMETRY=1
@@ -51,7 +54,7 @@ WORKDIR /opt/platform
 # Numeric, so an orchestrator that only runs non-root images (Kubernetes runAsNonRoot) can verify it (DL3066).
 USER 10001:10001
 VOLUME ["/data"]
-EXPOSE 3000 8000
+EXPOSE 3000 8000 8001
 # The webserver's /server_info, or the scoring service's /healthz when the container runs `serve`.
 HEALTHCHECK --interval=30s --timeout=5s --start-period=60s \
     CMD ["python", "/opt/platform/deploy/healthcheck.py"]

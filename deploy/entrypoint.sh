@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Container entrypoint: the Dagster daemon (schedules, sensors, run queue) and the webserver, in one container;
-# `serve` as the argument runs the scoring service instead.
+# `serve` as the argument runs the scoring service instead, `evidently` the Evidently UI over the report workspace.
 # If either process exits, the container stops, so the orchestrator restarts both.
 set -euo pipefail
 home="${PLATFORM_HOME:-/opt/platform}"
@@ -10,6 +10,13 @@ if [ "${1:-}" = "serve" ]; then
     touch "${TMPDIR:-/tmp}/platform-serve"  # deploy/healthcheck.py then probes the scoring service
     exec python -m platform_assets.serving --host "${PLATFORM_SERVING_HOST}" --port "${PLATFORM_SERVING_PORT}" \
         --workers "${PLATFORM_SERVING_WORKERS:-1}"
+fi
+
+# `evidently`: the drift reports' UI (the `report` links in Dagit point at PLATFORM_EVIDENTLY_URL).
+if [ "${1:-}" = "evidently" ]; then
+    touch "${TMPDIR:-/tmp}/platform-evidently"  # deploy/healthcheck.py then probes the Evidently UI
+    exec python -m platform_assets.monitoring.workspace --host "${PLATFORM_EVIDENTLY_HOST}" \
+        --port "${PLATFORM_EVIDENTLY_PORT}"
 fi
 
 mkdir -p "${DAGSTER_HOME}"

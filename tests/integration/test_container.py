@@ -135,7 +135,7 @@ def test_entrypoint_serve_starts_the_scoring_service(tmp_path):
            "PLATFORM_HOME": str(PROJECT_ROOT), "PLATFORM_DATA_DIR": str(tmp_path / "data"),
            "DAGSTER_HOME": str(tmp_path / "dagster"), "PLATFORM_SERVING_HOST": "127.0.0.1",
            "PLATFORM_SERVING_PORT": str(port), "PLATFORM_PROFILE": "local", "TMPDIR": str(tmp_path)}
-    assert "PLATFORM_SERVING_HOST=0.0.0.0" in DOCKERFILE and "EXPOSE 3000 8000" in DOCKERFILE
+    assert "PLATFORM_SERVING_HOST=0.0.0.0" in DOCKERFILE and "EXPOSE 3000 8000 8001" in DOCKERFILE
     proc = subprocess.Popen([str(PROJECT_ROOT / "deploy" / "entrypoint.sh"), "serve"], cwd=tmp_path, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
     try:
@@ -151,6 +151,32 @@ def test_entrypoint_serve_starts_the_scoring_service(tmp_path):
             urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=5)
         assert not_ready.value.code == 503
         # the image's HEALTHCHECK probes the scoring service in a `serve` container
+        probe = subprocess.run([sys.executable, str(PROJECT_ROOT / "deploy" / "healthcheck.py")],
+                               env=env, capture_output=True, text=True, timeout=30, check=False)
+        assert probe.returncode == 0, probe.stderr
+    finally:
+        stop_process_group(proc, timeout=30)
+
+
+def test_entrypoint_evidently_starts_the_report_ui(tmp_path):
+    """`entrypoint.sh evidently` runs the Evidently UI over the workspace alone, and the HEALTHCHECK probes it."""
+    port = free_port()
+    env = {**os.environ, "PATH": f"{PROJECT_ROOT / '.venv' / 'bin'}:{os.environ['PATH']}",
+           "PLATFORM_HOME": str(PROJECT_ROOT), "PLATFORM_DATA_DIR": str(tmp_path / "data"),
+           "DAGSTER_HOME": str(tmp_path / "dagster"), "PLATFORM_EVIDENTLY_HOST": "127.0.0.1",
+           "PLATFORM_EVIDENTLY_PORT": str(port), "PLATFORM_PROFILE": "local", "TMPDIR": str(tmp_path)}
+    assert "PLATFORM_EVIDENTLY_HOST=0.0.0.0" in DOCKERFILE
+    proc = subprocess.Popen([str(PROJECT_ROOT / "deploy" / "entrypoint.sh"), "evidently"], cwd=tmp_path, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        deadline, page = time.monotonic() + 90, None
+        while time.monotonic() < deadline and proc.poll() is None:
+            try:
+                page = urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=2).read()
+                break
+            except OSError:
+                time.sleep(0.5)
+        assert page is not None and b"<html" in page.lower(), proc.stdout.read().decode() if proc.poll() else page
         probe = subprocess.run([sys.executable, str(PROJECT_ROOT / "deploy" / "healthcheck.py")],
                                env=env, capture_output=True, text=True, timeout=30, check=False)
         assert probe.returncode == 0, probe.stderr
