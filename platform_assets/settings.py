@@ -161,6 +161,16 @@ class Settings:
         return dbt_environment(self.data_dir, self.profile)
 
 
+def _typed(env, name: str, default: str, kind):
+    """`env[name]` (or `default`) as `kind` (int, float, date.fromisoformat), or an error naming the variable."""
+    raw = env.get(name) or default
+    try:
+        return kind(raw)
+    except ValueError:
+        expected = {int: "an integer", float: "a number"}.get(kind, "a date YYYY-MM-DD")
+        raise ValueError(f"{name} must be {expected}, got {raw!r}") from None
+
+
 def load_settings(environ: dict[str, str] | None = None) -> Settings:
     env = os.environ if environ is None else environ
     profile = env.get("PLATFORM_PROFILE", "local")
@@ -176,26 +186,26 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
     executor = env.get("PLATFORM_EXECUTOR", "celery" if profile == "production" else "multiprocess")
     if executor not in EXECUTORS:
         raise ValueError(f"PLATFORM_EXECUTOR={executor!r} is not one of {EXECUTORS}")
-    serving_port = int(env.get("PLATFORM_SERVING_PORT", "8000"))
+    serving_port = _typed(env, "PLATFORM_SERVING_PORT", "8000", int)
     serving_reasons = env.get("PLATFORM_SERVING_REASONS", "approx")
     if serving_reasons not in REASON_METHODS:
         raise ValueError(f"PLATFORM_SERVING_REASONS={serving_reasons!r} is not one of {REASON_METHODS}")
-    evidently_port = int(env.get("PLATFORM_EVIDENTLY_PORT", str(DEFAULT_EVIDENTLY_PORT)))
-    evidently_keep_days = int(env.get("PLATFORM_EVIDENTLY_KEEP_DAYS", str(DEFAULT_EVIDENTLY_KEEP_DAYS)))
+    evidently_port = _typed(env, "PLATFORM_EVIDENTLY_PORT", str(DEFAULT_EVIDENTLY_PORT), int)
+    evidently_keep_days = _typed(env, "PLATFORM_EVIDENTLY_KEEP_DAYS", str(DEFAULT_EVIDENTLY_KEEP_DAYS), int)
     if evidently_keep_days < 0:
         raise ValueError(f"PLATFORM_EVIDENTLY_KEEP_DAYS must be 0 (keep all) or more, got {evidently_keep_days}")
     dagster_home = env.get("DAGSTER_HOME")
-    backups_keep = int(env.get("PLATFORM_WAREHOUSE_BACKUPS_KEEP", "7"))
+    backups_keep = _typed(env, "PLATFORM_WAREHOUSE_BACKUPS_KEEP", "7", int)
     if backups_keep < 1:
         raise ValueError(f"PLATFORM_WAREHOUSE_BACKUPS_KEEP must be at least 1, got {backups_keep}")
     if env.get("PLATFORM_PARTITION_START"):
-        partition_start, partition_start_source = date.fromisoformat(env["PLATFORM_PARTITION_START"]), \
-            "PLATFORM_PARTITION_START"
+        partition_start = _typed(env, "PLATFORM_PARTITION_START", "", date.fromisoformat)
+        partition_start_source = "PLATFORM_PARTITION_START"
     elif (first_landed := first_landed_day(landing_dir)) is not None:
         partition_start, partition_start_source = first_landed, "landing zone"
     else:
         partition_start, partition_start_source = DEFAULT_PARTITION_START, "default"
-    lookback = int(env.get("PLATFORM_LANDING_LOOKBACK_DAYS", "35"))
+    lookback = _typed(env, "PLATFORM_LANDING_LOOKBACK_DAYS", "35", int)
     if lookback < 0:
         raise ValueError(f"PLATFORM_LANDING_LOOKBACK_DAYS must be 0 or more, got {lookback}")
     return Settings(
@@ -221,8 +231,8 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         serving_port=serving_port,
         serving_url=env.get("PLATFORM_SERVING_URL", f"http://127.0.0.1:{serving_port}"),
         serving_token_configured=bool(env.get("PLATFORM_SERVING_TOKEN")),
-        serving_refresh_seconds=float(env.get("PLATFORM_SERVING_REFRESH_SECONDS", "5")),
-        serving_max_body_bytes=int(env.get("PLATFORM_SERVING_MAX_BODY_BYTES", str(1_048_576))),
+        serving_refresh_seconds=_typed(env, "PLATFORM_SERVING_REFRESH_SECONDS", "5", float),
+        serving_max_body_bytes=_typed(env, "PLATFORM_SERVING_MAX_BODY_BYTES", str(1_048_576), int),
         serving_reasons=serving_reasons,
         evidently_host=env.get("PLATFORM_EVIDENTLY_HOST", "127.0.0.1"),
         evidently_port=evidently_port,

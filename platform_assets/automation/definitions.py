@@ -14,16 +14,16 @@ from platform_assets.automation.sensors import (
     online_store_watch,
     retrain_on_drift,
 )
-from platform_assets.lib.partitions import daily_partitions
 from platform_assets.settings import Settings
 
 
 def build_defs(settings: Settings) -> dg.Definitions:
-    ingestion_job = daily_ingestion_job(daily_partitions(settings.partition_start))
+    ingestion_job = daily_ingestion_job()
     return dg.Definitions(
         jobs=[ingestion_job, refresh_downstream_job, retrain_job, rollback_champion_job],
         schedules=[daily_ingestion_schedule(ingestion_job)],
         sensors=[refresh_after_ingestion_sensor(ingestion_job),
-                 landing_sensor(ingestion_job, settings.landing_dir, settings.landing_lookback_days),
+                 landing_sensor(ingestion_job, settings.landing_dir, settings.landing_lookback_days,
+                                settings.partition_start),
                  retrain_on_drift, notify_run_failure, monitoring_automation, online_store_watch],
     )

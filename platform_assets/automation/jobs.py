@@ -7,11 +7,11 @@ from platform_assets.lib import names
 from platform_assets.resources import MlflowResource, Notifier
 
 
-def daily_ingestion_job(partitions: dg.PartitionsDefinition):
+def daily_ingestion_job():
+    """Partitioned like the daily raw tables it selects (Dagster infers it from them)."""
     return dg.define_asset_job(
         name=names.DAILY_INGESTION_JOB,
         selection=dg.AssetSelection.assets(*names.RAW, names.LANDED_FILES),
-        partitions_def=partitions,
         description="Load one day of transactions and chargebacks from the landing zone, after the customer and "
         "merchant snapshots they are checked against (unchanged files are no-ops).",
     )

@@ -35,6 +35,7 @@ class Plan:
     state: State
     days: dict[date, list[str]] = field(default_factory=dict)  # day -> "path:sha" of its new contents
     too_old: list[str] = field(default_factory=list)
+    before_partitions: list[str] = field(default_factory=list)  # days the loaded Definitions have no partition for
     first_tick: bool = False
 
 
@@ -47,7 +48,7 @@ def _sha256(path: Path) -> str:
 
 
 def plan(previous: State | None, landing_dir: Path, lookback_days: int,
-         hasher: Callable[[Path], str] = _sha256) -> Plan:
+         hasher: Callable[[Path], str] = _sha256, first_partition: date | None = None) -> Plan:
     """What changed since `previous` and which days to load. Pure but for reading the landing zone."""
     files = landing.landed_files(landing_dir)
     state: State = {}
@@ -74,6 +75,9 @@ def plan(previous: State | None, landing_dir: Path, lookback_days: int,
         if target < oldest_allowed:
             result.too_old.append(rel)
             continue
+        if first_partition is not None and target < first_partition:
+            result.before_partitions.append(rel)
+            continue
         result.days.setdefault(target, []).append(f"{rel}:{sha}")
     return result
 
@@ -82,7 +86,11 @@ def run_key(day: date, contents: list[str]) -> str:
     return f"landed:{day.isoformat()}:" + hashlib.sha256("\n".join(sorted(contents)).encode()).hexdigest()[:16]
 
 
-def landing_sensor(daily_ingestion_job, landing_dir: Path, lookback_days: int) -> dg.SensorDefinition:
+def landing_sensor(daily_ingestion_job, landing_dir: Path, lookback_days: int,
+                   first_partition: date | None = None) -> dg.SensorDefinition:
+    """`first_partition`: the partitions' first day when the Definitions loaded. Unpinned it is the landing zone's
+    first day (settings.py), so a file for an earlier day lands outside them until the code location reloads."""
+
     @dg.sensor(
         name="landing_files_sensor",
         job=daily_ingestion_job,
@@ -93,11 +101,16 @@ def landing_sensor(daily_ingestion_job, landing_dir: Path, lookback_days: int) -
     )
     def landing_files_sensor(context: dg.SensorEvaluationContext):
         previous = json.loads(context.cursor) if context.cursor else None
-        result = plan(previous, landing_dir, lookback_days)
+        result = plan(previous, landing_dir, lookback_days, first_partition=first_partition)
         context.update_cursor(json.dumps(result.state))
         if result.too_old:
             context.log.warning(f"{len(result.too_old)} changed file(s) older than the {lookback_days}-day lookback, "
                                 f"not loaded by the sensor (backfill them from the UI): {result.too_old[:5]}")
+        if result.before_partitions:
+            context.log.warning(f"{len(result.before_partitions)} changed file(s) of days before the first partition "
+                                f"{first_partition}, not loaded: reload the code location (the partitions then start "
+                                f"on the landing zone's first day) or set PLATFORM_PARTITION_START: "
+                                f"{result.before_partitions[:5]}")
         if result.first_tick:
             return dg.SkipReason(f"watching {len(result.state)} landing files from now on")
         if not result.days:

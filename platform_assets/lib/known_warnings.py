@@ -12,6 +12,7 @@ KNOWN = (
     # dagster-dbt 0.29 asks for `sqlglot[rs]`; sqlglot<30 (pinned: dagster-dbt's column lineage breaks on 30)
     # then warns at import that the Rust tokenizer is unused. Nothing to act on until dagster-dbt drops the extra.
     ("ignore", r"sqlglot\[rs\] is deprecated", UserWarning, "sqlglot"),
+    ("ignore", r"sqlglotrs is deprecated", DeprecationWarning, "sqlglotrs"),
     # Single-run backfills (one dbt call and one model load for a range of days) are why we pass
     # `backfill_policy`; Dagster marks the parameter beta on every decoration.
     ("ignore", r"Parameter `backfill_policy` of function", Warning, "dagster"),

@@ -7,11 +7,12 @@ feature service, training-set id), so a single query walks from a prediction to 
 
 from __future__ import annotations
 
-import os
 from datetime import date, timedelta
 from pathlib import Path
 
 import pandas as pd
+
+from platform_assets.lib.files import replacing
 
 SCORE = "fraud_score"
 FLAGGED = "flagged_for_review"
@@ -66,10 +67,8 @@ def flag_top(scores: pd.Series, budget: float) -> pd.Series:
 def write_day(frame: pd.DataFrame, predictions_dir: Path, day: date) -> Path:
     """Replace one day's file atomically: a re-run for the day rewrites it, never appends."""
     path = day_path(predictions_dir, day)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".parquet.tmp")
-    frame.to_parquet(tmp, index=False, coerce_timestamps="us", allow_truncated_timestamps=True)
-    os.replace(tmp, path)
+    with replacing(path) as tmp:
+        frame.to_parquet(tmp, index=False, coerce_timestamps="us", allow_truncated_timestamps=True)
     return path
 
 

@@ -61,23 +61,25 @@ def _champion_reference(mlflow_tracking: MlflowResource, storage: PlatformStorag
 def _calibrated_thresholds(manifest, reference, storage: PlatformStorage, policy: LoopPolicy) -> dict[str, float]:
     """The champion's per-column drift thresholds (monitoring/drift.py). They depend only on its training set and
     the policy, so they are computed once per champion and kept beside the reports, not recomputed every day."""
+    import hashlib
     import json
-    import os
 
+    from platform_assets.lib.files import write_atomic
     from platform_assets.lib.training_sets import read_training_inputs
+    from platform_assets.monitoring import drift
     from platform_assets.monitoring.drift import calibrated_thresholds
 
-    path = (storage.reports_dir() / "feature_drift" / "thresholds"
-            / f"{manifest.snapshot_id}-{policy.drift_window_days}d-{policy.max_report_rows}.json")
+    # Everything the thresholds follow from is in the name, so a changed policy or calibration computes new ones.
+    inputs = [manifest.snapshot_id, policy.drift_window_days, policy.max_report_rows, drift.THRESHOLD_FLOOR,
+              drift.CALIBRATION_SIGMAS, drift.MIN_WINDOW_ROWS]
+    key = hashlib.sha256(repr(inputs).encode()).hexdigest()[:16]
+    path = storage.reports_dir() / "feature_drift" / "thresholds" / f"{manifest.snapshot_id}-{key}.json"
     if path.exists():
         return json.loads(path.read_text())
     history = read_training_inputs(manifest, "train")  # the champion's training rows, float32, held once
     thresholds = calibrated_thresholds(reference, history.inputs, manifest.feature_columns, policy.drift_window_days,
                                        times=history.timestamps)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_suffix(f".{os.getpid()}.tmp")
-    partial.write_text(json.dumps(thresholds, indent=1, sort_keys=True))
-    os.replace(partial, path)
+    write_atomic(path, json.dumps(thresholds, indent=1, sort_keys=True))
     return thresholds
 
 
@@ -116,6 +118,26 @@ def _drift_window(
     return _DriftWindow(day, champion, reference, current, metadata)
 
 
+def _report_link(storage: PlatformStorage, report: str, day: date, snapshot, metadata: dict) -> dg.MetadataValue:
+    """Publish the day's Evidently snapshot and link it, unless there is no verdict: with too few rows the report's
+    own headline would still say drift or no drift, so the day's snapshot is withdrawn instead (the HTML file stays
+    under `report_path`)."""
+    from platform_assets.monitoring.workspace import publish, withdraw
+
+    if snapshot is None or metadata.get(names.VERDICT) == "insufficient_data":
+        withdraw(storage.evidently_workspace_dir(), report, day)
+        return dg.MetadataValue.text("none: too few rows for a verdict")
+    return dg.MetadataValue.url(publish(storage.evidently_workspace_dir(), storage.evidently_url, report, day,
+                                        snapshot, metadata, keep_days=storage.evidently_keep_days))
+
+
+def _no_verdict(storage: PlatformStorage, report: str, day: date, metadata: dict) -> dg.MaterializeResult:
+    from platform_assets.monitoring.workspace import withdraw
+
+    withdraw(storage.evidently_workspace_dir(), report, day)
+    return dg.MaterializeResult(metadata={**metadata, names.DRIFT_DETECTED: False, names.VERDICT: "insufficient_data"})
+
+
 def _verdict(enough: bool, drifted: bool) -> str:
     return "drift" if enough and drifted else ("no_drift" if enough else "insufficient_data")
 
@@ -125,7 +147,7 @@ def feature_drift_report(
 ) -> dg.MaterializeResult:
     from platform_assets.lib import charts
     from platform_assets.monitoring.drift import drift_report, sample
-    from platform_assets.monitoring.workspace import FEATURE_DRIFT, publish
+    from platform_assets.monitoring.workspace import FEATURE_DRIFT
 
     window = _drift_window(context, mlflow_tracking, storage, policy)
     day, champion, manifest, reference = window.day, window.champion, window.manifest, window.reference
@@ -140,7 +162,7 @@ def feature_drift_report(
     }
     if current.empty:
         context.log.info(f"{day}: no predictions in {metadata['current_window_start']}..{day}, no drift verdict")
-        return dg.MaterializeResult(metadata={**metadata, names.DRIFT_DETECTED: False, names.VERDICT: "insufficient_data"})
+        return _no_verdict(storage, FEATURE_DRIFT, day, metadata)
     html = storage.reports_dir() / "feature_drift" / f"{day.isoformat()}.html"
     reference = sample(reference, policy.max_report_rows)
     thresholds = _calibrated_thresholds(manifest, reference, storage, policy)
@@ -155,9 +177,9 @@ def feature_drift_report(
     client.log_figure(champion.version.run_id, figure, f"drift/{day.isoformat()}/drift_summary.png")
     client.log_metric(champion.version.run_id, "drift_share", summary.drift_share)
     drift_picture = charts.markdown_image(charts.to_png(figure), "drift score per column")
-    report = publish(storage.evidently_workspace_dir(), storage.evidently_url, FEATURE_DRIFT, day, summary.snapshot,
-                     {names.VERDICT: verdict, "drift_share_threshold": policy.drift_share_threshold,
-                      "champion_version": champion.number}, keep_days=storage.evidently_keep_days)
+    report = _report_link(storage, FEATURE_DRIFT, day, summary.snapshot,
+                          {names.VERDICT: verdict, "drift_share_threshold": policy.drift_share_threshold,
+                           "champion_version": champion.number})
     context.log.info(
         f"{day} {verdict}: {len(summary.drifted_columns)}/{summary.columns_tested} columns drifted "
         f"(share {summary.drift_share:.2f}, threshold {policy.drift_share_threshold}): {summary.drifted_columns}"
@@ -174,7 +196,7 @@ def feature_drift_report(
             # Calibrated on the champion's training history (monitoring/drift.py): what a quiet window looks like.
             "column_drift_thresholds": dg.MetadataValue.json(thresholds),
             "skipped_columns": dg.MetadataValue.json(summary.skipped_columns),
-            "report": dg.MetadataValue.url(report),
+            "report": report,
             "report_path": dg.MetadataValue.path(str(html)),
             "current_rows": summary.current_rows,
             "reference_rows": summary.reference_rows,
@@ -191,13 +213,13 @@ def prediction_drift_report(
 ) -> dg.MaterializeResult:
     from platform_assets.lib import predictions as pr
     from platform_assets.monitoring.drift import drift_report, sample
-    from platform_assets.monitoring.workspace import PREDICTION_DRIFT, publish
+    from platform_assets.monitoring.workspace import PREDICTION_DRIFT
 
     window = _drift_window(context, mlflow_tracking, storage, policy)
     day, champion, manifest, reference = window.day, window.champion, window.manifest, window.reference
     metadata = window.metadata
     if window.current.empty:
-        return dg.MaterializeResult(metadata={**metadata, names.DRIFT_DETECTED: False, names.VERDICT: "insufficient_data"})
+        return _no_verdict(storage, PREDICTION_DRIFT, day, metadata)
     current = sample(window.current, policy.max_report_rows)
     if all(c in current for c in manifest.feature_columns):
         # Days scored by an earlier champion are re-scored, so both sides are the same model's scores.
@@ -209,9 +231,8 @@ def prediction_drift_report(
     enough = len(current) >= policy.drift_min_rows
     drifted = pr.SCORE in summary.drifted_columns
     verdict = _verdict(enough, drifted)
-    report = publish(storage.evidently_workspace_dir(), storage.evidently_url, PREDICTION_DRIFT, day,
-                     summary.snapshot, {names.VERDICT: verdict, "champion_version": champion.number},
-                     keep_days=storage.evidently_keep_days)
+    report = _report_link(storage, PREDICTION_DRIFT, day, summary.snapshot,
+                          {names.VERDICT: verdict, "champion_version": champion.number})
     ref_scores, cur_scores = reference[pr.SCORE], current[pr.SCORE]
     context.log.info(f"{day} {verdict}: score drift {summary.column_scores.get(pr.SCORE, float('nan')):.3f}, "
                      f"mean score {ref_scores.mean():.4f} -> {cur_scores.mean():.4f}")
@@ -225,7 +246,7 @@ def prediction_drift_report(
             "mean_score_current": dg.MetadataValue.float(float(cur_scores.mean())),
             "p99_score_reference": dg.MetadataValue.float(float(ref_scores.quantile(0.99))),
             "p99_score_current": dg.MetadataValue.float(float(cur_scores.quantile(0.99))),
-            "report": dg.MetadataValue.url(report),
+            "report": report,
             "report_path": dg.MetadataValue.path(str(html)),
             "current_rows": len(current),
             "reference_rows": summary.reference_rows,
@@ -317,7 +338,7 @@ def data_quality_summary(
     from platform_assets.lib import predictions as pr
     from platform_assets.lib.training_sets import KEYS
     from platform_assets.monitoring.drift import summary_report
-    from platform_assets.monitoring.workspace import DATA_QUALITY, publish
+    from platform_assets.monitoring.workspace import DATA_QUALITY
 
     day = _day(context)
     frame, _ = pr.read_days(storage.predictions_dir(), day, day)
@@ -328,8 +349,7 @@ def data_quality_summary(
     null_share = frame[features].isna().mean()
     html = storage.reports_dir() / "data_quality" / f"{day.isoformat()}.html"
     skipped, snapshot = summary_report(frame, features, html)
-    report = (publish(storage.evidently_workspace_dir(), storage.evidently_url, DATA_QUALITY, day, snapshot,
-                      keep_days=storage.evidently_keep_days) if snapshot is not None else None)
+    report = _report_link(storage, DATA_QUALITY, day, snapshot, {})
     scores = frame[pr.SCORE]
     context.log.info(f"{day}: {len(frame):,} rows, {len(skipped)} empty columns, "
                      f"max missing share {null_share.max():.3f}")
@@ -342,7 +362,7 @@ def data_quality_summary(
             "all_null_columns": dg.MetadataValue.json(skipped),
             "scores_out_of_range": int(((scores < 0) | (scores > 1) | scores.isna()).sum()),
             "mean_amount": dg.MetadataValue.float(float(frame["amount"].mean())) if "amount" in frame else 0.0,
-            "report": dg.MetadataValue.url(report) if report else "none",
+            "report": report,
             "report_path": dg.MetadataValue.path(str(html)) if report else "none",
             "champion_version": str(champion.version) if champion else "none",
             "feature_columns_nonfinite": int(np.isinf(frame[features].select_dtypes("number")).sum().sum()),
@@ -361,7 +381,7 @@ def served_traffic_report(
     from platform_assets.lib import predictions as pr
     from platform_assets.lib.exports import query
     from platform_assets.monitoring.drift import drift_report, sample
-    from platform_assets.monitoring.workspace import SERVED_TRAFFIC, publish
+    from platform_assets.monitoring.workspace import SERVED_TRAFFIC, withdraw
 
     day = _day(context)
     first = day - timedelta(days=policy.drift_window_days - 1)
@@ -370,6 +390,7 @@ def served_traffic_report(
     metadata: dict = {"current_window": f"{first} .. {day}", "champion_version": champion.number,
                       "served_rows_total": len(served)}
     if served.empty:
+        withdraw(storage.evidently_workspace_dir(), SERVED_TRAFFIC, day)
         return dg.MaterializeResult(metadata={**metadata, names.VERDICT: "insufficient_data"})
     # The champion's answers only: a window across a promotion compares each model with its own holdout.
     current = served[served["model_version"] == champion.number].rename(columns={pr.SERVED_SCORE: pr.SCORE})
@@ -384,15 +405,13 @@ def served_traffic_report(
         summary = drift_report(sample(reference, policy.max_report_rows),
                                sample(current[[pr.SCORE]], policy.max_report_rows), [pr.SCORE], html)
         drifted = pr.SCORE in summary.drifted_columns
-        report = publish(storage.evidently_workspace_dir(), storage.evidently_url, SERVED_TRAFFIC, day,
-                         summary.snapshot, {names.VERDICT: _verdict(enough, drifted),
-                                            "champion_version": champion.number},
-                         keep_days=storage.evidently_keep_days)
+        report = _report_link(storage, SERVED_TRAFFIC, day, summary.snapshot,
+                              {names.VERDICT: _verdict(enough, drifted), "champion_version": champion.number})
         metadata.update({
             "score_drift": dg.MetadataValue.float(summary.column_scores.get(pr.SCORE, float("nan"))),
             "mean_score_reference": dg.MetadataValue.float(float(reference[pr.SCORE].mean())),
             "mean_score_served": dg.MetadataValue.float(float(current[pr.SCORE].mean())),
-            "report": dg.MetadataValue.url(report),
+            "report": report,
             "report_path": dg.MetadataValue.path(str(html)),
         })
     # Label-delayed: served transactions old enough for their chargebacks, known by the end of day D.

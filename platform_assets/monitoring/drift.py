@@ -20,7 +20,6 @@ report.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -187,10 +186,10 @@ def _failed(test: dict) -> bool:
 
 def save_html(snapshot, html_path: Path) -> None:
     """Write an Evidently snapshot's HTML atomically: a reader never sees half a report."""
-    html_path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = html_path.with_suffix(".html.tmp")
-    snapshot.save_html(str(tmp))
-    os.replace(tmp, html_path)
+    from platform_assets.lib.files import replacing
+
+    with replacing(html_path) as tmp:
+        snapshot.save_html(str(tmp))
 
 
 def summary_report(frame: pd.DataFrame, columns: list[str], html_path: Path) -> tuple[list[str], object]:

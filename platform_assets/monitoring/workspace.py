@@ -25,10 +25,11 @@ import argparse
 import json
 import os
 import sys
-import tempfile
 import uuid
 from datetime import date, datetime, timedelta
 from pathlib import Path
+
+from platform_assets.lib.files import write_atomic
 
 PROJECT_NAME = "fraud_platform"
 PROJECT_DESCRIPTION = "Monitoring of the fraud_detector champion: one snapshot per report per day (Dagster assets)."
@@ -63,17 +64,7 @@ def _write_json(path: Path, payload: dict, staging: Path) -> None:
     """Write `payload` as `path` by renaming a complete temporary file from `staging` (outside the workspace)."""
     from evidently.legacy.utils import NumpyEncoder
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    staging.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=staging, suffix=".json")
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(payload, f, cls=NumpyEncoder)
-        os.chmod(tmp, 0o644)  # mkstemp's 0600 would hide the file from a UI running as another user
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_atomic(path, json.dumps(payload, cls=NumpyEncoder), staging=staging)
 
 
 def _staging(workspace: Path) -> Path:
@@ -150,6 +141,11 @@ def publish(workspace: Path, ui_url: str, report: str, day: date, snapshot, meta
     return report_url(ui_url, report, day)
 
 
+def withdraw(workspace: Path, report: str, day: date) -> None:
+    """Remove `report`'s snapshot of `day`: a re-run that has no verdict for the day must not leave the old one."""
+    (workspace / str(PROJECT_ID) / "snapshots" / f"{snapshot_id(report, day)}.json").unlink(missing_ok=True)
+
+
 def ui_command(workspace: Path, host: str, port: int) -> list[str]:
     """`evidently ui` over `workspace` (the CLI of the installed evidently, run by this interpreter)."""
     return [sys.executable, "-m", "evidently.cli", "ui", "--workspace", str(workspace), "--host", host,
@@ -179,9 +175,9 @@ def main(argv: list[str] | None = None) -> None:
         return
     print(f"Evidently UI on http://{args.host}:{args.port} (project {PROJECT_NAME}: "
           f"{dashboard_url(settings.evidently_url)}), workspace {workspace}", flush=True)
-    os.environ.setdefault("DO_NOT_TRACK", "1")
     command = ui_command(workspace, args.host, args.port)
-    os.execv(command[0], command)
+    # Evidently's UI reports usage unless told not to; the platform sends nothing anywhere.
+    os.execve(command[0], command, {**os.environ, "DO_NOT_TRACK": "1"})
 
 
 if __name__ == "__main__":

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shutil
 import sys
 from pathlib import Path
@@ -24,6 +23,7 @@ from pathlib import Path
 from dagster_dbt import DbtCliResource, DbtProject
 from pydantic import Field
 
+from platform_assets.lib.files import replacing
 from platform_assets.lib.run_workers import exit_with_run_worker
 from platform_assets.settings import Settings, exports_dir
 
@@ -109,8 +109,5 @@ class PlatformDbtResource(DbtCliResource):
         made = Path(invocation.target_path) / PARTIAL_PARSE
         if not made.exists():
             return
-        cache = self.parse_cache()
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        partial = cache.with_suffix(f".{os.getpid()}.tmp")
-        shutil.copyfile(made, partial)
-        os.replace(partial, cache)
+        with replacing(self.parse_cache()) as partial:
+            shutil.copyfile(made, partial)

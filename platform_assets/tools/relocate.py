@@ -25,7 +25,6 @@ Running it twice, or on a directory that was never anywhere else, changes nothin
 from __future__ import annotations
 
 import argparse
-import os
 import re
 import sqlite3
 import sys
@@ -33,6 +32,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from platform_assets.lib.files import write_atomic
 from platform_assets.settings import load_settings
 
 
@@ -92,9 +92,7 @@ def _rewrite_file(path: Path, rewrite: Callable[[str], str]) -> bool:
     updated = rewrite(text)
     if updated == text:
         return False
-    tmp = path.with_name(f".{path.name}.relocate")
-    tmp.write_text(updated)
-    os.replace(tmp, path)
+    write_atomic(path, updated)
     return True
 
 
@@ -156,9 +154,7 @@ def relocate_registry(path: Path, rewrite: Callable[[str], str]) -> int:
     registry.ParseFromString(path.read_bytes())
     changed = _rewrite_proto(registry, rewrite)
     if changed:
-        tmp = path.with_name(f".{path.name}.relocate")
-        tmp.write_bytes(registry.SerializeToString())
-        os.replace(tmp, path)
+        write_atomic(path, registry.SerializeToString())
     return changed
 
 
@@ -192,6 +188,9 @@ def relocate(old: Path, new: Path) -> Relocated:
         raise FileNotFoundError(f"{new} is not a directory: move the data directory there first")
     if old == new:
         return Relocated()
+    if new.is_relative_to(old):
+        # /a -> /a/b rewrites /a/x to /a/b/x, and a second run would make it /a/b/b/x: not idempotent.
+        raise ValueError(f"{new} lies inside {old}: move the data directory out of its old place, then relocate")
     rewrite = path_rewriter(old, new)
     result = Relocated()
     db = new / "mlflow" / "mlflow.db"

@@ -130,3 +130,13 @@ def test_evidently_retention_days(tmp_path):
     assert load_settings(environ={"PLATFORM_EVIDENTLY_KEEP_DAYS": "0"}).evidently_keep_days == 0
     with pytest.raises(ValueError, match="KEEP_DAYS"):
         load_settings(environ={"PLATFORM_EVIDENTLY_KEEP_DAYS": "-1"})
+
+
+@pytest.mark.parametrize(("name", "value", "expected"), [
+    ("PLATFORM_EVIDENTLY_PORT", "80a", "an integer"),
+    ("PLATFORM_SERVING_REFRESH_SECONDS", "soon", "a number"),
+    ("PLATFORM_PARTITION_START", "2026-13-01", "a date YYYY-MM-DD"),
+])
+def test_a_malformed_variable_is_named_in_the_error(name, value, expected):
+    with pytest.raises(ValueError, match=f"{name} must be {expected}, got '{value}'"):
+        load_settings(environ={name: value})

@@ -84,3 +84,21 @@ def test_verdicts_are_read_from_the_event_log_in_order():
         verdicts = new_verdicts(instance, 0)
         assert [(v.day.isoformat(), v.drift) for v in verdicts] == [("2026-03-10", False), ("2026-03-11", True)]
         assert new_verdicts(instance, verdicts[-1].storage_id) == []
+
+
+def test_landing_plan_leaves_out_days_before_the_first_partition(tmp_path):
+    """A file for a day the loaded Definitions have no partition for is reported, never requested (a run for an
+    unknown partition key would fail the tick)."""
+    from datetime import date
+
+    from platform_assets.automation.landing import plan
+    from platform_assets.lib.landing import partition_path
+
+    for day in (date(2026, 3, 1), date(2026, 3, 2)):
+        path = partition_path(tmp_path, "transactions", day)
+        path.parent.mkdir(parents=True)
+        path.write_text("transaction_id\n")
+    result = plan({}, tmp_path, lookback_days=35, first_partition=date(2026, 3, 2))
+    assert list(result.days) == [date(2026, 3, 2)]
+    assert result.before_partitions == ["transactions/date=2026-03-01/transactions.csv"]
+    assert plan({}, tmp_path, lookback_days=35).before_partitions == []

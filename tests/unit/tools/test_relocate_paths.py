@@ -36,3 +36,16 @@ def test_the_command_refuses_a_relative_old_path_and_a_missing_new_one(tmp_path)
                           str(tmp_path / "b")], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=120,
                          check=False)
     assert out.returncode == 1 and "is not a directory" in out.stderr
+
+
+def test_a_new_place_inside_the_old_one_is_refused(tmp_path):
+    """/a -> /a/b could not be re-run safely (/a/b/x would become /a/b/b/x): it is refused before anything is
+    written."""
+    import pytest
+
+    from platform_assets.tools.relocate import relocate
+
+    new = tmp_path / "inside"
+    new.mkdir()
+    with pytest.raises(ValueError, match="inside"):
+        relocate(tmp_path, new)
