@@ -55,7 +55,8 @@ WORKDIR /opt/platform
 USER 10001:10001
 VOLUME ["/data"]
 EXPOSE 3000 8000 8001
-# The webserver's /server_info, or the scoring service's /healthz when the container runs `serve`.
+# The webserver's /server_info, the scoring service's /healthz when the container runs `serve`, the Evidently UI
+# when it runs `evidently`.
 HEALTHCHECK --interval=30s --timeout=5s --start-period=60s \
     CMD ["python", "/opt/platform/deploy/healthcheck.py"]
 ENTRYPOINT ["/opt/platform/deploy/entrypoint.sh"]

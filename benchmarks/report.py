@@ -218,7 +218,7 @@ def main() -> None:
                                                                                       "column_scores")))
               + " (threshold for a drifted column: 0.1).", ""]
     lines += ["", ("**Main job** (`materialize_platform`, as `make demo`: the daily partitions in one run, then "
-                   "every other asset), `size` transactions over 90 days"), "",
+                   "a run per stage), `size` transactions over 90 days"), "",
               ("| size | Feast stores | transactions | job wall | sum of asset steps | job / steps | peak MB | "
               "peak MB, process tree | slowest steps | largest step peaks (MB) |"),
               "|---|---|---|---|---|---|---|---|---|---|"]
