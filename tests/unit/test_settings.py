@@ -89,3 +89,16 @@ def test_the_warehouse_connection_gets_the_duckdb_memory_limit(tmp_path):
         settings.warehouse_path.parent.mkdir(parents=True, exist_ok=True)
         with build_resources(settings)["warehouse"].get_connection() as con:
             assert con.execute("SELECT current_setting('memory_limit')").fetchone()[0] == expected
+
+
+def test_freshness_settings_are_read_and_checked(tmp_path):
+    """The hour the daily reports are due and the model's maximum age reach the freshness policies."""
+    base = {"PLATFORM_DATA_DIR": str(tmp_path)}
+    s = load_settings(environ=base)
+    assert (s.report_due_hour, s.model_max_age_days) == (6, 30)
+    s = load_settings(environ={**base, "PLATFORM_REPORT_DUE_HOUR": "9", "PLATFORM_MODEL_MAX_AGE_DAYS": "14"})
+    assert (s.report_due_hour, s.model_max_age_days) == (9, 14)
+    for name, value in (("PLATFORM_REPORT_DUE_HOUR", "0"), ("PLATFORM_REPORT_DUE_HOUR", "24"),
+                        ("PLATFORM_MODEL_MAX_AGE_DAYS", "0")):
+        with pytest.raises(ValueError, match=name):
+            load_settings(environ={**base, name: value})
