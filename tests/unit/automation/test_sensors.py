@@ -227,3 +227,31 @@ def test_the_check_run_from_the_ui_reads_the_sensors_saved_state(defs):
         [evaluation] = checked.get_asset_check_evaluations()
         assert not evaluation.passed and evaluation.metadata["drift_partition"].value == "2026-03-11"
         assert evaluation.metadata["run_key"].value == "drift-retrain:2026-03-11"
+
+
+def test_a_check_still_running_holds_back_the_checks_planned_after_it():
+    """A check-execution record is created when its run plans the check and filled in when it is evaluated: a
+    slow report's record has the lower id, so reading past it would skip its verdict forever."""
+    import threading
+
+    release, started = threading.Event(), threading.Event()
+
+    @dg.asset(key=names.FEATURE_DRIFT_REPORT, partitions_def=PARTITIONS,
+              check_specs=[check_spec(names.FEATURE_DRIFT_REPORT, PARTITIONS)])
+    def slow_report(context):
+        started.set()
+        assert release.wait(60)
+        return dg.MaterializeResult(check_results=[verdict_check(
+            names.FEATURE_DRIFT_REPORT, True, True, "drift", "slow", {"drift_share": 0.4})])
+
+    with dg.instance_for_test() as instance:
+        slow = threading.Thread(target=dg.materialize, args=([slow_report],),
+                                kwargs={"instance": instance, "partition_key": "2026-03-11"})
+        slow.start()
+        assert started.wait(60)
+        _materialize(instance, "2026-03-10")  # planned after the slow one, evaluated before it
+        assert new_verdicts(instance, 0) == ([], 0)
+        release.set()
+        slow.join(60)
+        verdicts, _ = new_verdicts(instance, 0)
+        assert [(v.day.isoformat(), v.drift) for v in verdicts] == [("2026-03-11", True), ("2026-03-10", False)]
