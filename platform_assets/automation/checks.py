@@ -14,7 +14,9 @@ checks live on the monitoring assets; this check on `fraud_model` carries the re
 The retrain sensor evaluates it with every tick whose verdict differs from the last one it reported (sensor
 `asset_events`), so it changes as the drift checks do, without a run. As an asset check it can also be executed
 from the UI, and it runs in every retrain run right after the new model (the retrain job selects fraud_model and
-so its checks): both read the sensor's saved cursor, the same state the sensor decides from.
+so its checks): both read the sensor's saved cursor, the same state the sensor decides from. While the retrain
+run is queued or running, Dagster shows the check as planned by that run; the failed evaluation that asked for
+it stays in the check's history.
 
 The model's age is the other half of "due": `fraud_model` carries a freshness policy (training/definitions.py,
 `PLATFORM_MODEL_MAX_AGE_DAYS`), failing once the last training is too old, drift or not.
@@ -32,6 +34,11 @@ def latest_model(instance: dg.DagsterInstance):
     """fraud_model's newest materialization record (None before the first training)."""
     records = instance.fetch_materializations(dg.AssetRecordsFilter(asset_key=names.FRAUD_MODEL), limit=1).records
     return records[0] if records else None
+
+
+def _unknown_cause(day: str) -> dict:
+    """An event opened by a sensor of an older release, whose cursor did not keep what opened it."""
+    return {"check": "a retrain check", "partition": day, "description": "not recorded", "figures": {}}
 
 
 def _cause_metadata(cause: dict | None) -> dict:
@@ -55,7 +62,7 @@ def due_for_retrain(instance: dg.DagsterInstance, state, model, cooldown_days: i
     """The check's verdict from the retrain sensor's state (automation/sensors.py::TriggerState)."""
     request = state.last_request
     if state.event_start is not None:
-        cause = state.event_cause
+        cause = state.event_cause or _unknown_cause(state.event_start)
         if held:
             when = f"its retrain is held: blocking checks failed upstream: {', '.join(held)}"
         elif state.pending_as_of is None:
@@ -68,8 +75,7 @@ def due_for_retrain(instance: dg.DagsterInstance, state, model, cooldown_days: i
         metadata = {"drift_event_start": state.event_start, "retrain_requested_from": state.request_from or "",
                     "held_by": dg.MetadataValue.json(list(held)), **_cause_metadata(cause)}
     elif request:
-        cause = request.get("cause") or {"check": "?", "partition": request["event_start"], "description": "",
-                                         "figures": {}}
+        cause = request.get("cause") or _unknown_cause(request["event_start"])
         cooldown_until = date.fromisoformat(request["as_of"]) + timedelta(days=cooldown_days)
         metadata = {"drift_event_start": request["event_start"], "run_key": request["run_key"],
                     "retrain_as_of": request["as_of"], "cooldown_until": cooldown_until.isoformat(),
@@ -80,11 +86,12 @@ def due_for_retrain(instance: dg.DagsterInstance, state, model, cooldown_days: i
                            f"by {cause['check']} failing for {cause['partition']}); failed checks of days before "
                            f"{cooldown_until} open no new drift event")
         else:
+            # The run's status is metadata, not description: a new description is a new report (see the sensor).
             runs = instance.get_runs(dg.RunsFilter(tags={names.RUN_KEY_TAG: request["run_key"]}), limit=1)
-            status = runs[0].status.value.lower() if runs else "not launched yet"
+            metadata["retrain_run"] = f"{runs[0].run_id} ({runs[0].status.value})" if runs else "not launched yet"
             description = (f"due for retrain: {cause['check']} failed for {cause['partition']} "
                            f"({cause['description']}); retrain {request['run_key']} as of {request['as_of']} "
-                           f"requested, run {status}, no new fraud_model version yet")
+                           f"requested, no new fraud_model version yet")
     else:
         passed, metadata = True, {}
         description = "not due: no retrain check (drift, recall) has failed"

@@ -311,8 +311,13 @@ def test_daemon_launches_exactly_one_retrain_per_drift_event(drifted_platform, m
 
 
 def _due_record(instance):
+    """fraud_model's due check, as last evaluated (a retrain run plans it as soon as the run is created)."""
+    from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus as Status
+
     key = dg.AssetCheckKey(names.FRAUD_MODEL, names.RETRAIN_DUE_CHECK)
-    return instance.event_log_storage.get_latest_asset_check_execution_by_key([key])[key]
+    [record] = instance.event_log_storage.get_asset_check_execution_history(
+        key, limit=1, status={Status.SUCCEEDED, Status.FAILED})
+    return record
 
 
 def _due_check(instance) -> dg.AssetCheckEvaluation:

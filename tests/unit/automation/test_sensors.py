@@ -255,3 +255,16 @@ def test_a_check_still_running_holds_back_the_checks_planned_after_it():
         slow.join(60)
         verdicts, _ = new_verdicts(instance, 0)
         assert [(v.day.isoformat(), v.drift) for v in verdicts] == [("2026-03-11", True), ("2026-03-10", False)]
+
+
+def test_an_event_opened_before_the_checks_still_makes_the_model_due():
+    """A cursor saved by the metadata-reading sensor with an open event: due, without a recorded cause."""
+    old = json.dumps({"after_storage_id": 50, "event_start": "2026-03-11", "pending_as_of": None,
+                      "last_request_day": None})
+    with dg.instance_for_test() as instance:
+        _, cursor = _tick(instance, dg.Definitions(
+            assets=[drift_report, training_set, fraud_model], sensors=[retrain_on_drift],
+            resources={"policy": LoopPolicy(retrain_wait_days=5), "notifier": Notifier()}), old)
+        due = _due(instance)
+        assert not due.passed and due.metadata["drift_partition"].value == "2026-03-11"
+        assert TriggerState.from_cursor(cursor).event_start == "2026-03-11"
