@@ -412,6 +412,12 @@ def test_served_predictions_and_deployed_model_in_the_graph(world, server):
     assert live["served_rows_total"].value == len(world.acknowledged)
     assert 0 < live["current_rows"].value <= len(world.acknowledged)
     assert live[names.VERDICT].value in {"drift", "no_drift", "insufficient_data"}
+    # The verdict is the day's asset check, with the same word and the figures it was drawn from.
+    [served_check] = report.get_asset_check_evaluations()
+    assert served_check.check_name == names.SERVED_SCORE_DRIFT_CHECK and served_check.partition == today
+    assert served_check.metadata[names.VERDICT].value == live[names.VERDICT].value
+    assert served_check.passed == (live[names.VERDICT].value != "drift")
+    assert served_check.metadata["current_rows"].value == live["current_rows"].value
     assert live["report"].value.startswith("file://")
     metadata = again.asset_materializations_for_node(names.asset_name(names.SERVED_PREDICTIONS))[0].metadata
     assert metadata["dagster/row_count"].value == len(world.acknowledged)
