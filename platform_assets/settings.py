@@ -120,6 +120,12 @@ class Settings:
     # A landed file of a day this many days before the newest landed day (or older) is not loaded by the landing
     # sensor on its own: a backfill from the UI loads it (docs/data-contracts.md, "Late and changed files").
     landing_lookback_days: int = 35
+    # Freshness policies (Dagster shows them on each asset): day D's monitoring reports exist by this hour (UTC) of
+    # D+1; the daily ingestion runs at 01:00, scoring and monitoring follow within minutes.
+    report_due_hour: int = 6
+    # `fraud_model` fails freshness when its last training is older than this: a model nobody retrained for a
+    # month has not been checked against a month of new fraud, drift or not.
+    model_max_age_days: int = 30
 
     @property
     def serving_log_dir(self) -> Path:
@@ -208,6 +214,12 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
     lookback = _typed(env, "PLATFORM_LANDING_LOOKBACK_DAYS", "35", int)
     if lookback < 0:
         raise ValueError(f"PLATFORM_LANDING_LOOKBACK_DAYS must be 0 or more, got {lookback}")
+    report_due_hour = int(env.get("PLATFORM_REPORT_DUE_HOUR", "6"))
+    if not 1 <= report_due_hour <= 23:
+        raise ValueError(f"PLATFORM_REPORT_DUE_HOUR must be an hour from 1 to 23, got {report_due_hour}")
+    model_max_age_days = int(env.get("PLATFORM_MODEL_MAX_AGE_DAYS", "30"))
+    if model_max_age_days < 1:
+        raise ValueError(f"PLATFORM_MODEL_MAX_AGE_DAYS must be at least 1, got {model_max_age_days}")
     return Settings(
         profile=profile,
         data_dir=data_dir,
@@ -239,6 +251,8 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         evidently_keep_days=evidently_keep_days,
         evidently_url=env.get("PLATFORM_EVIDENTLY_URL", f"http://127.0.0.1:{evidently_port}").rstrip("/"),
         landing_lookback_days=lookback,
+        report_due_hour=report_due_hour,
+        model_max_age_days=model_max_age_days,
         dagster_home=Path(dagster_home).resolve() if dagster_home else data_dir / "dagster",
         warehouse_backups_keep=backups_keep,
     )

@@ -1,5 +1,6 @@
 import dagster as dg
 
+from platform_assets.automation.checks import fraud_model_not_due_for_retrain
 from platform_assets.automation.jobs import (
     daily_ingestion_job,
     refresh_downstream_job,
@@ -20,6 +21,7 @@ from platform_assets.settings import Settings
 def build_defs(settings: Settings) -> dg.Definitions:
     ingestion_job = daily_ingestion_job()
     return dg.Definitions(
+        asset_checks=[fraud_model_not_due_for_retrain],
         jobs=[ingestion_job, refresh_downstream_job, retrain_job, rollback_champion_job],
         schedules=[daily_ingestion_schedule(ingestion_job)],
         sensors=[refresh_after_ingestion_sensor(ingestion_job),

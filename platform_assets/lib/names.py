@@ -65,12 +65,28 @@ LANDED_FILES_CHECK = "every_landed_file_loaded"
 TRAINABLE_CHECK = "enough_labelled_fraud_in_each_split"
 SKEW_CHECK = "served_features_match_point_in_time"
 ONLINE_STORE_CHECK = "online_store_matches_offline"
+# The monitoring verdicts, one asset check per daily partition (monitoring/checks.py). A failed check is the
+# only thing the retrain sensor reads: the check is the verdict.
+FEATURE_DRIFT_CHECK = "no_feature_drift"
+PREDICTION_DRIFT_CHECK = "no_prediction_drift"
+FRAUD_RECALL_CHECK = "fraud_recall_above_floor"
+SERVED_SCORE_DRIFT_CHECK = "no_served_score_drift"
+# The failed checks that ask for a retrain: the verdicts of VERDICT_ASSETS. Live-traffic drift is shown, not acted
+# on: the batch prediction drift of the same days already is, on every transaction rather than the served sample.
+RETRAIN_CHECKS = (
+    dg.AssetCheckKey(FEATURE_DRIFT_REPORT, FEATURE_DRIFT_CHECK),
+    dg.AssetCheckKey(PREDICTION_DRIFT_REPORT, PREDICTION_DRIFT_CHECK),
+    dg.AssetCheckKey(MODEL_PERFORMANCE, FRAUD_RECALL_CHECK),
+)
+# On `fraud_model`, kept by the retrain sensor: fails while a drift event asks for a retrain that has not yet
+# produced a new model version; its metadata names the failed check, partition and figures that made it due.
+RETRAIN_DUE_CHECK = "fraud_model_not_due_for_retrain"
 
 # Metadata key of a `feast_online_store` materialization that rebuilt a lost store (the docs, the tests).
 ONLINE_STORE_REBUILT = "rebuilt"
 
-# Metadata keys of the monitoring verdict: the only link between monitoring and the retrain sensor.
-DRIFT_DETECTED = "drift_detected"
+# Metadata key of a monitoring report's headline (drift / no_drift / degraded / insufficient_data); the verdict
+# the retrain sensor acts on is the asset check above, which carries the same word.
 VERDICT = "verdict"
 
 # Jobs (names the UI shows and the sensors target).

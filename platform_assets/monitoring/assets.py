@@ -15,7 +15,11 @@ Partition D looks at the days up to D only:
   service answered (its prediction log, loaded by `served_predictions`) against the champion's holdout, and,
   for served transactions whose labels have matured, their PR AUC and recall at the review threshold.
 
-The first three set `drift_detected` (`names.DRIFT_DETECTED`); the retrain sensor (automation/sensors.py) turns those into retrains.
+Each of the first three and `served_traffic_report` evaluates its verdict as an asset check of the partition
+(monitoring/checks.py: `no_feature_drift`, `no_prediction_drift`, `fraud_recall_above_floor`,
+`no_served_score_drift`); the retrain sensor (automation/sensors.py) turns failed checks of the first three into
+retrains. Each report is due by a stated hour of the next day (a freshness policy, `report_freshness`), and
+carries a `code_version`, bumped when its code changes what it reports.
 All four re-materialize by themselves for the newest day when new predictions land (Declarative Automation).
 pandas, Evidently and the model load when an asset runs, never when the Definitions load.
 """
@@ -28,9 +32,17 @@ import dagster as dg
 
 from platform_assets.lib import names
 from platform_assets.lib.partitions import refresh_latest_day
+from platform_assets.monitoring.checks import ERROR, check_spec, insufficient, verdict_check
 from platform_assets.resources import LoopPolicy, MlflowResource, PlatformStorage
 
 MONITORED = [names.DAILY_PREDICTIONS, names.FRAUD_MODEL]
+# Code versions: bump one when a change to its asset's code changes what the report says (Dagit then marks the
+# partitions materialized by older code as changed).
+FEATURE_DRIFT_REPORT_VERSION = "1"
+PREDICTION_DRIFT_REPORT_VERSION = "1"
+MODEL_PERFORMANCE_VERSION = "1"
+DATA_QUALITY_SUMMARY_VERSION = "1"
+SERVED_TRAFFIC_REPORT_VERSION = "1"
 
 
 def _day(context: dg.AssetExecutionContext) -> date:
@@ -131,11 +143,13 @@ def _report_link(storage: PlatformStorage, report: str, day: date, snapshot, met
                                         snapshot, metadata, keep_days=storage.evidently_keep_days))
 
 
-def _no_verdict(storage: PlatformStorage, report: str, day: date, metadata: dict) -> dg.MaterializeResult:
+def _no_verdict(storage: PlatformStorage, report: str, day: date, metadata: dict,
+                check: dg.AssetCheckResult) -> dg.MaterializeResult:
+    """A day with nothing to compare: no verdict, its check passes with a note, and its old snapshot goes."""
     from platform_assets.monitoring.workspace import withdraw
 
     withdraw(storage.evidently_workspace_dir(), report, day)
-    return dg.MaterializeResult(metadata={**metadata, names.DRIFT_DETECTED: False, names.VERDICT: "insufficient_data"})
+    return dg.MaterializeResult(metadata={**metadata, names.VERDICT: "insufficient_data"}, check_results=[check])
 
 
 def _verdict(enough: bool, drifted: bool) -> str:
@@ -162,14 +176,15 @@ def feature_drift_report(
     }
     if current.empty:
         context.log.info(f"{day}: no predictions in {metadata['current_window_start']}..{day}, no drift verdict")
-        return _no_verdict(storage, FEATURE_DRIFT, day, metadata)
+        return _no_verdict(storage, FEATURE_DRIFT, day, metadata, insufficient(
+            names.FEATURE_DRIFT_REPORT, f"no predictions in {metadata['current_window_start']}..{day}",
+            {"current_rows": 0, "drift_min_rows": policy.drift_min_rows}))
     html = storage.reports_dir() / "feature_drift" / f"{day.isoformat()}.html"
     reference = sample(reference, policy.max_report_rows)
     thresholds = _calibrated_thresholds(manifest, reference, storage, policy)
     summary = drift_report(reference, current, manifest.feature_columns, html, thresholds,
                            share_threshold=policy.drift_share_threshold)
     drifted = summary.is_drift(policy.drift_share_threshold)
-    detected = enough and drifted
     verdict = _verdict(enough, drifted)
     figure = charts.drift_summary_figure(summary.column_scores, summary.drifted_columns)
     # The champion's own MLflow run collects its drift checks: one picture per day, drift share over time.
@@ -184,10 +199,21 @@ def feature_drift_report(
         f"{day} {verdict}: {len(summary.drifted_columns)}/{summary.columns_tested} columns drifted "
         f"(share {summary.drift_share:.2f}, threshold {policy.drift_share_threshold}): {summary.drifted_columns}"
     )
+    check = verdict_check(
+        names.FEATURE_DRIFT_REPORT, enough, drifted, verdict,
+        f"{len(summary.drifted_columns)}/{summary.columns_tested} inputs drifted (share {summary.drift_share:.3f}, "
+        f"threshold {policy.drift_share_threshold}) on {len(window.current):,} rows "
+        f"(minimum {policy.drift_min_rows:,}): {', '.join(summary.drifted_columns) or 'none'}",
+        {"drift_share": dg.MetadataValue.float(summary.drift_share),
+         "drift_share_threshold": dg.MetadataValue.float(policy.drift_share_threshold),
+         "drifted_columns": dg.MetadataValue.json(summary.drifted_columns),
+         "columns_tested": summary.columns_tested,
+         "current_rows": len(window.current), "drift_min_rows": policy.drift_min_rows},
+    )
     return dg.MaterializeResult(
+        check_results=[check],
         metadata={
             **metadata,
-            names.DRIFT_DETECTED: detected,
             names.VERDICT: verdict,
             "drift_share": dg.MetadataValue.float(summary.drift_share),
             "drifted_columns": dg.MetadataValue.json(summary.drifted_columns),
@@ -219,7 +245,9 @@ def prediction_drift_report(
     day, champion, manifest, reference = window.day, window.champion, window.manifest, window.reference
     metadata = window.metadata
     if window.current.empty:
-        return _no_verdict(storage, PREDICTION_DRIFT, day, metadata)
+        return _no_verdict(storage, PREDICTION_DRIFT, day, metadata, insufficient(
+            names.PREDICTION_DRIFT_REPORT, f"no predictions in {metadata['current_window_start']}..{day}",
+            {"current_rows": 0, "drift_min_rows": policy.drift_min_rows}))
     current = sample(window.current, policy.max_report_rows)
     if all(c in current for c in manifest.feature_columns):
         # Days scored by an earlier champion are re-scored, so both sides are the same model's scores.
@@ -236,10 +264,21 @@ def prediction_drift_report(
     ref_scores, cur_scores = reference[pr.SCORE], current[pr.SCORE]
     context.log.info(f"{day} {verdict}: score drift {summary.column_scores.get(pr.SCORE, float('nan')):.3f}, "
                      f"mean score {ref_scores.mean():.4f} -> {cur_scores.mean():.4f}")
+    score_drift = summary.column_scores.get(pr.SCORE, float("nan"))
+    check = verdict_check(
+        names.PREDICTION_DRIFT_REPORT, enough, drifted, verdict,
+        f"score drift {score_drift:.3f} ({'drifted' if drifted else 'within'} Evidently's test), mean score "
+        f"{ref_scores.mean():.4f} -> {cur_scores.mean():.4f} on {len(current):,} rows "
+        f"(minimum {policy.drift_min_rows:,})",
+        {"score_drift": dg.MetadataValue.float(score_drift),
+         "mean_score_reference": dg.MetadataValue.float(float(ref_scores.mean())),
+         "mean_score_current": dg.MetadataValue.float(float(cur_scores.mean())),
+         "current_rows": len(current), "drift_min_rows": policy.drift_min_rows},
+    )
     return dg.MaterializeResult(
+        check_results=[check],
         metadata={
             **metadata,
-            names.DRIFT_DETECTED: enough and drifted,
             names.VERDICT: verdict,
             "score_drift": dg.MetadataValue.float(summary.column_scores.get(pr.SCORE, float("nan"))),
             "mean_score_reference": dg.MetadataValue.float(float(ref_scores.mean())),
@@ -292,7 +331,12 @@ def model_performance(
         "review_budget": dg.MetadataValue.float(policy.review_budget),
     }
     if served.empty:
-        return dg.MaterializeResult(metadata={**metadata, names.DRIFT_DETECTED: False, names.VERDICT: "insufficient_data"})
+        return dg.MaterializeResult(
+            metadata={**metadata, names.VERDICT: "insufficient_data"},
+            check_results=[insufficient(names.MODEL_PERFORMANCE, f"no predictions in {matured_first}..{day}",
+                                        {"reported_frauds": 0, "min_reported_frauds": policy.min_reported_frauds},
+                                        severity=ERROR)],
+        )
     # Only what was known at the end of day D: a chargeback reported later does not count yet.
     labels = query(
         storage.exports_dir(),
@@ -314,10 +358,20 @@ def model_performance(
     verdict = _verdict(enough, degraded).replace("drift", "degraded")
     context.log.info(f"{day} {verdict}: {int(reported[pr.FLAGGED].sum())}/{len(reported)} recently reported frauds "
                      f"had been sent to review; matured {matured_first}..{matured_last}: {figures or 'one class only'}")
+    check = verdict_check(
+        names.MODEL_PERFORMANCE, enough, degraded, verdict,
+        f"{int(reported[pr.FLAGGED].sum())}/{len(reported)} frauds reported since {recent_start.date()} had been "
+        f"sent to review (recall {recall:.3f}, floor {policy.min_fraud_recall}, minimum "
+        f"{policy.min_reported_frauds} reported frauds)",
+        {"reported_fraud_recall": dg.MetadataValue.float(recall),
+         "min_fraud_recall": dg.MetadataValue.float(policy.min_fraud_recall),
+         "reported_frauds": len(reported), "min_reported_frauds": policy.min_reported_frauds},
+        severity=ERROR,
+    )
     return dg.MaterializeResult(
+        check_results=[check],
         metadata={
             **metadata,
-            names.DRIFT_DETECTED: degraded,
             names.VERDICT: verdict,
             "reported_fraud_recall": dg.MetadataValue.float(recall),
             "reported_frauds": len(reported),
@@ -381,7 +435,7 @@ def served_traffic_report(
     from platform_assets.lib import predictions as pr
     from platform_assets.lib.exports import query
     from platform_assets.monitoring.drift import drift_report, sample
-    from platform_assets.monitoring.workspace import SERVED_TRAFFIC, withdraw
+    from platform_assets.monitoring.workspace import SERVED_TRAFFIC
 
     day = _day(context)
     first = day - timedelta(days=policy.drift_window_days - 1)
@@ -390,8 +444,9 @@ def served_traffic_report(
     metadata: dict = {"current_window": f"{first} .. {day}", "champion_version": champion.number,
                       "served_rows_total": len(served)}
     if served.empty:
-        withdraw(storage.evidently_workspace_dir(), SERVED_TRAFFIC, day)
-        return dg.MaterializeResult(metadata={**metadata, names.VERDICT: "insufficient_data"})
+        return _no_verdict(storage, SERVED_TRAFFIC, day, metadata, insufficient(
+            names.SERVED_TRAFFIC_REPORT, f"no served answers in {first}..{day}",
+            {"current_rows": 0, "drift_min_rows": policy.drift_min_rows}))
     # The champion's answers only: a window across a promotion compares each model with its own holdout.
     current = served[served["model_version"] == champion.number].rename(columns={pr.SERVED_SCORE: pr.SCORE})
     metadata.update({"current_rows": len(current),
@@ -433,37 +488,66 @@ def served_traffic_report(
     verdict = _verdict(enough, drifted)
     context.log.info(f"{day} live traffic {verdict}: {len(current):,} answers of v{champion.number}, "
                      f"{len(labelled):,} with matured labels")
-    return dg.MaterializeResult(metadata={**metadata, names.VERDICT: verdict, "drift_on_live_traffic": enough and drifted})
+    served_drift = getattr(metadata.get("score_drift"), "value", float("nan"))
+    check = verdict_check(
+        names.SERVED_TRAFFIC_REPORT, enough, drifted, verdict,
+        f"served score drift {served_drift:.3f} on {len(current):,} answers of v{champion.number} "
+        f"(minimum {policy.drift_min_rows:,})",
+        {"score_drift": dg.MetadataValue.float(served_drift), "current_rows": len(current),
+         "drift_min_rows": policy.drift_min_rows},
+    )
+    return dg.MaterializeResult(metadata={**metadata, names.VERDICT: verdict, "drift_on_live_traffic": enough and drifted},
+                                check_results=[check])
+
+
+def report_freshness(due_hour: int) -> dg.FreshnessPolicy:
+    """Day D's report exists by `due_hour`:00 UTC on D+1: a materialization between midnight (the day is over,
+    its partition exists) and the deadline counts; none by then and the asset shows as failing freshness until
+    one lands. The daemon evaluates it (Dagster 1.13's freshness policies)."""
+    return dg.FreshnessPolicy.cron(deadline_cron=f"0 {due_hour} * * *", lower_bound_delta=timedelta(hours=due_hour),
+                                   timezone="UTC")
 
 
 def build_monitoring_assets(partitions: dg.PartitionsDefinition,
-                            served_partitions: dg.PartitionsDefinition | None = None) -> list[dg.AssetsDefinition]:
-    """The four daily monitoring assets, partitioned like scoring; the newest day refreshes itself."""
+                            served_partitions: dg.PartitionsDefinition | None = None,
+                            report_due_hour: int = 6) -> list[dg.AssetsDefinition]:
+    """The five daily monitoring assets, partitioned like scoring; the newest day refreshes itself, and each of
+    the four batch reports is due by `report_due_hour` UTC the next morning (`report_freshness`)."""
+    served_partitions = served_partitions or partitions
     daily = {"group_name": names.MONITORING, "partitions_def": partitions,
-             "automation_condition": refresh_latest_day()}
+             "automation_condition": refresh_latest_day(), "freshness_policy": report_freshness(report_due_hour)}
     return [
         dg.asset(
             key=names.FEATURE_DRIFT_REPORT, kinds={"evidently", "html"}, deps=MONITORED, **daily,
+            code_version=FEATURE_DRIFT_REPORT_VERSION,
+            check_specs=[check_spec(names.FEATURE_DRIFT_REPORT, partitions)],
             description="Evidently drift of every model input: champion's training holdout vs the newest days.",
         )(feature_drift_report),
         dg.asset(
             key=names.PREDICTION_DRIFT_REPORT, kinds={"evidently", "html"}, deps=MONITORED, **daily,
+            code_version=PREDICTION_DRIFT_REPORT_VERSION,
+            check_specs=[check_spec(names.PREDICTION_DRIFT_REPORT, partitions)],
             description="Evidently drift of the champion's score distribution: its training holdout vs the newest "
             "days.",
         )(prediction_drift_report),
         dg.asset(
             key=names.MODEL_PERFORMANCE, kinds={"sklearn"}, deps=MONITORED, **daily,
+            code_version=MODEL_PERFORMANCE_VERSION,
+            check_specs=[check_spec(names.MODEL_PERFORMANCE, partitions)],
             description="Label-delayed quality of the served scores: AUCs and precision at the review budget on "
             "matured days, and the share of recently reported frauds that had been sent to review.",
         )(model_performance),
         dg.asset(
             key=names.DATA_QUALITY_SUMMARY, kinds={"evidently", "html"}, deps=[names.DAILY_PREDICTIONS], **daily,
+            code_version=DATA_QUALITY_SUMMARY_VERSION,
             description="Data-quality summary of one day as the model saw it: rows, missing values, empty columns.",
         )(data_quality_summary),
         dg.asset(
             key=names.SERVED_TRAFFIC_REPORT, kinds={"evidently", "html"}, group_name=names.MONITORING,
-            deps=[names.SERVED_PREDICTIONS, names.FRAUD_MODEL], partitions_def=served_partitions or partitions,
-            automation_condition=refresh_latest_day(),
+            deps=[names.SERVED_PREDICTIONS, names.FRAUD_MODEL], partitions_def=served_partitions,
+            # No freshness policy: live traffic comes when the service serves, not by a clock.
+            automation_condition=refresh_latest_day(), code_version=SERVED_TRAFFIC_REPORT_VERSION,
+            check_specs=[check_spec(names.SERVED_TRAFFIC_REPORT, served_partitions)],
             description="Live traffic: the real-time service's scores against the champion's holdout (Evidently), "
             "and PR AUC / recall at the review threshold of served transactions whose labels matured.",
         )(served_traffic_report),

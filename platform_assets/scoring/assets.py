@@ -78,6 +78,10 @@ def daily_predictions(
     )
 
 
+# Bump when a change to the scoring code changes the predictions of a day (not for a new champion: that is data).
+DAILY_PREDICTIONS_VERSION = "1"
+
+
 def build_scoring_assets(partitions: dg.PartitionsDefinition) -> list[dg.AssetsDefinition]:
     return [
         dg.asset(
@@ -85,6 +89,7 @@ def build_scoring_assets(partitions: dg.PartitionsDefinition) -> list[dg.AssetsD
             group_name=names.SCORING,
             kinds={"xgboost", "parquet"},
             partitions_def=partitions,
+            code_version=DAILY_PREDICTIONS_VERSION,
             # A backfill of many days is one run: one model load, then one point-in-time join and one file a day.
             backfill_policy=dg.BackfillPolicy.single_run(),
             deps=[names.FRAUD_MODEL, names.FEAST_FEATURE_VIEWS, names.FCT_TRANSACTIONS],

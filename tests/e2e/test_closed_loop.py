@@ -86,11 +86,21 @@ class LoopRun:
 
     def drift_days(self) -> list[date]:
         return sorted(date.fromisoformat(d) for d, by_asset in self.verdicts.items()
-                      if any(m.get("drift_detected") for m in by_asset.values()))
+                      if any(m.get("drift") for m in by_asset.values()))
 
 
 def _meta(event) -> dict:
     return {k: getattr(v, "value", v) for k, v in event.asset_materialization.metadata.items()}
+
+
+def _verdict(instance, key: dg.AssetKey, d: date, event) -> dict:
+    """The report's figures of day d, and its verdict: whether its retrain check failed for that partition."""
+    from dagster._core.event_api import PartitionKeyFilter
+
+    check = next(k for k in names.RETRAIN_CHECKS if k.asset_key == key)
+    record = instance.event_log_storage.get_latest_asset_check_execution_by_key(
+        [check], partition_filter=PartitionKeyFilter(key=d.isoformat()))[check]
+    return {**_meta(event), "drift": record.status.value == "FAILED"}
 
 
 # What the loop runs on: the predictions and the three verdicts. The automation also asks for the day's
@@ -169,12 +179,14 @@ def _tick(run: LoopRun, d: date, automation_cursor, sensor_cursor):
     for key in DRIFT_ASSETS:
         event = run.instance.get_latest_materialization_event(dg.AssetKey(key))
         if event is not None and event.asset_materialization.partition == d.isoformat():
-            run.verdicts.setdefault(d.isoformat(), {})[key] = _meta(event)
+            run.verdicts.setdefault(d.isoformat(), {})[key] = _verdict(run.instance, dg.AssetKey(key), d, event)
     context = dg.build_sensor_context(
         instance=run.instance, cursor=sensor_cursor, definitions=run.defs, resources=run.defs.resources
     )
-    out = retrain_on_drift(context)
-    if isinstance(out, dg.RunRequest):
+    ticked = retrain_on_drift(context)
+    for event in ticked.asset_events:  # what the daemon does with them: fraud_model's due check
+        run.instance.report_runless_asset_event(event)
+    for out in ticked.run_requests or []:
         existing = run.instance.get_runs(filters=dg.RunsFilter(tags={"dagster/run_key": out.run_key}))
         if existing:
             run.skipped_duplicate_requests += 1
@@ -289,7 +301,7 @@ def _summary(run: LoopRun) -> dict:
         "detection_delay_days": (drift_days[0] - shift).days if drift_days else None,
         "drift_days": [d.isoformat() for d in drift_days],
         "first_drift_by": sorted(k for k, m in run.verdicts.get(drift_days[0].isoformat(), {}).items()
-                                 if m.get("drift_detected")) if drift_days else [],
+                                 if m.get("drift")) if drift_days else [],
         "retrain_runs": len(run.retrain_runs),
         "retrain_run_keys": [r.tags["dagster/run_key"] for r in run.retrain_runs],
         "duplicate_requests_refused": run.skipped_duplicate_requests,

@@ -194,11 +194,31 @@ def test_mlflow_shows_a_machine_learning_experiment_its_datasets_and_description
     assert isinstance(event.asset_materialization.metadata["mlflow_run"], dg.UrlMetadataValue)
 
 
+def _check(platform, key: dg.AssetCheckKey) -> dg.AssetCheckEvaluation:
+    """The newest day's evaluation of a check, as Dagster stored it (what the asset's Checks tab shows)."""
+    from dagster._core.event_api import PartitionKeyFilter
+
+    records = platform.instance.event_log_storage.get_latest_asset_check_execution_by_key(
+        [key], partition_filter=PartitionKeyFilter(key=platform.last_day.isoformat()))
+    assert key in records, f"{key.to_user_string()} was never evaluated for {platform.last_day}"
+    return records[key].event.dagster_event.event_specific_data
+
+
 def test_drift_report_flags_amount_inflation_and_not_none(clean_platform, drifted_platform):
     clean = clean_platform.metadata("feature_drift_report")
     drifted = drifted_platform.metadata("feature_drift_report")
-    assert clean["drift_detected"] is False, clean["drifted_columns"]
-    assert drifted["drift_detected"] is True, drifted["drifted_columns"]
+    # The verdict is the asset check of the day: passed on the quiet world, failed (a WARN finding) on the drift.
+    key = dg.AssetCheckKey(names.FEATURE_DRIFT_REPORT, names.FEATURE_DRIFT_CHECK)
+    clean_check, drifted_check = _check(clean_platform, key), _check(drifted_platform, key)
+    assert clean_check.passed, clean["drifted_columns"]
+    assert not drifted_check.passed and drifted_check.severity == dg.AssetCheckSeverity.WARN
+    assert drifted_check.metadata["drift_share"].value == drifted["drift_share"]
+    assert drifted_check.metadata["drift_share"].value >= drifted_check.metadata["drift_share_threshold"].value
+    assert drifted_check.metadata["drifted_columns"].value == drifted["drifted_columns"]
+    assert "amount" in drifted_check.metadata["drifted_columns"].value
+    assert drifted_check.metadata["verdict"].value == "drift" and clean_check.metadata["verdict"].value == "no_drift"
+    # Nothing asks the quiet world's model for a retrain: every retrain check of its last day passed.
+    assert all(_check(clean_platform, k).passed for k in names.RETRAIN_CHECKS)
     assert "amount" in drifted["drifted_columns"]
     assert drifted["drift_share"] > clean["drift_share"]
     ARTIFACTS.mkdir(exist_ok=True)
@@ -213,15 +233,14 @@ def test_drift_report_flags_amount_inflation_and_not_none(clean_platform, drifte
 
 
 def _evaluate(sensor, platform, cursor=None) -> tuple[list, dg.SensorEvaluationContext]:
-    """One sensor tick against the platform's instance: what it returned, and the context (with its new cursor)."""
+    """One sensor tick against the platform's instance: its run requests or skip reason, and the context (with
+    its new cursor)."""
     defs = build_definitions(platform.settings)
     context = dg.build_sensor_context(
         instance=platform.instance, cursor=cursor, definitions=defs, resources=defs.resources
     )
     result = sensor(context)
-    if result is None:
-        return [], context
-    return (list(result) if not isinstance(result, (dg.RunRequest, dg.SkipReason)) else [result]), context
+    return [*(result.run_requests or []), *([result.skip_reason] if result.skip_reason else [])], context
 
 
 def test_retrain_sensor_fires_once_per_drift_event(drifted_platform):
@@ -311,6 +330,12 @@ def test_daemon_launches_exactly_one_retrain_per_drift_event(drifted_platform, m
         runs = instance.get_runs(filters=sensor_runs)
         assert len(runs) == 1
         assert runs[0].tags["dagster/run_key"] == f"drift-retrain:{drifted_platform.last_day.isoformat()}"
+        # The model's page says why it is due: the daemon reported fraud_model's due check with the tick.
+        due = _due_check(instance)
+        assert not due.passed and due.metadata["drift_partition"].value == drifted_platform.last_day.isoformat()
+        assert due.metadata["drift_check"].value.endswith(
+            (names.FEATURE_DRIFT_CHECK, names.PREDICTION_DRIFT_CHECK, names.FRAUD_RECALL_CHECK))
+        assert due.metadata["run_key"].value == runs[0].tags["dagster/run_key"]
         # The run queue's daemon hands it to the run launcher, which runs it in a process of its own.
         list(QueuedRunCoordinatorDaemon(interval_seconds=1).run_iteration(workspace))
         assert instance.get_run_by_id(runs[0].run_id).status != dg.DagsterRunStatus.QUEUED
@@ -318,12 +343,30 @@ def test_daemon_launches_exactly_one_retrain_per_drift_event(drifted_platform, m
         while not instance.get_run_by_id(runs[0].run_id).is_finished and time.monotonic() < deadline:
             time.sleep(2)
         assert instance.get_run_by_id(runs[0].run_id).status == dg.DagsterRunStatus.SUCCESS
+        # The retrain run re-checked the model right after training it, from the cursor the daemon saved.
+        due_record = _due_record(instance)
+        assert due_record.run_id == runs[0].run_id and due_record.status.value == "SUCCEEDED"
+        assert _due_check(instance).description.startswith("retrained")
 
         # The retrain re-materialized the drift report for the same window: a new event for the sensor to read,
         # the same drift event for the platform.
         tick(start + timedelta(minutes=2))
         assert len(instance.get_runs(filters=sensor_runs)) == 1
     assert int(drifted_platform.metadata("fraud_model")["model_version"]) == versions_before + 1
+
+
+def _due_record(instance):
+    """fraud_model's due check, as last evaluated (a retrain run plans it as soon as the run is created)."""
+    from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus as Status
+
+    key = dg.AssetCheckKey(names.FRAUD_MODEL, names.RETRAIN_DUE_CHECK)
+    [record] = instance.event_log_storage.get_asset_check_execution_history(
+        key, limit=1, status={Status.SUCCEEDED, Status.FAILED})
+    return record
+
+
+def _due_check(instance) -> dg.AssetCheckEvaluation:
+    return _due_record(instance).event.dagster_event.event_specific_data
 
 
 def _train(platform, webhook_url: str, config: dict) -> dict:

@@ -415,6 +415,12 @@ def test_served_predictions_and_deployed_model_in_the_graph(world, server):
     # The day's snapshot in the Evidently UI (monitoring/workspace.py), and the same report as an HTML file.
     assert live["report"].value.startswith(f"{settings.evidently_url}/projects/")
     assert Path(live["report_path"].value).is_file()
+    # The verdict is the day's asset check, with the same word and the figures it was drawn from.
+    [served_check] = report.get_asset_check_evaluations()
+    assert served_check.check_name == names.SERVED_SCORE_DRIFT_CHECK and served_check.partition == today
+    assert served_check.metadata[names.VERDICT].value == live[names.VERDICT].value
+    assert served_check.passed == (live[names.VERDICT].value != "drift")
+    assert served_check.metadata["current_rows"].value == live["current_rows"].value
     metadata = again.asset_materializations_for_node(names.asset_name(names.SERVED_PREDICTIONS))[0].metadata
     assert metadata["dagster/row_count"].value == len(world.acknowledged)
     assert metadata["torn_lines_skipped"].value == 0

@@ -89,6 +89,42 @@ def test_dbt_tests_are_blocking_asset_checks(graph):
     assert sum(c.blocking for c in dbt_checks) >= 40
 
 
+def test_monitoring_verdicts_are_partitioned_checks_and_the_model_has_its_due_check(graph):
+    """The verdicts are asset checks of their daily partitions (the retrain sensor reads nothing else), and
+    fraud_model carries the check that says whether, and why, it is due for a retrain."""
+    from platform_assets.lib import names
+
+    checks = {k: graph.get_check_spec(k) for k in graph.asset_check_keys}
+    for key in (*names.RETRAIN_CHECKS, dg.AssetCheckKey(names.SERVED_TRAFFIC_REPORT, names.SERVED_SCORE_DRIFT_CHECK)):
+        spec = checks[key]
+        assert spec.partitions_def == graph.get(key.asset_key).partitions_def is not None, key
+        assert not spec.blocking, key  # a finding about the world, not a broken pipeline
+    assert {k.name for k in checks if k.asset_key == names.FRAUD_MODEL} == {names.RETRAIN_DUE_CHECK}
+    retrain = defs.resolve_job_def(names.RETRAIN_JOB)
+    assert "fraud_model_fraud_model_not_due_for_retrain" in retrain.graph.node_dict  # re-checked after training
+
+
+def test_reports_are_due_by_the_morning_and_the_model_has_a_maximum_age(graph):
+    from datetime import timedelta
+
+    from platform_assets.lib import names
+    from platform_assets.settings import load_settings
+
+    settings = load_settings()
+    for key in (names.FEATURE_DRIFT_REPORT, names.PREDICTION_DRIFT_REPORT, names.MODEL_PERFORMANCE,
+                names.DATA_QUALITY_SUMMARY):
+        policy = graph.get(key).freshness_policy
+        assert type(policy).__name__ == "CronFreshnessPolicy", key
+        assert policy.deadline_cron == f"0 {settings.report_due_hour} * * *" and policy.timezone == "UTC"
+        assert policy.lower_bound_delta == timedelta(hours=settings.report_due_hour)
+    model = graph.get(names.FRAUD_MODEL).freshness_policy
+    assert type(model).__name__ == "TimeWindowFreshnessPolicy"
+    assert model.fail_window.to_timedelta() == timedelta(days=settings.model_max_age_days)
+    for key in (names.TRAINING_SET, names.FRAUD_MODEL, names.DAILY_PREDICTIONS, names.FEATURE_DRIFT_REPORT,
+                names.PREDICTION_DRIFT_REPORT, names.MODEL_PERFORMANCE, names.SERVED_TRAFFIC_REPORT):
+        assert graph.get(key).code_version, key
+
+
 def test_automation_is_defined():
     assert {j.name for j in defs.jobs} >= {"daily_ingestion", "retrain_fraud_model"}
     assert [s.name for s in defs.schedules] == ["daily_ingestion_schedule"]

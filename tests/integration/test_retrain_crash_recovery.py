@@ -2,8 +2,9 @@
 
 Modelled on Dagster's own `dagster_tests/daemon_sensor_tests/test_sensor_failure_recovery.py`: the real sensor
 daemon iteration runs in a spawned process with a debug crash flag that SIGKILLs it at a chosen point of the
-tick (tick created, run created, run launched); a fresh process then resumes. The drift verdicts are real
-materialization events in a real instance, and the code location is the platform's own `Definitions`.
+tick (tick created, run created, run launched); a fresh process then resumes. The drift verdicts are
+check evaluations of real runs (per partition) in a real instance; the code location is the platform's own
+`Definitions`.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from datetime import UTC, datetime, timedelta
 import dagster as dg
 import pytest
 
+from platform_assets.lib import names
+from platform_assets.monitoring.checks import check_spec, verdict_check
 from platform_assets.settings import PROJECT_ROOT
 
 spawn = multiprocessing.get_context("spawn")
@@ -52,11 +55,23 @@ def _run_tick(instance, at, crash_flags=None) -> int:
     return process.exitcode
 
 
+DRIFTED: set[str] = set()
+
+
+@dg.asset(key=names.FEATURE_DRIFT_REPORT, partitions_def=dg.DailyPartitionsDefinition(start_date="2026-03-01"),
+          check_specs=[check_spec(names.FEATURE_DRIFT_REPORT, dg.DailyPartitionsDefinition(start_date="2026-03-01"))])
+def _drift_report(context):
+    """A stand-in for the report, with the platform's own check spec and result: drift on the DRIFTED days."""
+    drifted = context.partition_key in DRIFTED
+    return dg.MaterializeResult(check_results=[verdict_check(
+        names.FEATURE_DRIFT_REPORT, True, drifted, "drift" if drifted else "no_drift", "stand-in",
+        {"drift_share": 0.3 if drifted else 0.05})])
+
+
 def _report_drift(instance, day: str, drifted: bool) -> None:
-    instance.report_runless_asset_event(dg.AssetMaterialization(
-        asset_key="feature_drift_report", partition=day,
-        metadata={"drift_detected": drifted, "verdict": "drift" if drifted else "no_drift"},
-    ))
+    """A day's verdict as a run of the report records it: its drift check, evaluated for the partition."""
+    (DRIFTED.add if drifted else DRIFTED.discard)(day)
+    assert dg.materialize([_drift_report], instance=instance, partition_key=day).success
 
 
 def _retrain_runs(instance) -> list[dg.DagsterRun]:

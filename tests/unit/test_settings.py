@@ -140,3 +140,16 @@ def test_evidently_retention_days(tmp_path):
 def test_a_malformed_variable_is_named_in_the_error(name, value, expected):
     with pytest.raises(ValueError, match=f"{name} must be {expected}, got '{value}'"):
         load_settings(environ={name: value})
+
+
+def test_freshness_settings_are_read_and_checked(tmp_path):
+    """The hour the daily reports are due and the model's maximum age reach the freshness policies."""
+    base = {"PLATFORM_DATA_DIR": str(tmp_path)}
+    s = load_settings(environ=base)
+    assert (s.report_due_hour, s.model_max_age_days) == (6, 30)
+    s = load_settings(environ={**base, "PLATFORM_REPORT_DUE_HOUR": "9", "PLATFORM_MODEL_MAX_AGE_DAYS": "14"})
+    assert (s.report_due_hour, s.model_max_age_days) == (9, 14)
+    for name, value in (("PLATFORM_REPORT_DUE_HOUR", "0"), ("PLATFORM_REPORT_DUE_HOUR", "24"),
+                        ("PLATFORM_MODEL_MAX_AGE_DAYS", "0")):
+        with pytest.raises(ValueError, match=name):
+            load_settings(environ={**base, name: value})

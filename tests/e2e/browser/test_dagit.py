@@ -9,7 +9,9 @@ UI actions covered (in this order, on one webserver + daemon over the demo platf
    land on that day's snapshot in the Evidently UI (started by our own command), which shows the asset's verdict;
 5. open the model asset's page, see its MLflow run and model version as links to the MLflow UI, and the holdout
    charts (ROC, PR, calibration, feature importance);
-6. launch a run with dagster-graphql's DagsterGraphQLClient and find it on the Runs page.
+6. open the drift report's and the model's Checks tabs: the day's `no_feature_drift` with its figures, and
+   `fraud_model_not_due_for_retrain` as the retrain sensor (run by the daemon) reported it;
+7. launch a run with dagster-graphql's DagsterGraphQLClient and find it on the Runs page.
 Every step leaves a screenshot under test-artifacts/browser/.
 """
 
@@ -223,6 +225,31 @@ def test_model_charts_are_shown_on_the_model_asset(page, dagit, screenshot):
     screenshot(page, "07-model-holdout-charts")
 
 
+def test_the_checks_tabs_show_the_drift_verdict_and_whether_the_model_is_due(page, dagit, screenshot):
+    """The demo platform of the tests is a quiet world (`--scenario none`): the drift report's Checks tab shows the
+    day's passed `no_feature_drift` with its figures, and the model's Checks tab shows the check the retrain sensor
+    keeps, reported by the daemon's tick: not due. (The failing path, which names the failed check, partition and
+    figures, is asserted on a drifted world through the instance: tests/e2e/test_end_to_end.py.)"""
+    day = dagit.platform.last_day.isoformat()
+    page.goto(f"{dagit.url}/assets/{DRIFT_REPORT}?view=checks&checkDetail=no_feature_drift")
+    page.get_by_text(re.compile(r"^\d+/\d+ inputs drifted \(share ")).first.wait_for()
+    assert page.get_by_text(day, exact=True).count() >= 1, "the check's partition"
+    assert page.get_by_text("drift_share_threshold", exact=True).count() >= 1
+    screenshot(page, "08-drift-report-checks")
+
+    deadline = time.monotonic() + 240  # the sensor ticks every 60 s, once the daemon has loaded the code
+    while True:
+        page.goto(f"{dagit.url}/assets/{MODEL}?view=checks&checkDetail=fraud_model_not_due_for_retrain")
+        page.get_by_text("fraud_model_not_due_for_retrain").first.wait_for()
+        page.wait_for_timeout(2_000)
+        if page.get_by_text(re.compile(r"^(not due|due for retrain|retrained): ")).count():
+            break
+        assert time.monotonic() < deadline, f"no due verdict on {MODEL}'s checks page"
+        page.wait_for_timeout(10_000)
+    assert page.get_by_text(re.compile(r"^not due: no retrain check")).count() == 1
+    screenshot(page, "09-model-due-check")
+
+
 def test_graphql_client_launches_a_run(page, dagit, screenshot):
     from dagster_graphql import DagsterGraphQLClient
 
@@ -241,4 +268,4 @@ def test_graphql_client_launches_a_run(page, dagit, screenshot):
 
     page.goto(f"{dagit.url}/runs")
     page.get_by_role("link", name=run_id[:8]).first.wait_for()
-    screenshot(page, "08-runs-list")
+    screenshot(page, "10-runs-list")
