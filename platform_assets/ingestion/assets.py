@@ -39,7 +39,7 @@ def _result(spec: SourceSpec, load: LoadResult, max_share: float, asset_key: dg.
         metadata={
             "dagster/row_count": load.rows_loaded,
             "rows_read": load.rows_read,
-            "rows_quarantined": load.rows_quarantined,
+            names.ROWS_QUARANTINED: load.rows_quarantined,
             "quarantine_share": float(round(load.quarantine_share, 6)),
             "quarantine_by_reason": dg.MetadataValue.json(dict(load.quarantine_by_reason)),
             "files": len(load.files),

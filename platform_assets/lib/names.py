@@ -88,6 +88,14 @@ ONLINE_STORE_REBUILT = "rebuilt"
 # Metadata key of a monitoring report's headline (drift / no_drift / degraded / insufficient_data); the verdict
 # the retrain sensor acts on is the asset check above, which carries the same word.
 VERDICT = "verdict"
+# Metadata keys read outside the stage that writes them (the demo's stage lines, the notebook, tests).
+ROW_COUNT = "dagster/row_count"  # Dagster's own key: the UI shows it as the asset's row count
+ROWS_QUARANTINED = "rows_quarantined"
+DRIFT_SHARE = "drift_share"
+DRIFT_WINDOW_END = "drift_window_end"
+MODEL_VERSION = "model_version"
+CHAMPION_VERSION = "champion_version"
+LIVE_VERSION = "live_version"
 
 # Jobs (names the UI shows and the sensors target).
 DAILY_INGESTION_JOB = "daily_ingestion"

@@ -120,7 +120,7 @@ def _drift_window(
     champion, reference = _champion_reference(mlflow_tracking, storage)
     current, days = pr.read_days(storage.predictions_dir(), first, day)
     metadata = {
-        "drift_window_end": day.isoformat(),
+        names.DRIFT_WINDOW_END: day.isoformat(),
         "current_window_start": first.isoformat(),
         "current_window_end": day.isoformat(),
         "days_with_predictions": len(days),
@@ -215,7 +215,7 @@ def feature_drift_report(
         metadata={
             **metadata,
             names.VERDICT: verdict,
-            "drift_share": dg.MetadataValue.float(summary.drift_share),
+            names.DRIFT_SHARE: dg.MetadataValue.float(summary.drift_share),
             "drifted_columns": dg.MetadataValue.json(summary.drifted_columns),
             "drifted_column_count": len(summary.drifted_columns),
             "column_drift_scores": dg.MetadataValue.json({k: round(v, 4) for k, v in summary.column_scores.items()}),
@@ -325,7 +325,7 @@ def model_performance(
     matured_first = matured_last - timedelta(days=policy.drift_window_days - 1)
     served, _ = pr.read_days(storage.predictions_dir(), matured_first, day)
     metadata: dict = {
-        "drift_window_end": day.isoformat(),
+        names.DRIFT_WINDOW_END: day.isoformat(),
         "matured_window": f"{matured_first} .. {matured_last}",
         "label_maturity_days": policy.label_maturity_days,
         "review_budget": dg.MetadataValue.float(policy.review_budget),

@@ -69,10 +69,10 @@ def daily_predictions(
         metadata={
             "dagster/row_count": rows,
             "path": dg.MetadataValue.path(str(pr.day_path(storage.predictions_dir(), window.start.date()))),
-            "model_version": champion.number,
+            names.MODEL_VERSION: champion.number,
             names.TAG_FEATURE_SERVICE: manifest.feature_service,
             names.TAG_TRAINING_SET_ID: manifest.snapshot_id,
-            "flagged_for_review": flagged,
+            pr.FLAGGED: flagged,
             "mean_score": dg.MetadataValue.float(scores / rows if rows else 0.0),
         }
     )

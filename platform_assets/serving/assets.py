@@ -75,8 +75,8 @@ def deployed_model(
         context.log.warning(f"champion is v{wanted}, the scoring service runs {live or 'nothing'}: "
                             f"{ready.get('reason') or 'still swapping'}")
     return dg.MaterializeResult(metadata={
-        "champion_version": wanted,
-        "live_version": live or "none",
+        names.CHAMPION_VERSION: wanted,
+        names.LIVE_VERSION: live or "none",
         "in_sync": in_sync,
         names.TAG_FEATURE_SERVICE: champion.tags.get(names.TAG_FEATURE_SERVICE, ""),
         "review_threshold": champion.tags.get(names.TAG_REVIEW_THRESHOLD, ""),

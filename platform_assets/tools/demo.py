@@ -25,6 +25,7 @@ import dagster as dg
 
 from platform_assets.definitions import build_definitions
 from platform_assets.lib import names
+from platform_assets.lib.predictions import FLAGGED
 from platform_assets.settings import Settings, load_settings
 from platform_assets.simulator import SCENARIOS, SimulationConfig, write_landing_zone
 
@@ -137,34 +138,34 @@ def _summary(platform: PlatformRun, name: str) -> str:
     stage = platform.stage(name)
     if name == "ingestion":
         tx, cb = platform.metadata(name, names.RAW_TRANSACTIONS), platform.metadata(name, names.RAW_CHARGEBACKS)
-        quarantined = sum(platform.metadata(name, k).get("rows_quarantined", 0) for k in INGESTED)
-        return (f"{tx.get('dagster/row_count', 0):,} transactions, {cb.get('dagster/row_count', 0):,} chargebacks, "
+        quarantined = sum(platform.metadata(name, k).get(names.ROWS_QUARANTINED, 0) for k in INGESTED)
+        return (f"{tx.get(names.ROW_COUNT, 0):,} transactions, {cb.get(names.ROW_COUNT, 0):,} chargebacks, "
                 f"{quarantined:,} rows quarantined; {_checks(stage)}")
     if name == "warehouse":
         models = {e.asset_key for r in stage.results for e in r.get_asset_materialization_events()}
         return f"{len(models)} dbt models built; {_checks(stage)}"
     if name == "features":
         views, online, rows = platform.metadata(name, names.FEAST_FEATURE_VIEWS), platform.metadata(name, names.FEAST_ONLINE_STORE), platform.metadata(name, names.TRAINING_SET)
-        return (f"{len(views.get('feature_views', []))} feature views, {online.get('dagster/row_count', 0):,} online "
-                f"rows; training set {rows.get('dagster/row_count', 0):,} rows ({rows.get('positives', 0):,} fraud); "
+        return (f"{len(views.get('feature_views', []))} feature views, {online.get(names.ROW_COUNT, 0):,} online "
+                f"rows; training set {rows.get(names.ROW_COUNT, 0):,} rows ({rows.get('positives', 0):,} fraud); "
                 f"{_checks(stage)}")
     if name == "training":
         model = platform.metadata(name, names.FRAUD_MODEL)
-        return (f"v{model.get('model_version')} -> {model.get('alias')}: holdout PR AUC "
+        return (f"v{model.get(names.MODEL_VERSION)} -> {model.get('alias')}: holdout PR AUC "
                 f"{model.get('holdout_pr_auc', float('nan')):.3f}, ROC AUC {model.get('holdout_roc_auc', float('nan')):.3f}")
     if name == "serving":
         deployed = platform.metadata(name, names.DEPLOYED_MODEL)
-        return (f"champion v{deployed.get('champion_version')}, scoring service runs "
-                f"{deployed.get('live_version')} (make serve starts it)")
+        return (f"champion v{deployed.get(names.CHAMPION_VERSION)}, scoring service runs "
+                f"{deployed.get(names.LIVE_VERSION)} (make serve starts it)")
     if name == "scoring":
         scored = platform.metadata(name, names.DAILY_PREDICTIONS)
-        return (f"{scored.get('dagster/row_count', 0):,} transactions scored, "
-                f"{scored.get('flagged_for_review', 0):,} sent to review")
+        return (f"{scored.get(names.ROW_COUNT, 0):,} transactions scored, "
+                f"{scored.get(FLAGGED, 0):,} sent to review")
     if name == "monitoring":
         verdicts = [_metadata(r, names.asset_name(names.FEATURE_DRIFT_REPORT)) for r in stage.results]
         drifted = [v for v in verdicts if v.get(names.VERDICT) == "drift"]
-        first = f", first on {drifted[0].get('drift_window_end')}" if drifted else ""
-        shares = [v.get("drift_share") for v in verdicts if v.get("drift_share") is not None]
+        first = f", first on {drifted[0].get(names.DRIFT_WINDOW_END)}" if drifted else ""
+        shares = [v.get(names.DRIFT_SHARE) for v in verdicts if v.get(names.DRIFT_SHARE) is not None]
         trend = f", drift share {shares[0]:.2f} -> {shares[-1]:.2f}" if shares else ""
         return f"{len(verdicts)} days monitored, feature drift on {len(drifted)}{first}{trend}; {_checks(stage)}"
     return _checks(stage)
@@ -246,7 +247,7 @@ def main(argv: list[str] | None = None) -> None:
     print(
         f"\nmaterialized the whole graph in {run.seconds:.0f}s; partitions from {settings.partition_start} "
         f"({settings.partition_start_source})\n"
-        f"  newest drift report: {drift.get(names.VERDICT)} (share {drift.get('drift_share', float('nan')):.2f}) "
+        f"  newest drift report: {drift.get(names.VERDICT)} (share {drift.get(names.DRIFT_SHARE, float('nan')):.2f}) "
         f"-> {drift.get('report')} (make evidently)\n"
         f"  data: {settings.data_dir}   UI: make dev (http://127.0.0.1:3000)   MLflow: make mlflow   "
         f"Evidently: make evidently"

@@ -338,7 +338,7 @@ def fraud_model(
     return dg.MaterializeResult(
         metadata={
             **{k: dg.MetadataValue.float(v) for k, v in metrics.as_dict("holdout_").items()},
-            "model_version": version,
+            names.MODEL_VERSION: version,
             "alias": verdict.alias,
             "promotion_reason": verdict.decision.reason,
             "promoted": verdict.decision.promote,
