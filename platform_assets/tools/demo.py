@@ -103,7 +103,7 @@ def materialize_platform(
     def group(name: str, exclude=()) -> list[dg.AssetKey]:
         return [k for k in dg.AssetSelection.groups(name).resolve(graph) if k not in exclude]
 
-    stage("ingestion", lambda: [run(dg.AssetSelection.assets(*INGESTED), tags=window)])
+    stage("ingestion", lambda: [run(dg.AssetSelection.groups(names.INGESTION), tags=window)])
     stage("warehouse", lambda: [run(dg.AssetSelection.groups(names.WAREHOUSE), tags=window)])
     stage("features", lambda: [run(dg.AssetSelection.groups(names.FEATURES))])
     stage("training", lambda: [run(dg.AssetSelection.groups(names.TRAINING))])

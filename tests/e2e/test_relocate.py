@@ -22,7 +22,9 @@ from platform_assets.settings import PROJECT_ROOT
 
 # Files that may still hold an old path after a move: Dagster's history of the runs made there (what those runs
 # reported, by design) and the warehouse file's freed blocks (its views are checked through DuckDB instead).
-HISTORY = ("dagster/",)
+# Records of what happened where, kept as they were: Dagster's run history, the demo's logs, and the warehouse
+# backups taken before the move (a restored one is relocated again: docs/how-to.md#move-the-data-directory).
+HISTORY = ("dagster/", "logs/", "backups/")
 FREED_BLOCKS = ("warehouse/warehouse.duckdb",)
 
 
