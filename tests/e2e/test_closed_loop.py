@@ -9,8 +9,9 @@ execute, and the retrain sensor ticks; a retrain request runs unless a run with 
 daemon's rule). After the last tick the remaining days are loaded, only to measure the models on them.
 
 The daily ingestion and refresh cost about 45 s per simulated day (two dbt builds), so only the first
-`DAILY_TICKS` mornings of the `fraud_pattern_shift` world run them, across the shift; then the remaining days are
-loaded at once (a backfill, as from the UI) and, as in the `amount_inflation` and `none` worlds, which load all 60
+`DAILY_TICKS` morning(s) of the `fraud_pattern_shift` world run them (the schedule's run for the day, the refresh
+its success asks for, then the automation on the new day); then the remaining days are loaded at once (a
+backfill, as from the UI) and, as in the `amount_inflation` and `none` worlds, which load all 60
 days up front, every later step is cut at its simulated day instead (daily partitions read days up to their own,
 chargebacks count once reported, a retrain is cut `as_of` the day that asked for it). Everything after ingestion
 is the same in all three.
@@ -53,7 +54,7 @@ DAYS = 60
 SHIFT_DAY = 40
 FIRST_TICK = SHIFT_DAY - 2
 LAST_TICK = 54
-DAILY_TICKS = 3  # mornings of the fraud_pattern_shift world that ingest their day as the schedule would
+DAILY_TICKS = 1  # mornings of the fraud_pattern_shift world that ingest their day as the schedule would
 LOOP_ENV = {
     "PLATFORM_LABEL_MATURITY_DAYS": "3",
     "PLATFORM_WARMUP_DAYS": "7",
