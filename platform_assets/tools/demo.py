@@ -128,9 +128,10 @@ def _metadata(result: dg.ExecuteInProcessResult, key: str) -> dict:
 
 def _checks(stage: Stage) -> str:
     evaluations = [e for r in stage.results for e in r.get_asset_check_evaluations()]
-    failed = sorted({f"{e.asset_key.to_user_string()}:{e.check_name}" for e in evaluations if not e.passed})
+    failed = [e for e in evaluations if not e.passed]
+    which = sorted({f"{e.asset_key.to_user_string()}:{e.check_name}" for e in failed})
     return f"{len(evaluations) - len(failed)}/{len(evaluations)} checks passed" + (
-        f" (failed: {', '.join(failed)})" if failed else "")
+        f" (failed: {', '.join(which)})" if failed else "")
 
 
 def _summary(platform: PlatformRun, name: str) -> str:
