@@ -122,8 +122,6 @@ def new_verdicts(instance: dg.DagsterInstance, after_check_id: int) -> tuple[lis
     read. A record is created when its run plans the check and filled in when the check is evaluated, so reading
     stops at the first one still waiting for a running run (it and all later ones are read next tick); a planned
     check whose run ended without evaluating it is passed over."""
-    from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
-
     storage = instance.event_log_storage
     records = []
     for key in names.RETRAIN_CHECKS:
@@ -137,7 +135,7 @@ def new_verdicts(instance: dg.DagsterInstance, after_check_id: int) -> tuple[lis
             cursor = page[-1].id
     verdicts, read_to = [], after_check_id
     for record in sorted(records, key=lambda r: r.id):
-        if record.status == AssetCheckExecutionRecordStatus.PLANNED:
+        if record.status.value == "PLANNED":  # the record's status enum has no public export
             run = instance.get_run_by_id(record.run_id) if record.run_id else None
             if run is not None and not run.is_finished:
                 break

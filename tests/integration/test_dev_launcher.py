@@ -19,6 +19,7 @@ from pathlib import Path
 import psutil
 import pytest
 from process_helpers import free_port
+from run_helpers import wait
 
 from platform_assets.settings import PROJECT_ROOT
 from platform_assets.tools import dev
@@ -128,7 +129,7 @@ def _launch_run(port: int) -> str:
     """Materialize raw_merchants the way the UI's button does (the implicit asset job): a run worker starts. The
     webserver answers before it has loaded the code location, so wait for that first."""
     loaded = """{ workspaceOrError { ... on Workspace { locationEntries { name loadStatus } } } }"""
-    _wait_for(lambda: any(e["name"] == "platform_assets" and e["loadStatus"] == "LOADED"
+    wait(lambda: any(e["name"] == "platform_assets" and e["loadStatus"] == "LOADED"
                           for e in _graphql(port, loaded)["workspaceOrError"].get("locationEntries", [])),
               BOOT_TIMEOUT, "loaded code location")
     mutation = """mutation Launch($p: ExecutionParams!) { launchPipelineExecution(executionParams: $p) {
@@ -147,16 +148,6 @@ def _launch_run(port: int) -> str:
     answer = _graphql(port, mutation, {"p": params})["launchPipelineExecution"]
     assert answer["__typename"] == "LaunchRunSuccess", answer
     return answer["run"]["runId"]
-
-
-def _wait_for(predicate, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = predicate()
-        if found:
-            return found
-        time.sleep(0.2)
-    pytest.fail(f"no {what} within {timeout:.0f} s")
 
 
 # ------------------------------------------------------------------------------------------ refusals, no Dagster
@@ -211,7 +202,7 @@ def test_sigterm_stops_webserver_daemon_code_servers_and_a_run_within_10s(tmp_pa
     try:
         _wait_for_server(port, first, log)
         # The daemon's heartbeat is what refuses a daemon started some other way
-        assert _wait_for(lambda: dev.live_daemon_heartbeat(home) is not None, 120, "daemon heartbeat")
+        assert wait(lambda: dev.live_daemon_heartbeat(home) is not None, 120, "daemon heartbeat")
 
         # A second `make dev`, same port: refused at once, the first untouched
         started = time.monotonic()
@@ -237,7 +228,7 @@ def test_sigterm_stops_webserver_daemon_code_servers_and_a_run_within_10s(tmp_pa
             now = _tree(first.pid)
             return now if set(now) - set(before) else None
 
-        tree = _wait_for(_with_worker, 180, "run worker")
+        tree = wait(_with_worker, 180, "run worker")
         # the code server starts a run worker as a multiprocessing child (spawn)
         assert any("spawn_main" in tree[pid] for pid in set(tree) - set(before)), tree
         kinds = " ".join(tree.values())
