@@ -215,9 +215,13 @@ def test_served_vector_equals_offline_point_in_time_vector(world, server):
 
     pairs = recent_pairs(world, 60)
     now = datetime.now(UTC).replace(microsecond=0)
+    # Spread over the last hour and a half, but never before today's midnight: a transaction of yesterday, the
+    # newest loaded day, sees that day's own row offline, while the online store serves the row after it.
+    midnight = now.replace(hour=0, minute=0, second=0)
     sent = []
     for i, row in enumerate(pairs.itertuples()):
-        for label, instant in (("now", now - timedelta(seconds=i * 97)), ("later", now + timedelta(days=40))):
+        for label, instant in (("now", max(now - timedelta(seconds=i * 97), midnight)),
+                               ("later", now + timedelta(days=40))):
             body = transaction(f"pit-{label}-{i}", row, instant)
             response = score(world, server, body)
             assert response.status_code == 200, response.text
