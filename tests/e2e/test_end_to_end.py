@@ -357,12 +357,10 @@ def test_daemon_launches_exactly_one_retrain_per_drift_event(drifted_platform, m
 
 def _due_record(instance):
     """fraud_model's due check, as last evaluated (a retrain run plans it as soon as the run is created)."""
-    from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus as Status
-
     key = dg.AssetCheckKey(names.FRAUD_MODEL, names.RETRAIN_DUE_CHECK)
-    [record] = instance.event_log_storage.get_asset_check_execution_history(
-        key, limit=1, status={Status.SUCCEEDED, Status.FAILED})
-    return record
+    history = instance.event_log_storage.get_asset_check_execution_history(key, limit=20)
+    # newest first; a record still PLANNED by a queued or running run has no result yet
+    return next(r for r in history if r.status.value in {"SUCCEEDED", "FAILED"})
 
 
 def _due_check(instance) -> dg.AssetCheckEvaluation:
