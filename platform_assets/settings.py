@@ -11,6 +11,7 @@ resources as `dg.EnvVar`, which Dagster resolves at run time and hides in the UI
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass
 from datetime import date
@@ -41,6 +42,94 @@ EXECUTORS = ("multiprocess", "celery")
 REASON_METHODS = ("approx", "exact")
 # The first daily partition when neither PLATFORM_PARTITION_START nor a landed file says otherwise.
 DEFAULT_PARTITION_START = date(2026, 1, 1)
+# How each source system reaches the platform (docs/sources.md). Files are the contract every source can fall
+# back to; the others are the source systems themselves: customers and merchants from their operational database
+# (system of record), chargebacks from the acquirer's paged API, transactions from an event stream.
+SOURCE_MODES = {
+    "master_data": ("files", "database"),
+    "chargebacks": ("files", "api"),
+    "transactions": ("files", "stream"),
+}
+SOURCE_MODE_ENV = {
+    "master_data": "PLATFORM_MASTER_DATA_SOURCE",
+    "chargebacks": "PLATFORM_CHARGEBACKS_SOURCE",
+    "transactions": "PLATFORM_TRANSACTIONS_SOURCE",
+}
+STREAM_BACKENDS = ("embedded", "redis")
+DEFAULT_CHARGEBACK_API_PORT = 8002
+
+
+def sources_dir(data_dir: str | Path) -> Path:
+    """The simulated source systems of the local profile (the system-of-record database file, the chargeback
+    API's data, the embedded transaction log) and `sources.json`, which says how each source arrives."""
+    return Path(data_dir) / "sources"
+
+
+def sources_file(data_dir: str | Path) -> Path:
+    return sources_dir(data_dir) / "sources.json"
+
+
+@dataclass(frozen=True)
+class SourceModes:
+    """How each source arrives: env variable > data/sources/sources.json (written by the simulator that created
+    the live sources) > files."""
+
+    master_data: str = "files"
+    chargebacks: str = "files"
+    transactions: str = "files"
+    # Where the modes came from, for `make doctor` and the Definitions' descriptions.
+    origin: str = "default"
+
+    def as_dict(self) -> dict[str, str]:
+        return {name: getattr(self, name) for name in SOURCE_MODES}
+
+    @property
+    def live(self) -> bool:
+        return any(mode != "files" for mode in self.as_dict().values())
+
+
+def write_sources_file(data_dir: str | Path, modes: dict[str, str], first_day: date | None) -> Path:
+    """Record how the simulated sources arrive (and their first day, where the daily partitions start), atomically:
+    the Definitions read it when they load."""
+    unknown = {k: v for k, v in modes.items() if v not in SOURCE_MODES.get(k, ())}
+    if unknown:
+        raise ValueError(f"unknown source modes {unknown}; each is one of {SOURCE_MODES}")
+    path = sources_file(data_dir)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps({**modes, "first_day": first_day.isoformat() if first_day else None}, indent=2) + "\n")
+    tmp.replace(path)
+    return path
+
+
+def _read_sources_file(data_dir: Path) -> dict:
+    path = sources_file(data_dir)
+    if not path.is_file():
+        return {}
+    try:
+        recorded = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{path} is not valid JSON ({exc}); delete it to ingest from files") from None
+    if not isinstance(recorded, dict):
+        raise ValueError(f"{path} must hold a JSON object")
+    return recorded
+
+
+def _source_modes(env, recorded: dict) -> SourceModes:
+    chosen, origins = {}, set()
+    for name, allowed in SOURCE_MODES.items():
+        variable = SOURCE_MODE_ENV[name]
+        if env.get(variable):
+            mode, origin = env[variable], variable
+        elif recorded.get(name):
+            mode, origin = recorded[name], "sources.json"
+        else:
+            mode, origin = "files", "default"
+        if mode not in allowed:
+            raise ValueError(f"{origin}: source mode {mode!r} for {name} is not one of {allowed}")
+        chosen[name] = mode
+        origins.add(origin)
+    return SourceModes(**chosen, origin=", ".join(sorted(origins)))
 
 
 def exports_dir(data_dir: str | Path) -> Path:
@@ -126,6 +215,25 @@ class Settings:
     # `fraud_model` fails freshness when its last training is older than this: a model nobody retrained for a
     # month has not been checked against a month of new fraud, drift or not.
     model_max_age_days: int = 30
+    # Source systems (docs/sources.md). Locally the system of record is a SQLite file and the stream an embedded
+    # log, both under data/sources; in production the URLs name PostgreSQL and Redis. A URL that may hold a
+    # password reaches its resource as dg.EnvVar; only whether one is set is known here.
+    sources: SourceModes = SourceModes()
+    source_database_url: str = ""
+    source_database_url_from_env: bool = False
+    chargeback_api_url: str = f"http://127.0.0.1:{DEFAULT_CHARGEBACK_API_PORT}"
+    chargeback_api_port: int = DEFAULT_CHARGEBACK_API_PORT
+    stream_backend: str = "embedded"
+    stream_name: str = "platform:transactions"
+
+    @property
+    def sources_dir(self) -> Path:
+        return sources_dir(self.data_dir)
+
+    @property
+    def stream_log_path(self) -> Path:
+        """The embedded transaction log of the local profile (stream_backend == "embedded")."""
+        return self.sources_dir / "transaction_stream.sqlite"
 
     @property
     def serving_log_dir(self) -> Path:
@@ -204,10 +312,15 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
     backups_keep = _typed(env, "PLATFORM_WAREHOUSE_BACKUPS_KEEP", "7", int)
     if backups_keep < 1:
         raise ValueError(f"PLATFORM_WAREHOUSE_BACKUPS_KEEP must be at least 1, got {backups_keep}")
+    recorded_sources = _read_sources_file(data_dir)
+    sources = _source_modes(env, recorded_sources)
+    first_source_day = (date.fromisoformat(recorded_sources["first_day"]) if recorded_sources.get("first_day")
+                        else None)
     if env.get("PLATFORM_PARTITION_START"):
         partition_start = _typed(env, "PLATFORM_PARTITION_START", "", date.fromisoformat)
         partition_start_source = "PLATFORM_PARTITION_START"
-    elif (first_landed := first_landed_day(landing_dir)) is not None:
+    elif (first_landed := min(filter(None, (first_landed_day(landing_dir), first_source_day)),
+                              default=None)) is not None:
         partition_start, partition_start_source = first_landed, "landing zone"
     else:
         partition_start, partition_start_source = DEFAULT_PARTITION_START, "default"
@@ -220,7 +333,20 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
     model_max_age_days = int(env.get("PLATFORM_MODEL_MAX_AGE_DAYS", "30"))
     if model_max_age_days < 1:
         raise ValueError(f"PLATFORM_MODEL_MAX_AGE_DAYS must be at least 1, got {model_max_age_days}")
+    stream_backend = env.get("PLATFORM_STREAM_BACKEND", "redis" if profile == "production" else "embedded")
+    if stream_backend not in STREAM_BACKENDS:
+        raise ValueError(f"PLATFORM_STREAM_BACKEND={stream_backend!r} is not one of {STREAM_BACKENDS}")
+    chargeback_api_port = _typed(env, "PLATFORM_CHARGEBACK_API_PORT", str(DEFAULT_CHARGEBACK_API_PORT), int)
     return Settings(
+        sources=sources,
+        source_database_url=env.get("PLATFORM_SOURCE_DATABASE_URL")
+        or f"sqlite:///{sources_dir(data_dir) / 'system_of_record.sqlite'}",
+        source_database_url_from_env=bool(env.get("PLATFORM_SOURCE_DATABASE_URL")),
+        chargeback_api_url=env.get("PLATFORM_CHARGEBACK_API_URL",
+                                   f"http://127.0.0.1:{chargeback_api_port}").rstrip("/"),
+        chargeback_api_port=chargeback_api_port,
+        stream_backend=stream_backend,
+        stream_name=env.get("PLATFORM_STREAM_NAME", "platform:transactions"),
         profile=profile,
         data_dir=data_dir,
         landing_dir=landing_dir,

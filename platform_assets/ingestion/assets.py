@@ -115,7 +115,9 @@ DESCRIPTIONS = {
 }
 
 
-def build_ingestion_assets(partitions: dg.PartitionsDefinition) -> list[dg.AssetsDefinition]:
-    """One asset per source system; the daily sources are partitioned by `partitions`."""
+def build_ingestion_assets(partitions: dg.PartitionsDefinition,
+                           keys: tuple[dg.AssetKey, ...] = names.RAW) -> list[dg.AssetsDefinition]:
+    """One asset per source system that arrives as files (`keys`); the daily sources are partitioned by
+    `partitions`."""
     return [_build_ingestion_asset(SOURCES[source], key, description, partitions, deps)
-            for key, (source, description, deps) in DESCRIPTIONS.items()]
+            for key, (source, description, deps) in DESCRIPTIONS.items() if key in keys]

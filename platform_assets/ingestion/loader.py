@@ -228,6 +228,18 @@ def _replace_partition(
     return loaded, reasons
 
 
+def load_parsed(
+    con: duckdb.DuckDBPyConnection, spec: SourceSpec, day: date | None, parsed: ParsedFile, origin: str,
+    loaded_at: datetime,
+) -> tuple[int, Counter]:
+    """Replace `day`'s partition (or the snapshot) with the good records of `parsed` and its quarantine with the
+    rest, inside the caller's transaction: the contract of a landing file for records from anywhere
+    (`received.py`). Returns the rows loaded and the refusals by reason."""
+    _stage(con, spec, parsed)
+    _classify(con, spec, day)
+    return _replace_partition(con, spec, day, parsed, origin, loaded_at)
+
+
 def _unchanged(con: duckdb.DuckDBPyConnection, spec: SourceSpec, day: date | None, sha256: str) -> tuple | None:
     """The manifest entry of this exact file if loading it again would change nothing, else None."""
     entry = con.execute(
@@ -294,9 +306,7 @@ def load_source(
             if entry is not None:
                 _record_unchanged(con, spec, day, entry, result)
             else:
-                _stage(con, spec, parsed)
-                _classify(con, spec, day)
-                loaded, reasons = _replace_partition(con, spec, day, parsed, relative, loaded_at)
+                loaded, reasons = load_parsed(con, spec, day, parsed, relative, loaded_at)
                 _record_file(con, spec, day, relative, parsed, loaded, reasons, loaded_at)
                 result.rows_read += parsed.data_lines
                 result.blank_lines += parsed.blank_lines
