@@ -33,6 +33,8 @@ RAW = SNAPSHOT_RAW + DAILY_RAW
 # The manifest of every landed file loaded into raw (raw.landed_files): path, size, hash, counts.
 LANDED_FILES = dg.AssetKey("landed_files")
 
+# Warehouse: dbt snapshots (the customer and merchant history) are keyed `snapshots/<name>`.
+SNAPSHOTS_KEY_PREFIX = "snapshots"
 # Warehouse: the dbt marts later stages read (their parquet exports), keyed by model name.
 FCT_TRANSACTIONS = dg.AssetKey("fct_transactions")
 FCT_TRANSACTION_LABELS = dg.AssetKey("fct_transaction_labels")

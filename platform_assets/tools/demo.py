@@ -28,8 +28,8 @@ from platform_assets.lib import names
 from platform_assets.lib.predictions import FLAGGED
 from platform_assets.settings import Settings, load_settings
 from platform_assets.simulator import SCENARIOS, SimulationConfig, write_landing_zone
+from platform_assets.tools.live_sources import LiveSources, chunks, create_live_sources
 
-INGESTED = list(names.RAW)
 # The scoring service's log and its report: nothing is served before `make serve` runs.
 LIVE = (names.SERVED_PREDICTIONS, names.SERVED_TRAFFIC_REPORT)
 
@@ -74,11 +74,15 @@ class PlatformRun:
 
 def materialize_platform(
     settings: Settings, first_day: date, last_day: date, instance: dg.DagsterInstance, raise_on_error: bool = True,
-    monitored_days: int = 1, on_stage: Callable[[Stage], None] | None = None,
+    monitored_days: int = 1, on_stage: Callable[[Stage], None] | None = None, live: LiveSources | None = None,
+    ingest_chunks: int = 4,
 ) -> PlatformRun:
     """Load the snapshots and the daily partitions first_day..last_day, then materialize the graph stage by stage
     (warehouse, features, training, serving), score the days the monitoring needs and monitor the newest
-    `monitored_days` days, one run per day as the automation would. `on_stage` hears of every finished stage."""
+    `monitored_days` days, one run per day as the automation would. `on_stage` hears of every finished stage.
+
+    With `live` source systems, ingestion feeds them day by day and reads them in `ingest_chunks` runs over
+    consecutive days, each followed by the dbt snapshots of customers and merchants (tools/live_sources.py)."""
     defs = build_definitions(settings)
     graph = defs.resolve_asset_graph()
     assets = list(defs.assets)
@@ -103,7 +107,21 @@ def materialize_platform(
     def group(name: str, exclude=()) -> list[dg.AssetKey]:
         return [k for k in dg.AssetSelection.groups(name).resolve(graph) if k not in exclude]
 
-    stage("ingestion", lambda: [run(dg.AssetSelection.groups(names.INGESTION), tags=window)])
+    def ingest_live() -> list[dg.ExecuteInProcessResult]:
+        snapshots = [k for k in group(names.WAREHOUSE) if k.path[0] == names.SNAPSHOTS_KEY_PREFIX]
+        captures = dg.AssetSelection.assets(*snapshots).upstream() - dg.AssetSelection.groups(names.INGESTION)
+        results = []
+        with live.running():
+            for a, b in chunks(first_day, last_day, ingest_chunks):
+                live.feed_through(b)
+                chunk = names.partition_range_tags(a.isoformat(), b.isoformat())
+                results.append(run(dg.AssetSelection.groups(names.INGESTION), tags=chunk))
+                if snapshots:
+                    results.append(run(captures))
+        return results
+
+    stage("ingestion", ingest_live if live is not None else
+          lambda: [run(dg.AssetSelection.groups(names.INGESTION), tags=window)])
     stage("warehouse", lambda: [run(dg.AssetSelection.groups(names.WAREHOUSE), tags=window)])
     stage("features", lambda: [run(dg.AssetSelection.groups(names.FEATURES))])
     stage("training", lambda: [run(dg.AssetSelection.groups(names.TRAINING))])
@@ -138,10 +156,15 @@ def _summary(platform: PlatformRun, name: str) -> str:
     """The figures a person wants from each stage, read from the materializations it just made."""
     stage = platform.stage(name)
     if name == "ingestion":
-        tx, cb = platform.metadata(name, names.RAW_TRANSACTIONS), platform.metadata(name, names.RAW_CHARGEBACKS)
-        quarantined = sum(platform.metadata(name, k).get(names.ROWS_QUARANTINED, 0) for k in INGESTED)
-        return (f"{tx.get(names.ROW_COUNT, 0):,} transactions, {cb.get(names.ROW_COUNT, 0):,} chargebacks, "
-                f"{quarantined:,} rows quarantined; {_checks(stage)}")
+        # The daily sources count what each run loaded (chunks of days); the snapshots are whole each time.
+        daily = {k: sum(_metadata(r, names.asset_name(k)).get(names.ROW_COUNT, 0) for r in stage.results)
+                 for k in names.DAILY_RAW}
+        quarantined = sum(_metadata(r, names.asset_name(k)).get(names.ROWS_QUARANTINED, 0)
+                          for r in stage.results for k in names.DAILY_RAW)
+        quarantined += sum(platform.metadata(name, k).get(names.ROWS_QUARANTINED, 0) for k in names.SNAPSHOT_RAW)
+        runs = f" in {len(stage.results)} runs" if len(stage.results) > 1 else ""
+        return (f"{daily[names.RAW_TRANSACTIONS]:,} transactions, {daily[names.RAW_CHARGEBACKS]:,} chargebacks, "
+                f"{quarantined:,} rows quarantined{runs}; {_checks(stage)}")
     if name == "warehouse":
         models = {e.asset_key for r in stage.results for e in r.get_asset_materialization_events()}
         return f"{len(models)} dbt models built; {_checks(stage)}"
@@ -212,6 +235,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--monitor-days", type=int, default=14,
                         help="days monitored, newest last (default: the 4 days before the drift and its first 10)")
+    parser.add_argument("--sources", choices=("live", "files"), default="live",
+                        help="live (default): a system-of-record database, the chargeback API service and the "
+                        "transaction stream, fed day by day; files: the landing zone's CSV files")
+    parser.add_argument("--ingest-chunks", type=int, default=4,
+                        help="live sources: ingestion runs over the window, each an incremental read")
     parser.add_argument("--verbose", action="store_true", help="Dagster's full event log on the console")
     args = parser.parse_args(argv)
     if args.monitor_days < 1:
@@ -229,20 +257,30 @@ def main(argv: list[str] | None = None) -> None:
         scenario_start_day=args.scenario_start_day if args.scenario_start_day is not None else max(args.days - 10, 0),
         seed=args.seed,
     )
+    if args.ingest_chunks < 1:
+        parser.error("--ingest-chunks must be at least 1")
     t0 = time.perf_counter()
-    summary = write_landing_zone(config, load_settings().landing_dir)
-    # Read after the landing zone is written: the daily partitions start on its first day (settings.py).
+    scenario = (f"({config.start_date}..{config.end_date}, scenario {config.scenario} from "
+                f"{config.start_date + timedelta(days=config.scenario_start_day)})")
+    if args.sources == "live":
+        create_live_sources(load_settings().data_dir, config)
+        what = "a system-of-record database, the chargeback API and the transaction stream, fed day by day"
+    else:
+        summary = write_landing_zone(config, load_settings().landing_dir)
+        what = f"{summary.transactions:,} transactions in landing files"
+    # Read after the sources are written: the daily partitions start on their first day (settings.py).
     settings = load_settings()
+    if settings.sources.live and settings.profile != "local":
+        parser.error("the demo's live sources are the local profile's simulated ones")
+    live = LiveSources(settings, config) if args.sources == "live" else None
     log_path = settings.data_dir / "logs" / f"demo-{datetime.now(UTC):%Y%m%dT%H%M%SZ}.log"
-    print(f"  simulate   {time.perf_counter() - t0:7.1f}s  {summary.transactions:,} transactions over {summary.days} "
-          f"days ({summary.first_day}..{summary.last_day}, scenario {config.scenario} from "
-          f"{config.start_date + timedelta(days=config.scenario_start_day)})")
+    print(f"  simulate   {time.perf_counter() - t0:7.1f}s  {config.days} days of {what} {scenario}")
     if not args.verbose:
         print(f"  full log   {log_path}")
     with (nullcontext(sys.stdout) if args.verbose else console_to_log(log_path)) as console, \
             dg.DagsterInstance.get() as instance:
         run = materialize_platform(settings, config.start_date, config.end_date, instance,
-                                   monitored_days=args.monitor_days,
+                                   monitored_days=args.monitor_days, live=live, ingest_chunks=args.ingest_chunks,
                                    on_stage=lambda stage: print(stage.line(), file=console, flush=True))
     drift = run.metadata("monitoring", names.FEATURE_DRIFT_REPORT)
     print(
