@@ -23,8 +23,6 @@ check specs, so the blocking quarantine check every raw asset carries could not 
 its dlt pipeline itself.
 """
 
-from __future__ import annotations
-
 import shutil
 from datetime import UTC, datetime
 from pathlib import Path
