@@ -28,7 +28,13 @@ from platform_assets.lib import names
 from platform_assets.resources.profile import build_resources
 from platform_assets.settings import PROJECT_ROOT
 from platform_assets.simulator import SimulationConfig, write_landing_zone
-from platform_assets.simulator.system_of_record import COLUMNS, KEYS, TABLES, apply_system_of_record, change_log
+from platform_assets.simulator.system_of_record import (
+    COLUMNS,
+    KEYS,
+    TABLES,
+    apply_system_of_record,
+    change_log,
+)
 
 CONFIG = SimulationConfig(start_date=date(2026, 3, 1), days=4, n_customers=300, n_merchants=60,
                           transactions_per_day=300)
