@@ -73,7 +73,7 @@ def sor_table(url: str, spec: SourceSpec):
     from dlt.sources.sql_database import sql_table
 
     return sql_table(credentials=url, table=spec.table, incremental=dlt.sources.incremental(CURSOR),
-                     write_disposition="merge", primary_key=spec.id_column)
+                     write_disposition="merge", primary_key=spec.id_column, backend="pyarrow")
 
 
 def extract(con: duckdb.DuckDBPyConnection, url: str, spec: SourceSpec, pipelines_dir: Path,

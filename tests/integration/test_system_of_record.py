@@ -163,6 +163,7 @@ def test_incremental_loads_follow_the_change_log(platform, source_url, tmp_path)
             assert {r[-2:] for r in files.values()} == {(None, None)}  # a file knows no history
 
 
+@pytest.mark.parametrize("source_url", ["sqlite"], indirect=True)  # the contract does not depend on the engine
 def test_a_malformed_row_in_the_database_is_quarantined_with_its_reason(platform, source_url):
     import sqlalchemy as sa
 
@@ -215,6 +216,7 @@ def _killed_run(settings, url: str, stage: str) -> None:
     assert out.returncode == -9, out.stderr[-3000:]
 
 
+@pytest.mark.slow  # two killed processes, each importing Dagster and dlt
 @pytest.mark.parametrize("source_url", ["sqlite"], indirect=True)
 def test_the_cursor_advances_only_with_a_committed_load(platform, source_url):
     settings = platform[0]
