@@ -54,6 +54,10 @@ class SystemOfRecordConfig(dg.Config):
                                    "database was restored from a backup)")
 
 
+class SystemOfRecordMissing(LookupError):
+    """The source database has no such table: nothing to extract from (yet)."""
+
+
 def pipeline_name(spec: SourceSpec) -> str:
     return f"system_of_record_{spec.table}"
 
@@ -82,8 +86,19 @@ def extract(con: duckdb.DuckDBPyConnection, url: str, spec: SourceSpec, pipeline
     workdir = Path(pipelines_dir) / pipeline_name(spec)
     shutil.rmtree(workdir, ignore_errors=True)
     pipeline = sor_pipeline(con, spec, Path(pipelines_dir))
+    from sqlalchemy.exc import NoSuchTableError
+
     try:
-        pipeline.run(sor_table(url, spec), refresh="drop_resources" if full_refresh else None)
+        resource = sor_table(url, spec)
+    except NoSuchTableError as exc:
+        # Never the URL in the message: it may hold the password.
+        raise SystemOfRecordMissing(
+            f"the system-of-record database has no table {spec.table!r}. Bring it up first (the simulated one: "
+            "platform_assets.simulator.system_of_record.apply_system_of_record, docs/sources.md), point "
+            "PLATFORM_SOURCE_DATABASE_URL at it, or read master data from files (PLATFORM_MASTER_DATA_SOURCE=files)"
+        ) from exc
+    try:
+        pipeline.run(resource, refresh="drop_resources" if full_refresh else None)
         return pipeline.last_trace.last_normalize_info.row_counts.get(spec.table, 0)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)

@@ -191,6 +191,16 @@ def test_a_malformed_row_in_the_database_is_quarantined_with_its_reason(platform
         assert key in record and file == f"sor.{table}"
 
 
+@pytest.mark.parametrize("source_url", ["sqlite"], indirect=True)
+def test_an_empty_source_database_is_named_without_its_url(tmp_path, source_url):
+    from platform_assets.ingestion.system_of_record import SystemOfRecordMissing, extract
+
+    (tmp_path / "sources").mkdir()
+    with duckdb.connect(str(tmp_path / "warehouse.duckdb")) as con, pytest.raises(SystemOfRecordMissing) as failed:
+        extract(con, source_url, CUSTOMERS, tmp_path / "dlt")
+    assert "no table 'customers'" in str(failed.value) and source_url not in str(failed.value)
+
+
 CHILD = """
 import os, signal, sys
 from pathlib import Path
