@@ -82,10 +82,12 @@ def platform(tmp_path, monkeypatch, source_url):
         yield settings, assets, instance
 
 
-def _materialize(platform) -> dict[str, dict]:
-    """Both assets once; per table, the materialization's metadata values and whether its check passed."""
+def _materialize(platform, **config) -> dict[str, dict]:
+    """Both assets once (with run `config`); per table, the materialization's metadata values and whether its
+    check passed."""
     settings, assets, instance = platform
-    result = dg.materialize(assets, resources=build_resources(settings), instance=instance)
+    run_config = {"ops": {key.path[-1]: {"config": config} for key in ASSET.values()}} if config else None
+    result = dg.materialize(assets, resources=build_resources(settings), instance=instance, run_config=run_config)
     assert result.success
     checks = {e.asset_key: e.passed for e in result.get_asset_check_evaluations()}
     out = {}
@@ -189,6 +191,13 @@ def test_a_malformed_row_in_the_database_is_quarantined_with_its_reason(platform
             (record, file), = con.execute("SELECT record, file FROM raw.quarantine WHERE source = ?",
                                           [table]).fetchall()
         assert key in record and file == f"sor.{table}"
+
+    # A full refresh forgets the cursor: every row is extracted again, and judged by the same contract.
+    loads = _materialize(platform, full_refresh=True)
+    for table in TABLES:
+        assert loads[table][names.ROWS_EXTRACTED] == getattr(CONFIG, f"n_{table}")
+        assert loads[table][names.ROWS_QUARANTINED] == 1
+        assert len(_raw(settings, table)) == getattr(CONFIG, f"n_{table}") - 1
 
 
 @pytest.mark.parametrize("source_url", ["sqlite"], indirect=True)
