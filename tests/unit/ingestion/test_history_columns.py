@@ -16,7 +16,7 @@ def test_an_older_warehouse_gains_the_history_columns():
     con.execute("CREATE SCHEMA raw")
     con.execute("CREATE TABLE raw.customers (customer_id VARCHAR, created_at TIMESTAMPTZ, country VARCHAR, "
                 "card_type VARCHAR, birth_year INTEGER, _loaded_at TIMESTAMPTZ NOT NULL)")
-    con.execute("INSERT INTO raw.customers VALUES ('C1', '2026-01-01Z', 'DE', 'debit', 1980, now())")
+    con.execute("INSERT INTO raw.customers VALUES ('C1', '2026-01-01 00:00:00+00', 'DE', 'debit', 1980, now())")
     for spec in (CUSTOMERS, MERCHANTS, TRANSACTIONS):
         ensure_raw_tables(con, spec)
         ensure_raw_tables(con, spec)  # idempotent
