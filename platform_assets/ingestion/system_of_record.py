@@ -83,11 +83,11 @@ def sor_table(url: str, spec: SourceSpec):
 def extract(con: duckdb.DuckDBPyConnection, url: str, spec: SourceSpec, pipelines_dir: Path,
             full_refresh: bool = False) -> int:
     """Merge the rows changed since the committed cursor into `sor.<table>`; returns how many dlt extracted."""
+    from sqlalchemy.exc import NoSuchTableError
+
     workdir = Path(pipelines_dir) / pipeline_name(spec)
     shutil.rmtree(workdir, ignore_errors=True)
     pipeline = sor_pipeline(con, spec, Path(pipelines_dir))
-    from sqlalchemy.exc import NoSuchTableError
-
     try:
         resource = sor_table(url, spec)
     except NoSuchTableError as exc:
