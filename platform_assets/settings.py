@@ -236,6 +236,12 @@ class Settings:
         return self.sources_dir / "transaction_stream.sqlite"
 
     @property
+    def dlt_pipelines_dir(self) -> Path:
+        """dlt's working folder for the system-of-record extraction, emptied before every run: its cursor lives
+        in the warehouse, committed with each load, never here."""
+        return self.sources_dir / "dlt"
+
+    @property
     def serving_log_dir(self) -> Path:
         return serving_log_dir(self.data_dir)
 

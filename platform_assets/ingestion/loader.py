@@ -93,6 +93,9 @@ def ensure_raw_tables(con: duckdb.DuckDBPyConnection, spec: SourceSpec) -> None:
     cols.append("_loaded_at TIMESTAMPTZ NOT NULL")
     con.execute("CREATE SCHEMA IF NOT EXISTS raw")
     con.execute(f"CREATE TABLE IF NOT EXISTS raw.{table} ({', '.join(cols)})")
+    # Added with the system of record: older warehouses get them on their next load.
+    for column, kind in spec.history_columns.items():
+        con.execute(f"ALTER TABLE raw.{table} ADD COLUMN IF NOT EXISTS {sql_identifier(column)} {kind}")
     con.execute(QUARANTINE_DDL)
     for column, kind in QUARANTINE_COLUMNS.items():
         con.execute(f"ALTER TABLE raw.quarantine ADD COLUMN IF NOT EXISTS {column} {kind}")

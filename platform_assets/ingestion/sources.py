@@ -7,7 +7,7 @@ rule that matches names the reason. The rules are constants of this module, neve
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 
@@ -35,6 +35,9 @@ class SourceSpec:
     partitioned: bool
     partition_ts_column: str | None = None
     references: tuple[Reference, ...] = ()
+    # Filled only by a source that knows its rows' history (the system of record), NULL for a file: when the
+    # source last changed the row, and when it deleted it (the row stays, as a tombstone, for the rows naming it).
+    history_columns: dict[str, str] = field(default_factory=dict)
 
     @property
     def path_glob(self) -> str:
@@ -91,6 +94,7 @@ CUSTOMERS = SourceSpec(
     columns={"customer_id": "VARCHAR", "created_at": "TIMESTAMPTZ", "country": "VARCHAR", "card_type": "VARCHAR",
              "birth_year": "INTEGER"},
     id_column="customer_id",
+    history_columns={"updated_at": "TIMESTAMPTZ", "deleted_at": "TIMESTAMPTZ"},
     rules=(
         *_ids("customer_id"),
         *_ts("created_at"),
@@ -107,6 +111,7 @@ MERCHANTS = SourceSpec(
     columns={"merchant_id": "VARCHAR", "merchant_name": "VARCHAR", "category_code": "VARCHAR",
              "category": "VARCHAR", "country": "VARCHAR", "created_at": "TIMESTAMPTZ"},
     id_column="merchant_id",
+    history_columns={"updated_at": "TIMESTAMPTZ", "deleted_at": "TIMESTAMPTZ"},
     rules=(
         *_ids("merchant_id"),
         ("missing_merchant_name", "nullif(trim(merchant_name), '') IS NULL"),

@@ -151,3 +151,7 @@ def partition_range_tags(first: str, last: str) -> dict[str, str]:
 def asset_name(key: dg.AssetKey) -> str:
     """The op name of a single-key asset (what a run config's `ops:` section is keyed by)."""
     return key.to_python_identifier()
+
+# System of record (ingestion/system_of_record.py): metadata key of a raw_customers / raw_merchants
+# materialization in database mode, the changed rows dlt extracted since the last committed cursor.
+ROWS_EXTRACTED = "rows_extracted"

@@ -7,6 +7,7 @@ from platform_assets.resources.notifications import Notifier
 from platform_assets.resources.policy import LoopPolicy
 from platform_assets.resources.scoring_service import ScoringService
 from platform_assets.resources.storage import PlatformStorage
+from platform_assets.resources.system_of_record import SystemOfRecord
 from platform_assets.resources.warehouse import WarehouseCorruptError, WarehouseLockedError, WarehouseResource
 
 __all__ = [
@@ -17,6 +18,7 @@ __all__ = [
     "Notifier",
     "PlatformStorage",
     "ScoringService",
+    "SystemOfRecord",
     "WarehouseCorruptError",
     "WarehouseLockedError",
     "WarehouseResource",

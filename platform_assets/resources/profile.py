@@ -14,6 +14,7 @@ from platform_assets.resources.notifications import Notifier
 from platform_assets.resources.policy import LoopPolicy
 from platform_assets.resources.scoring_service import ScoringService
 from platform_assets.resources.storage import PlatformStorage
+from platform_assets.resources.system_of_record import SystemOfRecord
 from platform_assets.resources.warehouse import WarehouseResource
 from platform_assets.settings import Settings
 
@@ -60,5 +61,11 @@ def build_resources(settings: Settings) -> dict:
         "scoring_service": ScoringService(
             url=settings.serving_url,
             token=dg.EnvVar("PLATFORM_SERVING_TOKEN") if settings.serving_token_configured else None,
+        ),
+        # The source database's URL may hold its password: from the environment it is resolved at run time.
+        "system_of_record": SystemOfRecord(
+            url=dg.EnvVar("PLATFORM_SOURCE_DATABASE_URL") if settings.source_database_url_from_env
+            else settings.source_database_url,
+            pipelines_dir=str(settings.dlt_pipelines_dir),
         ),
     }

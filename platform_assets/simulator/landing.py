@@ -90,6 +90,10 @@ def corrupt_transactions(table: pa.Table, rate: float, rng: np.random.Generator)
 def write_landing_zone(config: SimulationConfig, landing_dir: Path, clean: bool = True) -> LandingSummary:
     """Simulate `config` and write every source into `landing_dir`.
 
+    The snapshot files hold every customer and merchant at its final version in the window, those the system
+    of record deletes during it included (`system_of_record.py`: the window's transactions name them), so the
+    files and the database give raw the same rows at the window's end.
+
     Chargebacks are filed under the day they are reported; those reported after the last simulated day are not
     written (they have not happened yet), which is exactly the label delay a real issuer lives with.
     """

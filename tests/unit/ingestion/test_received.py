@@ -19,8 +19,10 @@ def con():
     con = duckdb.connect()
     for spec in (CUSTOMERS, MERCHANTS):
         ensure_raw_tables(con, spec)
-    con.execute("INSERT INTO raw.customers VALUES ('c1', '2026-01-01', 'DE', 'credit', 1980, now())")
-    con.execute("INSERT INTO raw.merchants VALUES ('m1', 'M', '5411', 'grocery', 'DE', '2026-01-01', now())")
+    con.execute("INSERT INTO raw.customers (customer_id, created_at, country, card_type, birth_year, _loaded_at) "
+                "VALUES ('c1', '2026-01-01', 'DE', 'credit', 1980, now())")
+    con.execute("INSERT INTO raw.merchants (merchant_id, merchant_name, category_code, category, country, created_at, "
+                "_loaded_at) VALUES ('m1', 'M', '5411', 'grocery', 'DE', '2026-01-01', now())")
     yield con
     con.close()
 
