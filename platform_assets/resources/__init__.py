@@ -1,5 +1,6 @@
 """Ground floor: the resources every stage uses. Stages import from here, never from each other."""
 
+from platform_assets.resources.chargeback_api import ChargebackApi
 from platform_assets.resources.feature_store import FeastResource
 from platform_assets.resources.landing import LandingZone
 from platform_assets.resources.mlflow_tracking import MlflowResource
@@ -10,6 +11,7 @@ from platform_assets.resources.storage import PlatformStorage
 from platform_assets.resources.warehouse import WarehouseCorruptError, WarehouseLockedError, WarehouseResource
 
 __all__ = [
+    "ChargebackApi",
     "FeastResource",
     "LandingZone",
     "LoopPolicy",
