@@ -299,6 +299,9 @@ def main(argv: list[str] | None = None) -> None:
         faults = FaultPlan.parse(args.faults)
     except ValueError as exc:
         parser.error(str(exc))
+    if not args.data.is_file():
+        print(f"{args.data} does not exist yet: serving no chargebacks until the simulator writes it "
+              "(write_chargeback_api_data)", file=sys.stderr)
     app = create_app(args.data, faults, chargeback_api_token())
     uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level, access_log=False,
                 timeout_graceful_shutdown=2)
