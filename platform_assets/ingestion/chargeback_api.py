@@ -10,7 +10,8 @@ closed: a slow or failing API never holds the writer's lock.
 
 Items of days before a (the cursor was behind: earlier days never ran, or ran before those items were reported)
 are loaded too: the cursor passes them, and skipping them would lose them. Their days are rebuilt and reported as
-materializations of their own partitions, and listed in the run's metadata (`days_before_range`).
+materializations of their own partitions, and listed in the run's metadata (`days_outside_range`); so would items
+of days after b that an API ignoring `reported_before` sent.
 
 A 200 whose body is not a page (garbage) is retried; what it said is received as it came (a record that is not an
 object, quarantined `not_a_record`), under the day of the page that replaced it. It carries no chargeback, so the
@@ -129,7 +130,7 @@ def load_chargebacks(con: duckdb.DuckDBPyConnection, days: list[date], fetched: 
     return load, rebuilt, new - len(fetched.garbage), garbage
 
 
-def _result(load: LoadResult, fetched: Fetched, garbage: int, new: int, before: list[date], cursor: str | None,
+def _result(load: LoadResult, fetched: Fetched, garbage: int, new: int, outside: list[date], cursor: str | None,
             max_share: float) -> dg.MaterializeResult:
     chargebacks_read = load.rows_read - garbage
     refused = load.rows_quarantined - garbage
@@ -150,7 +151,7 @@ def _result(load: LoadResult, fetched: Fetched, garbage: int, new: int, before: 
             "items_read": fetched.items,
             "items_new": new,
             "read_seconds": float(round(fetched.seconds, 3)),
-            "days_before_range": dg.MetadataValue.json([d.isoformat() for d in before]),
+            "days_outside_range": dg.MetadataValue.json([d.isoformat() for d in outside]),
             "cursor": cursor or "",
             "table": f"raw.{CHARGEBACKS.table}",
         },
@@ -200,8 +201,8 @@ def build_defs(settings: Settings, partitions: dg.PartitionsDefinition) -> dg.De
             load, rebuilt, new, garbage = load_chargebacks(con, days, fetched, cursor, datetime.now(UTC))
             committed = committed_cursor(con)
             con.execute("CHECKPOINT")
-        before = sorted(d for d in rebuilt if d < days[0])
-        for day in before:
+        outside = sorted(rebuilt - set(days))
+        for day in outside:
             if partitions.has_partition_key(day.isoformat()):
                 context.log_event(dg.AssetMaterialization(
                     names.RAW_CHARGEBACKS, partition=day.isoformat(),
@@ -210,7 +211,7 @@ def build_defs(settings: Settings, partitions: dg.PartitionsDefinition) -> dg.De
             f"chargebacks: {fetched.items:,} items in {len(fetched.pages)} pages ({new:,} new, "
             f"{sum(fetched.retries.values())} retries {dict(fetched.retries)}, {len(fetched.garbage)} garbage), "
             f"{load.rows_loaded:,} rows in {len(rebuilt)} days, {load.rows_quarantined:,} quarantined"
-            + (f"; days before the range loaded too: {[d.isoformat() for d in before]}" if before else ""))
-        return _result(load, fetched, garbage, new, before, committed, config.max_quarantine_share)
+            + (f"; days outside the range loaded too: {[d.isoformat() for d in outside]}" if outside else ""))
+        return _result(load, fetched, garbage, new, outside, committed, config.max_quarantine_share)
 
     return dg.Definitions(assets=[raw_chargebacks])

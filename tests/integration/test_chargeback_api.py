@@ -179,7 +179,7 @@ def test_incremental_runs_read_only_new_pages_and_match_the_landing_files(platfo
     assert len(cursor) == 1
     meta = _metadata(platform["load"](url, DAYS[3], DAYS[4]))
     assert meta["items_read"] == meta["items_new"] == len(oracle) - first
-    assert meta["pages"] == _pages(len(oracle) - first) and meta["days_before_range"] == []
+    assert meta["pages"] == _pages(len(oracle) - first) and meta["days_outside_range"] == []
     state = _state(platform["warehouse"])
     _exactly_once(state, oracle, DAYS)
     # Again: nothing new (one empty page), the same raw table.
@@ -206,7 +206,7 @@ def test_a_run_for_a_later_day_loads_the_days_before_it_too(platform, world):
     result = platform["load"](url, DAYS[4], DAYS[4])
     meta = _metadata(result)
     earlier = sorted({str(d) for d in world["oracle"].values() if d < DAYS[4]})
-    assert meta["days_before_range"] == earlier
+    assert meta["days_outside_range"] == earlier
     partitions = sorted(e.partition for e in result.get_asset_materialization_events())
     assert partitions == [*earlier, str(DAYS[4])]
     _exactly_once(_state(platform["warehouse"]), world["oracle"], DAYS)
