@@ -131,10 +131,15 @@ class ChargebackApi(dg.ConfigurableResource):
                 fetched.pages.append((cursor, page))
                 if on_page is not None:
                     on_page(fetched)
-                if page.items:
-                    cursor = page.next_cursor
                 if not page.has_more or not page.items:
                     break
+                if page.next_cursor == cursor:
+                    raise ChargebackApiError(f"{self.url} handed back the cursor it was asked with ({cursor!r}) "
+                                             "on a page with items: it would be read forever")
+                cursor = page.next_cursor
+                if time.monotonic() - started > self.max_total_seconds:
+                    raise ChargebackApiError(f"reading {self.url} took over max_total_seconds="
+                                             f"{self.max_total_seconds} ({len(fetched.pages)} pages): nothing loaded")
         fetched.seconds = time.monotonic() - started
         return fetched
 
