@@ -227,24 +227,37 @@ def test_a_failure_after_receiving_leaves_nothing_and_the_rerun_recovers(platfor
     _exactly_once(_state(platform["warehouse"]), world["oracle"], DAYS)
 
 
-def test_a_killed_run_leaves_cursor_and_raw_unchanged(platform, world):
+@pytest.mark.parametrize("phase", ["reading", "writing"])
+def test_a_killed_run_leaves_cursor_and_raw_unchanged(platform, world, phase):
+    """SIGKILL while the run waits on the API (a page that stalls), or inside its DuckDB transaction (the days
+    rebuilt, the cursor not yet committed): the warehouse is as before, and the rerun loads every chargeback."""
     url = platform["serve"]()
     assert platform["load"](url, DAYS[0], DAYS[2]).success
     before = _state(platform["warehouse"])
-    # A second service stalls on its second request: the run is killed (SIGKILL) while it waits.
-    slow = platform["serve"]("slow@2,slow_seconds=60")
+    api = platform["serve"]("slow@2,slow_seconds=60" if phase == "reading" else "")
+    marker = platform["dir"] / "rebuilt"
     script = textwrap.dedent(f"""
+        import time
         import dagster as dg
+        from platform_assets.ingestion import chargeback_api
         from platform_assets.ingestion.definitions import build_defs
         from platform_assets.lib import names
         from platform_assets.resources import ChargebackApi, LandingZone, WarehouseResource
         from platform_assets.settings import load_settings
+        rebuild = chargeback_api.rebuild_days
+        def rebuild_then_stall(*args, **kwargs):
+            result = rebuild(*args, **kwargs)
+            open({str(marker)!r}, "w").close()
+            time.sleep(60)
+            return result
+        if {phase!r} == "writing":
+            chargeback_api.rebuild_days = rebuild_then_stall
         settings = load_settings({{"PLATFORM_DATA_DIR": {str(platform["dir"])!r}, "PLATFORM_CHARGEBACKS_SOURCE": "api",
                                    "PLATFORM_PARTITION_START": {str(START)!r}}})
         dg.materialize(list(build_defs(settings).assets), selection=dg.AssetSelection.assets(names.RAW_CHARGEBACKS),
                        resources={{"warehouse": WarehouseResource(database={str(platform["warehouse"])!r}),
                                   "landing_zone": LandingZone(path={str(world["landing"])!r}),
-                                  "chargeback_api": ChargebackApi(url={slow!r}, page_limit={PAGE},
+                                  "chargeback_api": ChargebackApi(url={api!r}, page_limit={PAGE},
                                                                   read_timeout_seconds=120)}},
                        tags=names.partition_range_tags({str(DAYS[3])!r}, {str(DAYS[4])!r}))
     """)
@@ -252,7 +265,7 @@ def test_a_killed_run_leaves_cursor_and_raw_unchanged(platform, world):
                                start_new_session=True)
     try:
         deadline = time.monotonic() + 60
-        while _health(slow)["requests"] < 2:
+        while not (marker.exists() if phase == "writing" else _health(api)["requests"] >= 2):
             assert process.poll() is None and time.monotonic() < deadline
             time.sleep(0.2)
     finally:
