@@ -169,6 +169,18 @@ def test_failures_injected_every_chargeback_lands_exactly_once(platform, world):
     assert check.passed, check.description
 
 
+def test_a_seeded_fault_plan_is_counted_exactly_by_both_sides(platform, world):
+    url = platform["serve"]("429=0.15,500=0.15,garbage=0.1,seed=5,retry_after=0")
+    result = platform["load"](url, DAYS[0], DAYS[-1])
+    assert result.success
+    meta = _metadata(result)
+    injected = _health(url)["injected"]
+    assert meta["retries_by_cause"] == injected and sum(injected.values()) > 5
+    assert meta["requests"] == meta["pages"] + sum(injected.values())
+    assert meta["garbage_pages"] == meta["garbage_quarantined"] == injected.get("garbage", 0)
+    _exactly_once(_state(platform["warehouse"]), world["oracle"], DAYS)
+
+
 def test_incremental_runs_read_only_new_pages_and_match_the_landing_files(platform, world):
     url = platform["serve"]()
     oracle = world["oracle"]
