@@ -66,9 +66,12 @@ def _reported_day(item: object) -> date | None:
     if not isinstance(item, Mapping) or not isinstance(item.get("reported_at"), str):
         return None
     try:
-        return datetime.fromisoformat(item["reported_at"]).astimezone(UTC).date()
+        reported = datetime.fromisoformat(item["reported_at"])
     except ValueError:
         return None
+    # A time without a zone is refused by the contract (timestamp_without_zone): it is filed under its own date,
+    # not under the day this machine's zone would make of it.
+    return (reported if reported.tzinfo is None else reported.astimezone(UTC)).date()
 
 
 def received_items(fetched: Fetched, last_day: date, received_at: datetime) -> list[Received]:

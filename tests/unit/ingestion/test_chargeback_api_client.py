@@ -62,3 +62,11 @@ def test_each_item_is_kept_at_its_place_and_garbage_under_the_page_that_replaced
     # Garbage where the retry found nothing more goes under the last day asked for.
     empty = Fetched(pages=[("c2", Page([], "c2", False))], garbage=[Garbage("c2", 1, "x")])
     assert [r.day for r in received_items(empty, date(2026, 5, 4), now)] == [date(2026, 5, 4)]
+
+
+def test_an_item_is_filed_under_its_utc_day_and_a_zoneless_one_under_its_own_date():
+    items = [{**CB, "reported_at": "2026-05-02T23:30:00-02:00"}, {**CB, "chargeback_id": "CB2",
+                                                                   "reported_at": "2026-05-02T23:30:00"}]
+    fetched = Fetched(pages=[(None, Page(items, "c", False))])
+    records = received_items(fetched, date(2026, 5, 9), datetime(2026, 5, 9, tzinfo=UTC))
+    assert [r.day for r in records] == [date(2026, 5, 3), date(2026, 5, 2)]
