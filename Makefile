@@ -27,7 +27,7 @@ PYTEST_ARGS ?=
 # (tests/conftest.py); groups are handed out in collection order, so the heaviest worlds (tests/e2e) start first.
 PYTEST_WORKERS ?= 3
 
-.PHONY: help install prepare simulate demo test test-fast dev serve mlflow evidently feast-apply feast-ui relocate dbt-build validate lint doctor free-slots backup restore clean clean-data bench bench-startup bench-serve
+.PHONY: help install prepare simulate demo test test-fast dev serve chargeback-api mlflow evidently feast-apply feast-ui relocate dbt-build validate lint doctor free-slots backup restore clean clean-data bench bench-startup bench-serve
 
 help:
 	@echo "make demo       install, simulate sample data and materialize the whole graph"
@@ -36,6 +36,7 @@ help:
 	@echo "make dev        Dagster UI + daemon on http://$(HOST):$(PORT) (PORT=...); refuses a busy port or a second"
 	@echo "                daemon on DAGSTER_HOME; Ctrl-C stops everything it started within 10 s"
 	@echo "make serve      real-time scoring API on http://$(HOST):8000 (make serve PORT=...), docs at /docs"
+	@echo "make chargeback-api  the simulated acquirer's chargeback API on http://127.0.0.1:8002 (FAULTS='429@2,500=0.05')"
 	@echo "make mlflow     MLflow UI on http://$(HOST):$(MLFLOW_PORT)"
 	@echo "make evidently  Evidently UI on http://127.0.0.1:8001: every day's drift reports, dashboards over days"
 	@echo "make simulate   only write sample data into the landing zone (ARGS='--days 30 --scenario none')"
@@ -105,6 +106,11 @@ SERVE_PORT := $(if $(filter command line,$(origin PORT)),$(PORT),8000)
 WORKERS ?= 1
 serve: install
 	$(BIN)/python -m platform_assets.serving --host $(HOST) --port $(SERVE_PORT) --workers $(WORKERS)
+
+# The simulated chargeback API (docs/sources.md) over data/sources/chargeback_api, bound to 127.0.0.1:8002
+# (PLATFORM_CHARGEBACK_API_HOST/PORT); FAULTS injects failures (a fault plan, e.g. FAULTS='429@2,500=0.05,seed=7').
+chargeback-api: install
+	$(BIN)/python -m platform_assets.simulator.chargeback_api $(if $(FAULTS),--faults '$(FAULTS)')
 
 mlflow: install
 	mkdir -p $(PLATFORM_DATA_DIR)/mlflow

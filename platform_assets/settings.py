@@ -57,6 +57,16 @@ SOURCE_MODE_ENV = {
 }
 STREAM_BACKENDS = ("embedded", "redis")
 DEFAULT_CHARGEBACK_API_PORT = 8002
+CHARGEBACK_API_TOKEN_ENV = "PLATFORM_CHARGEBACK_API_TOKEN"
+# What the simulated chargeback API serves, under the sources directory.
+CHARGEBACK_API_DATA_FILE = Path("chargeback_api") / "chargebacks.jsonl"
+
+
+def chargeback_api_token(environ: dict[str, str] | None = None) -> str | None:
+    """The bearer token the simulated chargeback API requires, for the service process itself: a secret, so it is
+    not part of `Settings` (Dagster reads it at run time as dg.EnvVar)."""
+    env = os.environ if environ is None else environ
+    return env.get(CHARGEBACK_API_TOKEN_ENV) or None
 
 
 def sources_dir(data_dir: str | Path) -> Path:
@@ -225,10 +235,21 @@ class Settings:
     chargeback_api_port: int = DEFAULT_CHARGEBACK_API_PORT
     stream_backend: str = "embedded"
     stream_name: str = "platform:transactions"
+    # The simulated chargeback API (platform_assets/simulator/chargeback_api.py): where it listens, the failures it
+    # injects (a fault plan, docs/sources.md), and whether a bearer token is set (PLATFORM_CHARGEBACK_API_TOKEN,
+    # read by the resource as dg.EnvVar and by the service through `chargeback_api_token`).
+    chargeback_api_host: str = "127.0.0.1"
+    chargeback_api_faults: str = ""
+    chargeback_api_token_configured: bool = False
 
     @property
     def sources_dir(self) -> Path:
         return sources_dir(self.data_dir)
+
+    @property
+    def chargeback_api_data_path(self) -> Path:
+        """The chargebacks the simulated API serves (`write_chargeback_api_data`), one JSON object a line."""
+        return self.sources_dir / CHARGEBACK_API_DATA_FILE
 
     @property
     def stream_log_path(self) -> Path:
@@ -351,6 +372,9 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         chargeback_api_url=env.get("PLATFORM_CHARGEBACK_API_URL",
                                    f"http://127.0.0.1:{chargeback_api_port}").rstrip("/"),
         chargeback_api_port=chargeback_api_port,
+        chargeback_api_host=env.get("PLATFORM_CHARGEBACK_API_HOST", "127.0.0.1"),
+        chargeback_api_faults=env.get("PLATFORM_CHARGEBACK_API_FAULTS", ""),
+        chargeback_api_token_configured=bool(env.get(CHARGEBACK_API_TOKEN_ENV)),
         stream_backend=stream_backend,
         stream_name=env.get("PLATFORM_STREAM_NAME", "platform:transactions"),
         profile=profile,

@@ -1,5 +1,6 @@
 """Ground floor: the resources every stage uses. Stages import from here, never from each other."""
 
+from platform_assets.resources.chargeback_api import ChargebackApi
 from platform_assets.resources.feature_store import FeastResource
 from platform_assets.resources.landing import LandingZone
 from platform_assets.resources.mlflow_tracking import MlflowResource
@@ -11,6 +12,7 @@ from platform_assets.resources.system_of_record import SystemOfRecord
 from platform_assets.resources.warehouse import WarehouseCorruptError, WarehouseLockedError, WarehouseResource
 
 __all__ = [
+    "ChargebackApi",
     "FeastResource",
     "LandingZone",
     "LoopPolicy",

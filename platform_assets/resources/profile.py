@@ -6,6 +6,7 @@ resources here, so the local and production profiles differ only in configuratio
 
 import dagster as dg
 
+from platform_assets.resources.chargeback_api import ChargebackApi
 from platform_assets.resources.dbt import PlatformDbtResource, dbt_executable, dbt_project
 from platform_assets.resources.feature_store import FeastResource
 from platform_assets.resources.landing import LandingZone
@@ -16,7 +17,7 @@ from platform_assets.resources.scoring_service import ScoringService
 from platform_assets.resources.storage import PlatformStorage
 from platform_assets.resources.system_of_record import SystemOfRecord
 from platform_assets.resources.warehouse import WarehouseResource
-from platform_assets.settings import Settings
+from platform_assets.settings import CHARGEBACK_API_TOKEN_ENV, Settings
 
 
 def build_resources(settings: Settings) -> dict:
@@ -67,5 +68,10 @@ def build_resources(settings: Settings) -> dict:
             url=dg.EnvVar("PLATFORM_SOURCE_DATABASE_URL") if settings.source_database_url_from_env
             else settings.source_database_url,
             pipelines_dir=str(settings.dlt_pipelines_dir),
+        ),
+        # The chargeback API's token, when one is set, likewise (only raw_chargebacks in api mode uses it).
+        "chargeback_api": ChargebackApi(
+            url=settings.chargeback_api_url,
+            token=dg.EnvVar(CHARGEBACK_API_TOKEN_ENV) if settings.chargeback_api_token_configured else None,
         ),
     }

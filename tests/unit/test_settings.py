@@ -153,3 +153,19 @@ def test_freshness_settings_are_read_and_checked(tmp_path):
                         ("PLATFORM_MODEL_MAX_AGE_DAYS", "0")):
         with pytest.raises(ValueError, match=name):
             load_settings(environ={**base, name: value})
+
+
+def test_chargeback_api_settings_and_its_token_stay_out_of_settings(tmp_path):
+    from platform_assets.resources.profile import build_resources
+    from platform_assets.settings import chargeback_api_token
+
+    env = {"PLATFORM_DATA_DIR": str(tmp_path), "PLATFORM_CHARGEBACK_API_PORT": "9102",
+           "PLATFORM_CHARGEBACK_API_FAULTS": "429@2", "PLATFORM_CHARGEBACK_API_TOKEN": "s3cret"}
+    settings = load_settings(env)
+    assert (settings.chargeback_api_url, settings.chargeback_api_host, settings.chargeback_api_faults) == (
+        "http://127.0.0.1:9102", "127.0.0.1", "429@2")
+    assert settings.chargeback_api_data_path == tmp_path / "sources" / "chargeback_api" / "chargebacks.jsonl"
+    assert settings.chargeback_api_token_configured and "s3cret" not in repr(settings)
+    assert chargeback_api_token(env) == "s3cret" and chargeback_api_token({}) is None
+    api = build_resources(settings)["chargeback_api"]
+    assert api.url == "http://127.0.0.1:9102" and "s3cret" not in repr(api)
