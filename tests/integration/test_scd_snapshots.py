@@ -2,8 +2,9 @@
 
 One small world, real dbt and DuckDB. The first build sees the raw tables as the files mode loads them (no
 `updated_at` / `deleted_at` columns at all); then the system of record's columns appear, a merchant changes
-category at `CHANGED_AT`, a customer is deleted at `DELETED_AT` (a tombstone) and another merchant disappears
-from the source; the second build must record those versions, and the transactions and feature rows must read
+category at `CHANGED_AT`, a customer is deleted at `DELETED_AT` (a tombstone), another merchant disappears
+from the source and a third one changes the files-mode way (no `updated_at`: a new file, dated by its load); the
+second build must record those versions, and the transactions and feature rows must read
 the category valid at their own time. Expected values come from the simulator's landing files and the changes
 this test writes, never from the models.
 """
@@ -34,6 +35,7 @@ CHANGED_AT = datetime(2026, 3, 3, 12, 0, tzinfo=UTC)  # the merchant's new categ
 DELETED_AT = datetime(2026, 3, 4, 6, 0, tzinfo=UTC)
 SECOND_LOAD = datetime(2026, 3, 5, 2, 0, tzinfo=UTC)  # when the changes reached `raw`
 NEW_CODE, NEW_CATEGORY = "7995", "gambling"
+REFILED_CODE, REFILED_CATEGORY = "5411", "grocery"
 DBT = PROJECT_ROOT / "dbt_project"
 EXPORTS = ("fct_transactions", "fct_merchant_daily_features", "fct_customer_daily_features", "dim_customers",
            "dim_merchants")
@@ -100,8 +102,8 @@ def world(tmp_path_factory):
     merchants = {r["merchant_id"]: r for r in _landing_rows(landing, "merchants")}
     transactions = _landing_rows(landing, "transactions")
     per_merchant = pd.Series([t["merchant_id"] for t in transactions]).value_counts()
-    busy = [m for m in per_merchant.index if merchants[m]["category_code"] != NEW_CODE]
-    changed, removed = busy[0], busy[1]
+    busy = [m for m in per_merchant.index if merchants[m]["category_code"] not in {NEW_CODE, REFILED_CODE}]
+    changed, removed, refiled = busy[:3]
     deleted_customer = min(t["customer_id"] for t in transactions)
     with duckdb.connect(database) as con:
         # what the database source adds to the files mode's tables (issue 17's contract)
@@ -111,6 +113,8 @@ def world(tmp_path_factory):
         con.execute("UPDATE raw.merchants SET category_code = ?, category = ?, updated_at = ?, _loaded_at = ? "
                     "WHERE merchant_id = ?", [NEW_CODE, NEW_CATEGORY, CHANGED_AT, SECOND_LOAD, changed])
         con.execute("DELETE FROM raw.merchants WHERE merchant_id = ?", [removed])
+        con.execute("UPDATE raw.merchants SET category_code = ?, category = ?, _loaded_at = ? WHERE merchant_id = ?",
+                    [REFILED_CODE, REFILED_CATEGORY, SECOND_LOAD, refiled])
         con.execute("UPDATE raw.customers SET deleted_at = ?, updated_at = ?, _loaded_at = ? WHERE customer_id = ?",
                     [DELETED_AT, DELETED_AT, SECOND_LOAD, deleted_customer])
         con.execute("CHECKPOINT")
@@ -118,7 +122,7 @@ def world(tmp_path_factory):
     second = _digests(data_dir)
     _dbt_build(data_dir)
     return {"data_dir": data_dir, "first": first, "second": second, "merchants": merchants,
-            "transactions": transactions, "changed": changed, "removed": removed,
+            "transactions": transactions, "changed": changed, "removed": removed, "refiled": refiled,
             "deleted_customer": deleted_customer}
 
 
@@ -136,7 +140,24 @@ def test_snapshot_holds_the_old_and_the_new_category_with_their_validity(world):
                     (NEW_CODE, NEW_CATEGORY, CHANGED_AT, None)]
     # every other merchant still has exactly one version (plus the removed one's deletion record)
     counts = dict(_query(data_dir, "select merchant_id, count(*) from snapshots.merchants_snapshot group by 1"))
-    assert {m: n for m, n in counts.items() if n != 1} == {changed: 2, world["removed"]: 2}
+    assert {m: n for m, n in counts.items() if n != 1} == {changed: 2, world["removed"]: 2, world["refiled"]: 2}
+
+
+def test_a_change_without_updated_at_is_dated_by_its_load_and_leaves_the_past_alone(world):
+    data_dir, refiled = world["data_dir"], world["refiled"]
+    old = world["merchants"][refiled]
+    rows = _query(data_dir, "select category_code, dbt_valid_from, dbt_valid_to from snapshots.merchants_snapshot "
+                            "where merchant_id = ? order by dbt_valid_from", refiled)
+    assert rows == [(old["category_code"], FIRST_LOAD, SECOND_LOAD), (REFILED_CODE, SECOND_LOAD, None)]
+    # every loaded transaction and feature row is older than the load that brought the new category
+    facts = _export(data_dir, "fct_transactions")
+    codes = facts[facts.merchant_id == refiled].merchant_category_code
+    assert len(codes) == sum(t["merchant_id"] == refiled for t in world["transactions"])
+    assert set(codes) == {int(old["category_code"])}
+    features = _export(data_dir, "fct_merchant_daily_features")
+    assert set(features[features.merchant_id == refiled].merch_category_code) == {int(old["category_code"])}
+    assert _export(data_dir, "dim_merchants").set_index("merchant_id").loc[refiled, "merchant_category_code"] == \
+        int(REFILED_CODE)
 
 
 def test_deleted_customer_is_invalidated_and_flagged(world):
@@ -146,6 +167,18 @@ def test_deleted_customer_is_invalidated_and_flagged(world):
     assert rows == [(None, FIRST_LOAD, DELETED_AT), (DELETED_AT, DELETED_AT, None)]
     dims = _export(data_dir, "dim_customers").set_index("customer_id")
     assert bool(dims.loc[customer, "is_deleted"]) and int(dims.is_deleted.sum()) == 1
+
+
+def test_customer_feature_rows_after_the_deletion_are_known_from_its_load(world):
+    customer = world["deleted_customer"]
+    created_at = next(r["created_at"] for r in _landing_rows(world["data_dir"] / "landing", "customers")
+                      if r["customer_id"] == customer)
+    rows = _export(world["data_dir"], "fct_customer_daily_features")
+    rows = rows[rows.customer_id == customer]
+    assert len(rows) and (rows.event_timestamp >= DELETED_AT).any()
+    for row in rows.itertuples():
+        assert row.cust_account_age_days == (row.feature_date - datetime.fromisoformat(created_at).date()).days
+        assert row.created_timestamp == (SECOND_LOAD if row.event_timestamp >= DELETED_AT else row.event_timestamp)
 
 
 def test_merchant_gone_from_the_source_gets_a_deletion_record(world):
@@ -168,7 +201,7 @@ def test_transactions_read_the_category_valid_at_their_time(world):
     facts = _export(world["data_dir"], "fct_transactions")
     got = facts[facts.merchant_id == changed].set_index("transaction_id").merchant_category_code
     assert {t: str(int(c)) for t, c in got.items()} == expected
-    # everyone else keeps the single category the landing file gives them
+    # everyone else keeps the category the landing file gave them when the transactions were loaded
     others = facts[facts.merchant_id != changed]
     assert (others.merchant_category_code
             == others.merchant_id.map(lambda m: int(world["merchants"][m]["category_code"]))).all()
@@ -190,7 +223,7 @@ def test_merchant_feature_rows_read_the_category_as_of_their_event_timestamp(wor
 
 def test_rebuild_with_unchanged_raw_adds_nothing(world):
     data_dir = world["data_dir"]
-    assert _query(data_dir, "select count(*) from snapshots.merchants_snapshot")[0][0] == len(world["merchants"]) + 2
+    assert _query(data_dir, "select count(*) from snapshots.merchants_snapshot")[0][0] == len(world["merchants"]) + 3
     assert _query(data_dir, "select count(*) from snapshots.customers_snapshot")[0][0] == \
         len(_landing_rows(data_dir / "landing", "customers")) + 1
     assert _digests(data_dir) == world["second"]
