@@ -12,9 +12,13 @@ pairs as (
 
 ),
 
+-- the versions that changed `created_at`, the only attribute the rows read: another change (a move, a deletion)
+-- must not make a row known later
 customer_versions as (
 
-    select customer_id, valid_from, known_from, created_at from {{ ref('int_customer_versions') }}
+    select customer_id, valid_from, known_from, created_at
+    from {{ ref('int_customer_versions') }}
+    qualify created_at is distinct from lag(created_at) over (partition by customer_id order by valid_from)
 
 ),
 

@@ -18,9 +18,15 @@ fraud_reports as (
 
 ),
 
+-- the versions that changed the category, the only attribute the rows read: another change (name, country, a
+-- deletion) must not make a row known later
 merchant_versions as (
 
-    select merchant_id, valid_from, known_from, merchant_category_code from {{ ref('int_merchant_versions') }}
+    select merchant_id, valid_from, known_from, merchant_category_code
+    from {{ ref('int_merchant_versions') }}
+    qualify merchant_category_code is distinct from lag(merchant_category_code) over (
+        partition by merchant_id order by valid_from
+    )
 
 ),
 
