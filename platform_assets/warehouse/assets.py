@@ -4,7 +4,9 @@ Two dbt asset definitions share the project. `warehouse_daily_dbt_models` holds 
 tag `daily`, e.g. `fct_transactions`): partitioned like ingestion, each run passes its partition window to dbt as
 vars (`min_date`, `max_date`) and the model replaces only those days; a backfill of any number of days is one run
 (single-run backfill policy), so 90 days cost one dbt invocation, not 90. `warehouse_dbt_models` holds everything
-else (seeds, views, whole-history marts such as rolling windows and labels), rebuilt unpartitioned.
+else (seeds, the customer and merchant snapshots, views, whole-history marts such as rolling windows and labels),
+rebuilt unpartitioned: every build snapshots the raw tables, so a version is recorded by the build that first
+sees it.
 
 `dbt build` runs models and their tests in DAG order; the tests surface as Dagster asset checks (severity error
 = blocking) and store their failing rows in the `audit` schema. The marts are written as parquet exports, which is

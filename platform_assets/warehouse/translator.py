@@ -1,4 +1,5 @@
-"""How dbt resources appear in Dagster: one `warehouse` group, keys equal to model names.
+"""How dbt resources appear in Dagster: one `warehouse` group, keys equal to model names (seeds and snapshots
+prefixed by their schema: `reference/...`, `snapshots/...`), a `layer` tag per folder.
 
 Sources are not translated here: each source table in `dbt_project/models/staging/_raw__sources.yml` names its
 upstream Dagster asset (`meta.dagster.asset_key`), which is what joins the dbt graph to ingestion.
@@ -24,4 +25,6 @@ class WarehouseTranslator(DagsterDbtTranslator):
         fqn = dbt_resource_props.get("fqn", [])
         if len(fqn) > 2 and fqn[1] in {"staging", "intermediate", "marts"}:
             tags["layer"] = fqn[1]
+        elif dbt_resource_props.get("resource_type") == "snapshot":
+            tags["layer"] = "snapshots"
         return tags

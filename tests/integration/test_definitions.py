@@ -82,6 +82,18 @@ def test_the_live_model_and_its_traffic_are_in_the_graph(graph):
     assert checks == {"served_features_match_point_in_time"}
 
 
+@pytest.mark.parametrize("entity", ["customers", "merchants"])
+def test_snapshots_are_warehouse_assets_between_raw_and_the_features(graph, entity):
+    """The history of customers and merchants is rebuilt with the unpartitioned dbt models (every warehouse build
+    snapshots), downstream of its raw table and upstream of the dims and the daily feature marts."""
+    snapshot = dg.AssetKey(["snapshots", f"{entity}_snapshot"])
+    node = graph.get(snapshot)
+    assert (node.group_name, node.partitions_def, node.tags.get("layer")) == ("warehouse", None, "snapshots")
+    assert dg.AssetKey(f"raw_{entity}") in node.parent_keys
+    assert {dg.AssetKey(f"dim_{entity}"), dg.AssetKey(f"fct_{entity[:-1]}_daily_features")} <= _downstream(
+        graph, snapshot)
+
+
 def test_dbt_tests_are_blocking_asset_checks(graph):
     checks = [graph.get_check_spec(k) for k in graph.asset_check_keys]
     dbt_checks = [c for c in checks if c.asset_key.path[0].startswith(("stg_", "fct_", "dim_", "int_"))]

@@ -1,7 +1,7 @@
 with
 
 daily as (
-    {{ daily_activity(['merchant_id', 'merchant_category_code']) }}
+    {{ daily_activity(['merchant_id']) }}
 )
 
 select * from daily

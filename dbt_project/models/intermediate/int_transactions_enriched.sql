@@ -6,9 +6,9 @@ transactions as (
 
 ),
 
-merchants as (
+merchant_versions as (
 
-    select * from {{ ref('stg_merchants') }}
+    select * from {{ ref('int_merchant_versions') }}
 
 ),
 
@@ -38,13 +38,15 @@ enriched as (
         cast(with_utc_parts.channel = 'online' as integer) as is_online,
         with_utc_parts.hour_of_day,
         cast(with_utc_parts.hour_of_day between 0 and 5 as integer) as is_night,
-        merchants.merchant_category_code,
-        merchants.category as merchant_category,
+        merchant_versions.merchant_category_code,
+        merchant_versions.category as merchant_category,
         with_utc_parts.loaded_at
 
     from with_utc_parts
-    left join merchants
-        on with_utc_parts.merchant_id = merchants.merchant_id
+    -- the merchant as it was when the transaction happened: its newest version starting no later
+    asof left join merchant_versions
+        on with_utc_parts.merchant_id = merchant_versions.merchant_id
+        and with_utc_parts.event_ts >= merchant_versions.valid_from
 
 )
 

@@ -2,7 +2,9 @@ with
 
 customers as (
 
-    select * from {{ ref('stg_customers') }}
+    -- the current version; a deleted customer stays (transactions still point at it), flagged
+    select * from {{ ref('int_customer_versions') }}
+    where is_current
 
 ),
 
@@ -13,7 +15,8 @@ final as (
         created_at,
         country,
         card_type,
-        birth_year
+        birth_year,
+        is_deleted
 
     from customers
 

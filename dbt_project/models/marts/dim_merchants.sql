@@ -2,7 +2,9 @@ with
 
 merchants as (
 
-    select * from {{ ref('stg_merchants') }}
+    -- the current version; a deleted merchant stays (transactions still point at it), flagged
+    select * from {{ ref('int_merchant_versions') }}
+    where is_current
 
 ),
 
@@ -22,7 +24,8 @@ final as (
         category_codes.description as merchant_category_description,
         coalesce(category_codes.risk_level, 'unknown') as mcc_risk_level,
         merchants.country,
-        merchants.created_at
+        merchants.created_at,
+        merchants.is_deleted
 
     from merchants
     left join category_codes using (merchant_category_code)

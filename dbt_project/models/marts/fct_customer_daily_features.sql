@@ -12,9 +12,13 @@ pairs as (
 
 ),
 
-customers as (
+-- the versions that changed `created_at`, the only attribute the rows read: another change (a move, a deletion)
+-- must not make a row known later
+customer_versions as (
 
-    select customer_id, created_at from {{ ref('stg_customers') }}
+    select customer_id, valid_from, known_from, created_at
+    from {{ ref('int_customer_versions') }}
+    qualify created_at is distinct from lag(created_at) over (partition by customer_id order by valid_from)
 
 ),
 
@@ -42,6 +46,7 @@ windowed as (
     select
         customer_id,
         activity_date,
+        timezone('UTC', cast(activity_date + interval 1 day as timestamp)) as event_timestamp,
         txn_count,
         amount_sum,
         amount_max,
@@ -89,8 +94,9 @@ final as (
     select
         windowed.customer_id,
         windowed.activity_date as feature_date,
-        timezone('UTC', cast(windowed.activity_date + interval 1 day as timestamp)) as event_timestamp,
-        {{ knowable_at("timezone('UTC', cast(windowed.activity_date + interval 1 day as timestamp))", 'windowed.knowable_from') }}
+        windowed.event_timestamp,
+        -- a customer version recorded after the row's figures makes the row known only from then on
+        {{ knowable_at('windowed.event_timestamp', 'greatest(windowed.knowable_from, customer_versions.known_from)') }}
             as created_timestamp,
         -- Money is an exact DECIMAL up to here (sums DECIMAL(38,2), maxima DECIMAL(18,2)); each amount feature
         -- converts it to DOUBLE once, here, because Feast and XGBoost read float64. An average divides the
@@ -115,14 +121,17 @@ final as (
         -- the newest transaction known at `event_timestamp`; the on-demand view turns it into "seconds since"
         cast(epoch(windowed.last_txn_ts) as bigint) as cust_last_txn_epoch,
         -- young accounts are where card-testing fraud starts
-        date_diff('day', cast(customers.created_at as date), windowed.activity_date) as cust_account_age_days
+        date_diff('day', cast(customer_versions.created_at as date), windowed.activity_date) as cust_account_age_days
 
     from windowed
     -- the distinct counts change only on their event days: each row takes the newest one up to its day
     asof left join distinct_merchants
         on distinct_merchants.customer_id = windowed.customer_id
         and distinct_merchants.activity_date <= windowed.activity_date
-    left join customers on customers.customer_id = windowed.customer_id
+    -- the customer's attributes as of the row's time (when the row becomes visible to a point-in-time join)
+    asof left join customer_versions
+        on customer_versions.customer_id = windowed.customer_id
+        and windowed.event_timestamp >= customer_versions.valid_from
 
 )
 

@@ -18,9 +18,15 @@ fraud_reports as (
 
 ),
 
-merchants as (
+-- the versions that changed the category, the only attribute the rows read: another change (name, country, a
+-- deletion) must not make a row known later
+merchant_versions as (
 
-    select merchant_id, merchant_category_code from {{ ref('stg_merchants') }}
+    select merchant_id, valid_from, known_from, merchant_category_code
+    from {{ ref('int_merchant_versions') }}
+    qualify merchant_category_code is distinct from lag(merchant_category_code) over (
+        partition by merchant_id order by valid_from
+    )
 
 ),
 
@@ -42,6 +48,7 @@ windowed as (
     select
         merchant_id,
         activity_date,
+        timezone('UTC', cast(activity_date + interval 1 day as timestamp)) as event_timestamp,
         txn_count,
         sum(txn_count) over last_7_days as txn_count_7d,
         sum(amount_sum) over last_7_days as amount_sum_7d,
@@ -98,8 +105,9 @@ final as (
     select
         windowed.merchant_id,
         windowed.activity_date as feature_date,
-        timezone('UTC', cast(windowed.activity_date + interval 1 day as timestamp)) as event_timestamp,
-        {{ knowable_at("timezone('UTC', cast(windowed.activity_date + interval 1 day as timestamp))", 'windowed.knowable_from') }}
+        windowed.event_timestamp,
+        -- a merchant version recorded after the row's figures makes the row known only from then on
+        {{ knowable_at('windowed.event_timestamp', 'greatest(windowed.knowable_from, merchant_versions.known_from)') }}
             as created_timestamp,
         -- Money is an exact DECIMAL up to here (sums DECIMAL(38,2), maxima DECIMAL(18,2)); each amount feature
         -- converts it to DOUBLE once, here, because Feast and XGBoost read float64. An average divides the
@@ -116,7 +124,7 @@ final as (
         cast(windowed.amount_sum_30d as double) / nullif(windowed.txn_count_30d, 0) as merch_amount_avg_30d,
         cast(known_frauds.known_frauds_30d as bigint) as merch_known_frauds_30d,
         cast(known_frauds.known_frauds_30d as double) / nullif(windowed.txn_count_30d, 0) as merch_chargeback_rate_30d,
-        cast(merchants.merchant_category_code as bigint) as merch_category_code,
+        cast(merchant_versions.merchant_category_code as bigint) as merch_category_code,
         cast(coalesce(category_codes.risk_level = 'high', false) as bigint) as merch_high_risk_mcc
 
     from windowed
@@ -126,8 +134,11 @@ final as (
         and distinct_customers.activity_date <= windowed.activity_date
     inner join known_frauds
         on known_frauds.merchant_id = windowed.merchant_id and known_frauds.activity_date = windowed.activity_date
-    left join merchants on merchants.merchant_id = windowed.merchant_id
-    left join category_codes on category_codes.merchant_category_code = merchants.merchant_category_code
+    -- the merchant's attributes as of the row's time (when the row becomes visible to a point-in-time join)
+    asof left join merchant_versions
+        on merchant_versions.merchant_id = windowed.merchant_id
+        and windowed.event_timestamp >= merchant_versions.valid_from
+    left join category_codes on category_codes.merchant_category_code = merchant_versions.merchant_category_code
 
 )
 
