@@ -149,3 +149,13 @@ def partition_range_tags(first: str, last: str) -> dict[str, str]:
 def asset_name(key: dg.AssetKey) -> str:
     """The op name of a single-key asset (what a run config's `ops:` section is keyed by)."""
     return key.to_python_identifier()
+
+# The transaction event stream (issue 17): its observable source asset upstream of raw_transactions, the metadata
+# key of the committed stream position on each raw_transactions materialization (the sensor and the observation
+# read it from the instance, never from DuckDB), and the run tags of the sensor's micro-batches.
+TRANSACTION_STREAM = dg.AssetKey("transaction_stream")
+STREAM_COMMITTED_POSITION = "stream_committed_position"
+STREAM_EVENTS_PER_SECOND = "events_per_second"
+STREAM_SENSOR = "transaction_stream_sensor"
+STREAM_CONSUMER_TAG = "platform/stream_consumer"
+STREAM_AFTER_TAG = "platform/stream_after"
