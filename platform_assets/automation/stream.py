@@ -18,7 +18,7 @@ import dagster as dg
 
 from platform_assets.lib import names
 from platform_assets.lib.partitions import daily_partitions
-from platform_assets.lib.transaction_stream import event_day, last_committed
+from platform_assets.lib.transaction_stream import event_days, last_committed
 from platform_assets.resources.transaction_stream import TransactionStreamResource
 
 IN_FLIGHT = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING,
@@ -46,17 +46,18 @@ def transaction_stream_sensor(first_partition: date, stream_name: str,
             events = stream.peek(after, transaction_stream.batch_events)
         if not events:
             return dg.SkipReason(f"no events after position {after}")
-        existing = set(partitions.get_partition_keys())
+        keys = partitions.get_partition_keys()
+        existing, newest = set(keys), date.fromisoformat(keys[-1]) if keys else None
         days, until = [], None
-        for event in events:
-            day = event_day(event, transaction_stream.lookback_days).isoformat()
+        for event, day in zip(events, event_days(events, transaction_stream.lookback_days, newest), strict=True):
+            day = day.isoformat()
             if day not in existing:
                 break
             days.append(day)
             until = event.position
         if until is None:
             return dg.SkipReason(f"{len(events)} event(s) wait: the next (position {events[0].position}) belongs to "
-                                 f"day {event_day(events[0], transaction_stream.lookback_days)}, not a partition "
+                                 f"day {event_days(events[:1], transaction_stream.lookback_days, newest)[0]}, not a partition "
                                  f"yet (or before the first, {first_partition})")
         start = after or "start"
         failed = len(context.instance.get_run_ids(dg.RunsFilter(

@@ -11,7 +11,7 @@ first event whose day is not one of its partitions, which the next run (or the s
 
 An event's day is the UTC day of its `event_ts` (a late event reopens its day, which is rebuilt from all its
 events), unless that timestamp is unusable or more than `lookback_days` older than `sent_at`: then it is the day
-the event was sent (`lib.transaction_stream.event_day`), where the contract quarantines the timestamp.
+the event was sent (`lib.transaction_stream.event_days`), where the contract quarantines the timestamp.
 """
 
 import time
@@ -29,7 +29,7 @@ from platform_assets.ingestion.received import Received, rebuild_days, receive
 from platform_assets.ingestion.sources import TRANSACTIONS
 from platform_assets.lib import names
 from platform_assets.lib.identifiers import partition_date
-from platform_assets.lib.transaction_stream import Event, TransactionStream, event_day, last_committed
+from platform_assets.lib.transaction_stream import Event, TransactionStream, event_days, last_committed
 from platform_assets.resources import WarehouseResource
 from platform_assets.resources.transaction_stream import (
     TransactionStreamResource,
@@ -81,8 +81,7 @@ def drain(con: duckdb.DuckDBPyConnection, stream: TransactionStream, stream_name
         result = Drained(after=after, committed=after)
         events = stream.consume(after, until, limit)
         batch: list[tuple[Event, date]] = []
-        for event in events:
-            day = event_day(event, lookback_days)
+        for event, day in zip(events, event_days(events, lookback_days, last_day), strict=True):
             if (first_day and day < first_day) or (last_day and day > last_day):
                 break
             batch.append((event, day))

@@ -72,19 +72,29 @@ def parse_zoned(text: object) -> datetime | None:
     return parsed.astimezone(UTC) if parsed.tzinfo is not None else None
 
 
-def event_day(event: Event, lookback_days: int) -> date:
-    """The daily partition an event belongs to: the UTC day of its `event_ts`, so a late event (sent after its
-    day ended) still lands in its own day, which is rebuilt. An `event_ts` that is unparsable, later than
-    `sent_at`'s day, or more than `lookback_days` before it names no day the stream can vouch for: such an event
-    goes to the day it was sent (where the contract quarantines its timestamp, as a file of that day would), and
-    an event without a usable `sent_at` to the day the stream wrote it."""
-    fields = event.fields if isinstance(event.fields, Mapping) else {}
-    sent = parse_zoned(fields.get(SENT_AT))
-    sent_day = sent.date() if sent else datetime.fromtimestamp(event.written_at, UTC).date()
-    happened = parse_zoned(fields.get("event_ts"))
-    if happened is not None and sent_day - timedelta(days=lookback_days) <= happened.date() <= sent_day:
-        return happened.date()
-    return sent_day
+def event_days(events: Iterable[Event], lookback_days: int, newest_day: date | None = None) -> list[date]:
+    """The daily partition each event (in stream order) belongs to: the UTC day of its `event_ts`, so a late
+    event (sent after its day ended) still lands in its own day, which is rebuilt. An `event_ts` that is
+    unparsable, later than `sent_at`'s day, or more than `lookback_days` before it names no day the stream can
+    vouch for: such an event goes to the day it was sent (where the contract quarantines its timestamp, as a file
+    of that day would). Something without a usable `sent_at` (not a record at all) goes to the day of the event
+    before it, so garbage is quarantined where the stream is; first in line, to the day the stream wrote it, at
+    most `newest_day` (the newest partition), so it never holds up the events behind it."""
+    days: list[date] = []
+    for event in events:
+        fields = event.fields if isinstance(event.fields, Mapping) else {}
+        sent = parse_zoned(fields.get(SENT_AT))
+        if sent is not None:
+            sent_day = sent.date()
+        elif days:
+            sent_day = days[-1]
+        else:
+            sent_day = datetime.fromtimestamp(event.written_at, UTC).date()
+            sent_day = min(sent_day, newest_day) if newest_day else sent_day
+        happened = parse_zoned(fields.get("event_ts"))
+        ok = happened is not None and sent_day - timedelta(days=lookback_days) <= happened.date() <= sent_day
+        days.append(happened.date() if ok else sent_day)
+    return days
 
 
 class TransactionStream(ABC):
@@ -259,7 +269,8 @@ class RedisStream(TransactionStream):
             for _, entries in reply or []:
                 delivered.extend(entries)
         done = [p for p, _ in delivered if after and self.position_key(p) <= self.position_key(after)]
-        self.ack(done)
+        if done:
+            self.ack(done)
         bound = self.position_key(until) if until else None
         return [self._event(p, f) for p, f in delivered
                 if p not in set(done) and (bound is None or self.position_key(p) <= bound)]
