@@ -79,7 +79,7 @@ def lag_phase(args, config, speed: float) -> dict:
             replay_days(config, stream=stream, speed=speed, on_append=on_append)
         except TimeoutError:
             pass
-        except BaseException as exc:
+        except BaseException as exc:  # noqa: BLE001 (re-raised in the main thread after the join)
             failures.append(exc)
         finally:
             stream.close()
