@@ -14,7 +14,7 @@ import sys
 import time
 import uuid
 from collections import Counter
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import dagster as dg
 import duckdb
@@ -22,6 +22,8 @@ import numpy as np
 import pytest
 
 from platform_assets.definitions import build_definitions
+from platform_assets.ingestion.loader import load_source
+from platform_assets.ingestion.sources import SOURCES
 from platform_assets.lib import names
 from platform_assets.lib.transaction_stream import CONSUMER_GROUP, open_stream
 from platform_assets.resources import WarehouseResource
@@ -73,28 +75,39 @@ def raw_counts(settings) -> tuple[dict[date, int], Counter]:
     return per_day, reasons
 
 
-@pytest.fixture
-def platform(tmp_path, monkeypatch, request):
-    """A stream-mode platform on its own data directory, instance and stream; the landing zone holds the master
-    data (files mode for it) and, unused in stream mode, the transaction files of the same world."""
+@pytest.fixture(scope="module")
+def stream_platform(tmp_path_factory, request):
+    """Stream-mode Definitions on their own data directory and stream, built once per backend; the landing zone
+    holds the master data (files mode for it) and, unused in stream mode, the transaction files of the world."""
     backend = request.param
-    name = f"test:transactions:{uuid.uuid4().hex[:12]}"
-    env = {"PLATFORM_DATA_DIR": str(tmp_path / "data"), "PLATFORM_TRANSACTIONS_SOURCE": "stream",
+    root = tmp_path_factory.mktemp(f"stream-{backend}")
+    env = {"PLATFORM_DATA_DIR": str(root / "data"), "PLATFORM_TRANSACTIONS_SOURCE": "stream",
            "PLATFORM_PARTITION_START": FIRST_DAY.isoformat(), "PLATFORM_STREAM_BACKEND": backend,
-           "PLATFORM_STREAM_NAME": name, "PLATFORM_STREAM_REDIS_URL": REDIS_URL,
-           "PLATFORM_STREAM_BATCH_EVENTS": "400"}
-    for k, v in env.items():
-        monkeypatch.setenv(k, v)
-    monkeypatch.delenv("PLATFORM_LANDING_DIR", raising=False)
-    settings = load_settings()
-    write_landing_zone(CONFIG, settings.landing_dir)
-    defs = build_definitions(settings)
-    stream = open_stream(backend, name, log_path=settings.stream_log_path, redis_url=REDIS_URL)
-    (tmp_path / "dagster").mkdir()
+           "PLATFORM_STREAM_NAME": f"test:transactions:{uuid.uuid4().hex[:12]}", "PLATFORM_STREAM_REDIS_URL": REDIS_URL,
+           "PLATFORM_STREAM_BATCH_EVENTS": "500"}
+    with pytest.MonkeyPatch.context() as mp:
+        for k, v in env.items():
+            mp.setenv(k, v)
+        mp.delenv("PLATFORM_LANDING_DIR", raising=False)
+        settings = load_settings()
+        write_landing_zone(CONFIG, settings.landing_dir)
+        yield settings, build_definitions(settings), env
+
+
+@pytest.fixture
+def platform(stream_platform, tmp_path):
+    """Per test: an empty stream, a warehouse holding only the master data, a fresh Dagster instance."""
+    settings, defs, env = stream_platform
+    stream = open_stream(settings.stream_backend, settings.stream_name, log_path=settings.stream_log_path,
+                         redis_url=REDIS_URL)
+    stream.delete()
+    settings.warehouse_path.unlink(missing_ok=True)
+    settings.warehouse_path.parent.mkdir(parents=True, exist_ok=True)
+    with duckdb.connect(str(settings.warehouse_path)) as con:
+        for snapshot in ("customers", "merchants"):
+            load_source(con, SOURCES[snapshot], settings.landing_dir, None, datetime.now(UTC))
     try:
-        with dg.instance_for_test(temp_dir=str(tmp_path / "dagster")) as instance:
-            assert dg.materialize(list(defs.assets), selection=dg.AssetSelection.assets(*names.SNAPSHOT_RAW),
-                                  instance=instance, resources=defs.resources).success
+        with dg.instance_for_test(temp_dir=str(tmp_path)) as instance:
             yield settings, defs, instance, stream, env
     finally:
         stream.delete()
@@ -120,7 +133,7 @@ def run_request(defs, instance, request: dg.RunRequest, raise_on_error: bool = T
                           run_config=request.run_config, raise_on_error=raise_on_error)
 
 
-@pytest.mark.parametrize("platform", BACKENDS, indirect=True)
+@pytest.mark.parametrize("stream_platform", BACKENDS, indirect=True)
 def test_sensor_drains_the_replayed_world_exactly_once_in_micro_batches(platform):
     settings, defs, instance, stream, _ = platform
     replay = replay_days(CONFIG, stream=stream)
@@ -136,8 +149,8 @@ def test_sensor_drains_the_replayed_world_exactly_once_in_micro_batches(platform
         keys.add(request.run_key)
         assert run_request(defs, instance, request).success
         runs += 1
-    # 400 events a batch: several micro-batches, each a single run over the days of its events
-    assert runs == -(-replay.events // 400)
+    # 500 events a batch: several micro-batches, each a single run over the days of its events
+    assert runs == -(-replay.events // 500) > 1
     assert raw_counts(settings) == (expected_loaded, expected_reasons)
     after = observe(defs, instance)
     assert after["events_not_loaded"] == 0
@@ -152,7 +165,7 @@ def test_sensor_drains_the_replayed_world_exactly_once_in_micro_batches(platform
     assert raw_counts(settings) == (expected_loaded, expected_reasons)
 
 
-@pytest.mark.parametrize("platform", ["embedded"], indirect=True)
+@pytest.mark.parametrize("stream_platform", ["embedded"], indirect=True)
 def test_a_late_event_reopens_its_day_and_a_failed_batch_is_asked_for_again(platform):
     settings, defs, instance, stream, _ = platform
     replay_days(CONFIG, days=[0, 1], stream=stream)
@@ -217,7 +230,7 @@ drain(con, stream, s.stream_name, until=None, limit=100_000, lookback_days=35,
 
 
 @pytest.mark.parametrize("where", ["before_commit", "after_commit"])
-@pytest.mark.parametrize("platform", BACKENDS, indirect=True)
+@pytest.mark.parametrize("stream_platform", BACKENDS, indirect=True)
 def test_a_consumer_killed_mid_batch_neither_loses_nor_duplicates(platform, where):
     settings, defs, instance, stream, env = platform
     replay = replay_days(CONFIG, stream=stream)
@@ -255,7 +268,7 @@ def test_a_consumer_killed_mid_batch_neither_loses_nor_duplicates(platform, wher
         assert con.execute("SELECT events FROM raw.stream_offsets").fetchone()[0] == replay.events
 
 
-@pytest.mark.parametrize("platform", ["embedded"], indirect=True)
+@pytest.mark.parametrize("stream_platform", ["embedded"], indirect=True)
 def test_files_and_stream_give_the_same_raw_counts(platform, tmp_path, monkeypatch):
     settings, defs, instance, stream, _ = platform
     replay_days(CONFIG, stream=stream)
