@@ -1,13 +1,15 @@
 """Transactions from the event stream into `raw.transactions`, exactly once, one micro-batch per run.
 
-A run reads the events after the committed position (at most `until`, the position the sensor saw, and at most
-`max_events`), keeps each as received (`received.py`), rebuilds the days they belong to through the landing-file
+A batch reads the events after the committed position (at most `until`, the position the sensor saw), keeps
+each as received (`received.py`), rebuilds the days they belong to through the landing-file
 contract, and records the new committed position in `raw.stream_offsets`: all in ONE DuckDB transaction. Only
 after the commit does it acknowledge the events to Redis. So a consumer killed anywhere leaves either nothing
 (the next run reads the same events again: Redis re-delivers its pending entries, the embedded log is simply
 re-read) or a committed batch whose acknowledgement is missing (the next run acknowledges the positions at or
 before the committed one without loading them again). Events are loaded in stream order: a run stops before the
-first event whose day is not one of its partitions, which the next run (or the sensor's) picks up.
+first event whose day is not one of its partitions, which the next run (or the sensor's) picks up. The sensor's
+run is one batch (its `until`); a run over a range of days without one (a backfill, the demo, the daily schedule)
+drains all their events in batches of `batch_events`, each committed on its own.
 
 An event's day is the UTC day of its `event_ts` (a late event reopens its day, which is rebuilt from all its
 events), unless that timestamp is unusable or more than `lookback_days` older than `sent_at`: then it is the day
@@ -58,7 +60,34 @@ class Drained:
     # Events read but left for a later run: their day is not one of this run's partitions.
     left_for_later: int = 0
     oldest_written_at: float | None = None
-    load: LoadResult = field(default_factory=lambda: LoadResult(source=TRANSACTIONS.name))
+    # Each rebuilt day's load: the day's whole partition as it now stands.
+    by_day: dict[date, LoadResult] = field(default_factory=dict)
+    batches: int = 0
+
+    @property
+    def load(self) -> LoadResult:
+        total = LoadResult(source=TRANSACTIONS.name)
+        for day in sorted(self.by_day):
+            one = self.by_day[day]
+            total.files += one.files
+            total.rows_read += one.rows_read
+            total.rows_loaded += one.rows_loaded
+            total.rows_quarantined += one.rows_quarantined
+            total.quarantine_by_reason.update(one.quarantine_by_reason)
+        return total
+
+    def add(self, later: "Drained") -> None:
+        """Fold a later batch of the same run into this one."""
+        self.committed = later.committed
+        self.events += later.events
+        self.received += later.received
+        self.redelivered += later.redelivered
+        self.days = sorted({*self.days, *later.days})
+        self.left_for_later = later.left_for_later
+        if self.oldest_written_at is None:
+            self.oldest_written_at = later.oldest_written_at
+        self.by_day.update(later.by_day)
+        self.batches += later.batches
 
 
 def committed_position(con: duckdb.DuckDBPyConnection, stream_name: str) -> str | None:
@@ -94,8 +123,9 @@ def drain(con: duckdb.DuckDBPyConnection, stream: TransactionStream, stream_name
         result.received, result.redelivered = received, len(batch) - received
         result.days = sorted(days)
         result.oldest_written_at = min(e.written_at for e, _ in batch)
-        if days:
-            result.load = rebuild_days(con, TRANSACTIONS, days, f"stream {stream_name}", now)
+        result.by_day = {day: rebuild_days(con, TRANSACTIONS, [day], f"stream {stream_name}", now)
+                         for day in sorted(days)}
+        result.batches = 1
         result.committed = batch[-1][0].position
         con.execute(
             """INSERT INTO raw.stream_offsets VALUES ($s, $p, $n, $t)
@@ -112,11 +142,32 @@ def drain(con: duckdb.DuckDBPyConnection, stream: TransactionStream, stream_name
     return result
 
 
+def drain_range(con: duckdb.DuckDBPyConnection, stream: TransactionStream, stream_name: str, *,
+                until: str | None, max_events: int | None, batch_events: int, lookback_days: int,
+                first_day: date, last_day: date) -> Drained:
+    """Micro-batches of at most `batch_events`, each committed on its own, until `until`, `max_events`, the end of
+    the stream or the first event of a day outside first_day..last_day: a run over a range of days (a backfill,
+    the demo) loads all their events with bounded transactions, a sensor's run only its batch."""
+    total: Drained | None = None
+    while True:
+        budget = batch_events if max_events is None else min(batch_events, max_events - (total.events if total else 0))
+        if budget <= 0:
+            return total
+        drained = drain(con, stream, stream_name, until=until, limit=budget, lookback_days=lookback_days,
+                        first_day=first_day, last_day=last_day)
+        if total is None:
+            total = drained
+        else:
+            total.add(drained)
+        if drained.events == 0 or drained.left_for_later:
+            return total
+
+
 class StreamDrainConfig(dg.Config):
     until: str | None = Field(default=None, description="The last stream position this run loads (the sensor "
                                                         "sets the newest it saw); unset: all there is")
-    max_events: int | None = Field(default=None, description="Most events this run loads (default: the "
-                                                             "resource's batch_events)")
+    max_events: int | None = Field(default=None, description="Most events this run loads (unset: all of its "
+                                                             "days, committed every batch_events)")
     max_quarantine_share: float = Field(default=0.02, description="Share of refused rows above which the "
                                                                   "blocking check fails")
 
@@ -160,8 +211,8 @@ def build_defs(settings: Settings, partitions: dg.PartitionsDefinition) -> dg.De
         group_name=names.INGESTION,
         kinds={kind, "duckdb"},
         description="Card transactions from the event stream, one daily partition per UTC day of event_ts, in "
-                    "raw.transactions: each run loads one micro-batch exactly once (committed position in "
-                    "raw.stream_offsets, in the load's transaction).",
+                    "raw.transactions, loaded exactly once in micro-batches (each batch's committed position in "
+                    "raw.stream_offsets, in the batch's own transaction).",
         partitions_def=partitions,
         backfill_policy=dg.BackfillPolicy.single_run(),
         pool=names.DUCKDB_WRITER_POOL,
@@ -176,15 +227,17 @@ def build_defs(settings: Settings, partitions: dg.PartitionsDefinition) -> dg.De
         days = [partition_date(k) for k in context.partition_keys]
         started = time.perf_counter()
         with transaction_stream.open() as stream, warehouse.get_connection() as con:
-            drained = drain(con, stream, transaction_stream.name, until=config.until,
-                            limit=config.max_events or transaction_stream.batch_events,
-                            lookback_days=transaction_stream.lookback_days, first_day=min(days), last_day=max(days))
+            drained = drain_range(con, stream, transaction_stream.name, until=config.until,
+                                  max_events=config.max_events, batch_events=transaction_stream.batch_events,
+                                  lookback_days=transaction_stream.lookback_days, first_day=min(days),
+                                  last_day=max(days))
             con.execute("CHECKPOINT")
             backlog = stream.backlog(drained.committed)
         seconds = time.perf_counter() - started
         lag = time.time() - drained.oldest_written_at if drained.oldest_written_at else 0.0
         context.log.info(
-            f"stream {transaction_stream.name}: {drained.events:,} events after {drained.after} up to "
+            f"stream {transaction_stream.name}: {drained.events:,} events in {drained.batches} batch(es) after "
+            f"{drained.after} up to "
             f"{drained.committed} ({drained.redelivered} already held), days {[str(d) for d in drained.days]}; "
             f"{drained.load.rows_loaded:,} rows in those days, {drained.load.rows_quarantined} quarantined; "
             f"{drained.left_for_later} left for later runs, {backlog.events:,} not yet loaded")
@@ -195,6 +248,7 @@ def build_defs(settings: Settings, partitions: dg.PartitionsDefinition) -> dg.De
             "stream_after_position": drained.after or "",
             "events": drained.events,
             "events_redelivered": drained.redelivered,
+            "batches": drained.batches,
             "days_rebuilt": dg.MetadataValue.json([d.isoformat() for d in drained.days]),
             "events_left_for_later": drained.left_for_later,
             "events_not_loaded": backlog.events,

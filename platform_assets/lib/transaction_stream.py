@@ -260,20 +260,22 @@ class RedisStream(TransactionStream):
         batch), then new ones. Entries at or before `after` were committed by a load killed before its XACK: they
         are acknowledged now, not loaded again. Entries past `until` stay pending for the next batch."""
         self._ensure_group()
-        delivered: list[tuple[str, dict | None]] = []
+        committed = self.position_key(after) if after else None
+        kept: list[tuple[str, dict | None]] = []
+        # "0" and then the last id read: the pending entries list in order; ">": entries never delivered.
         for start in ("0", ">"):
-            if len(delivered) >= limit:
-                break
-            reply = self._redis.xreadgroup(CONSUMER_GROUP, CONSUMER, {self.name: start},
-                                           count=limit - len(delivered))
-            for _, entries in reply or []:
-                delivered.extend(entries)
-        done = [p for p, _ in delivered if after and self.position_key(p) <= self.position_key(after)]
-        if done:
-            self.ack(done)
+            while len(kept) < limit:
+                reply = self._redis.xreadgroup(CONSUMER_GROUP, CONSUMER, {self.name: start}, count=limit - len(kept))
+                entries = [entry for _, stream_entries in reply or [] for entry in stream_entries]
+                if not entries:
+                    break
+                done = [p for p, _ in entries if committed and self.position_key(p) <= committed]
+                if done:
+                    self.ack(done)
+                kept.extend(e for e in entries if not committed or self.position_key(e[0]) > committed)
+                start = entries[-1][0] if start != ">" else start
         bound = self.position_key(until) if until else None
-        return [self._event(p, f) for p, f in delivered
-                if p not in set(done) and (bound is None or self.position_key(p) <= bound)]
+        return [self._event(p, f) for p, f in kept if bound is None or self.position_key(p) <= bound]
 
     def ack(self, positions: Iterable[str]) -> None:
         positions = list(positions)

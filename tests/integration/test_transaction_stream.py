@@ -38,8 +38,6 @@ CONFIG = SimulationConfig(start_date=FIRST_DAY, days=3, n_customers=200, n_merch
                           malformed_rate=0.01, seed=11)
 REDIS_URL = f"redis://127.0.0.1:{os.environ.get('PLATFORM_TEST_REDIS_PORT', '6379')}/0"
 BACKENDS = ["embedded", pytest.param("redis", marks=pytest.mark.production)]
-# Run config of a run that drains everything there is, not one sensor-sized batch.
-EVERYTHING = {"ops": {names.asset_name(names.RAW_TRANSACTIONS): {"config": {"max_events": 100_000}}}}
 
 
 def oracle(config: SimulationConfig) -> tuple[dict[date, int], Counter]:
@@ -258,10 +256,12 @@ def test_a_consumer_killed_mid_batch_neither_loses_nor_duplicates(platform, wher
         assert pending == replay.events
 
     restarted = dg.materialize(list(defs.assets), selection=dg.AssetSelection.assets(names.RAW_TRANSACTIONS),
-                               instance=instance, resources=defs.resources, run_config=EVERYTHING,
+                               instance=instance, resources=defs.resources,
                                tags=names.partition_range_tags(FIRST_DAY.isoformat(), CONFIG.end_date.isoformat()))
     [materialization, *_] = restarted.asset_materializations_for_node(names.asset_name(names.RAW_TRANSACTIONS))
+    # a run over the days drains all of them, 500 events (PLATFORM_STREAM_BATCH_EVENTS) a committed batch
     assert materialization.metadata["events"].value == (replay.events if where == "before_commit" else 0)
+    assert materialization.metadata["batches"].value == (-(-replay.events // 500) if where == "before_commit" else 0)
     assert raw_counts(settings) == oracle(CONFIG)
     assert observe(defs, instance)["events_not_loaded"] == 0
     with duckdb.connect(str(settings.warehouse_path), read_only=True) as con:
@@ -274,7 +274,7 @@ def test_files_and_stream_give_the_same_raw_counts(platform, tmp_path, monkeypat
     replay_days(CONFIG, stream=stream)
     started = time.perf_counter()
     assert dg.materialize(list(defs.assets), selection=dg.AssetSelection.assets(names.RAW_TRANSACTIONS),
-                          instance=instance, resources=defs.resources, run_config=EVERYTHING,
+                          instance=instance, resources=defs.resources,
                           tags=names.partition_range_tags(FIRST_DAY.isoformat(),
                                                           CONFIG.end_date.isoformat())).success
     assert time.perf_counter() - started < 30
