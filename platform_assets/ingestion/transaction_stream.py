@@ -166,7 +166,7 @@ def drain_range(con: duckdb.DuckDBPyConnection, stream: TransactionStream, strea
 class StreamDrainConfig(dg.Config):
     until: str | None = Field(default=None, description="The last stream position this run loads (the sensor "
                                                         "sets the newest it saw); unset: all there is")
-    max_events: int | None = Field(default=None, description="Most events this run loads (unset: all of its "
+    max_events: int | None = Field(default=None, ge=1, description="Most events this run loads (unset: all of its "
                                                              "days, committed every batch_events)")
     max_quarantine_share: float = Field(default=0.02, description="Share of refused rows above which the "
                                                                   "blocking check fails")
