@@ -241,6 +241,12 @@ class Settings:
     chargeback_api_host: str = "127.0.0.1"
     chargeback_api_faults: str = ""
     chargeback_api_token_configured: bool = False
+    # The Redis holding the transaction stream (stream_backend == "redis"); it may carry a password, so the
+    # resource reads it as dg.EnvVar("PLATFORM_STREAM_REDIS_URL") when it came from the environment.
+    stream_redis_url: str = "redis://127.0.0.1:6379/0"
+    stream_redis_url_from_env: bool = False
+    # The most events one stream micro-batch (one run of raw_transactions) loads.
+    stream_batch_events: int = 50_000
 
     @property
     def sources_dir(self) -> Path:
@@ -377,6 +383,9 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         chargeback_api_token_configured=bool(env.get(CHARGEBACK_API_TOKEN_ENV)),
         stream_backend=stream_backend,
         stream_name=env.get("PLATFORM_STREAM_NAME", "platform:transactions"),
+        stream_redis_url=env.get("PLATFORM_STREAM_REDIS_URL") or "redis://127.0.0.1:6379/0",
+        stream_redis_url_from_env=bool(env.get("PLATFORM_STREAM_REDIS_URL")),
+        stream_batch_events=_typed(env, "PLATFORM_STREAM_BATCH_EVENTS", "50000", int),
         profile=profile,
         data_dir=data_dir,
         landing_dir=landing_dir,

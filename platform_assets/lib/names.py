@@ -155,3 +155,12 @@ def asset_name(key: dg.AssetKey) -> str:
 # System of record (ingestion/system_of_record.py): metadata key of a raw_customers / raw_merchants
 # materialization in database mode, the changed rows dlt extracted since the last committed cursor.
 ROWS_EXTRACTED = "rows_extracted"
+# The transaction event stream (issue 17): its observable source asset upstream of raw_transactions, the metadata
+# key of the committed stream position on each raw_transactions materialization (the sensor and the observation
+# read it from the instance, never from DuckDB), and the run tags of the sensor's micro-batches.
+TRANSACTION_STREAM = dg.AssetKey("transaction_stream")
+STREAM_COMMITTED_POSITION = "stream_committed_position"
+STREAM_EVENTS_PER_SECOND = "events_per_second"
+STREAM_SENSOR = "transaction_stream_sensor"
+STREAM_CONSUMER_TAG = "platform/stream_consumer"
+STREAM_AFTER_TAG = "platform/stream_after"
