@@ -24,7 +24,7 @@ from platform_assets.tools.live_sources import LiveSources, chunks, create_live_
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 CONFIG = SimulationConfig(start_date=date(2026, 5, 1), days=4, n_customers=150, n_merchants=30,
-                          transactions_per_day=300, fraud_rate=0.05, malformed_rate=0.02, max_label_delay_days=2)
+                          transactions_per_day=300, fraud_rate=0.05, malformed_rate=0.01, max_label_delay_days=2)
 # The columns every way of arriving shares (the system of record adds updated_at and deleted_at).
 COLUMNS = {
     "customers": "customer_id, created_at, country, card_type, birth_year",
