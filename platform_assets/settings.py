@@ -55,6 +55,9 @@ SOURCE_MODE_ENV = {
     "chargebacks": "PLATFORM_CHARGEBACKS_SOURCE",
     "transactions": "PLATFORM_TRANSACTIONS_SOURCE",
 }
+# The landing-zone folders of each source (lib/landing.py).
+LANDING_SOURCES = {"master_data": ("customers", "merchants"), "chargebacks": ("chargebacks",),
+                   "transactions": ("transactions",)}
 STREAM_BACKENDS = ("embedded", "redis")
 DEFAULT_CHARGEBACK_API_PORT = 8002
 CHARGEBACK_API_TOKEN_ENV = "PLATFORM_CHARGEBACK_API_TOKEN"
@@ -96,6 +99,12 @@ class SourceModes:
     @property
     def live(self) -> bool:
         return any(mode != "files" for mode in self.as_dict().values())
+
+    @property
+    def file_sources(self) -> tuple[str, ...]:
+        """The landing-zone sources (lib/landing.py) that arrive as files."""
+        return tuple(source for name, sources in LANDING_SOURCES.items() if getattr(self, name) == "files"
+                     for source in sources)
 
 
 def write_sources_file(data_dir: str | Path, modes: dict[str, str], first_day: date | None) -> Path:

@@ -25,12 +25,15 @@ def build_defs(settings: Settings) -> dg.Definitions:
     # daily schedule still run the daily job, whose raw_transactions then only loads what the stream holds.
     stream = ([transaction_stream_sensor(settings.partition_start, settings.stream_name)]
               if settings.sources.transactions == "stream" else [])
+    # The landing sensor watches only the sources that arrive as files.
+    files = settings.sources.file_sources
+    landing = ([landing_sensor(ingestion_job, settings.landing_dir, settings.landing_lookback_days,
+                               settings.partition_start, sources=files)] if files else [])
     return dg.Definitions(
         asset_checks=[fraud_model_not_due_for_retrain],
         jobs=[ingestion_job, refresh_downstream_job, retrain_job, rollback_champion_job],
         schedules=[daily_ingestion_schedule(ingestion_job)],
         sensors=[refresh_after_ingestion_sensor(ingestion_job),
-                 landing_sensor(ingestion_job, settings.landing_dir, settings.landing_lookback_days,
-                                settings.partition_start),
+                 *landing,
                  retrain_on_drift, notify_run_failure, monitoring_automation, online_store_watch, *stream],
     )

@@ -48,9 +48,12 @@ def _sha256(path: Path) -> str:
 
 
 def plan(previous: State | None, landing_dir: Path, lookback_days: int,
-         hasher: Callable[[Path], str] = _sha256, first_partition: date | None = None) -> Plan:
-    """What changed since `previous` and which days to load. Pure but for reading the landing zone."""
-    files = landing.landed_files(landing_dir)
+         hasher: Callable[[Path], str] = _sha256, first_partition: date | None = None,
+         sources: tuple[str, ...] = landing.SOURCES) -> Plan:
+    """What changed since `previous` and which days to load, among the files of `sources` (those that arrive as
+    files: a source read from its own system ignores files left in its folder). Pure but for reading the landing
+    zone."""
+    files = {rel: found for rel, found in landing.landed_files(landing_dir).items() if found[0] in sources}
     state: State = {}
     changed: list[tuple[str, str | None, date | None, str]] = []
     for rel, (source, day) in files.items():
@@ -87,7 +90,8 @@ def run_key(day: date, contents: list[str]) -> str:
 
 
 def landing_sensor(daily_ingestion_job, landing_dir: Path, lookback_days: int,
-                   first_partition: date | None = None) -> dg.SensorDefinition:
+                   first_partition: date | None = None,
+                   sources: tuple[str, ...] = landing.SOURCES) -> dg.SensorDefinition:
     """`first_partition`: the partitions' first day when the Definitions loaded. Unpinned it is the landing zone's
     first day (settings.py), so a file for an earlier day lands outside them until the code location reloads."""
 
@@ -101,7 +105,7 @@ def landing_sensor(daily_ingestion_job, landing_dir: Path, lookback_days: int,
     )
     def landing_files_sensor(context: dg.SensorEvaluationContext):
         previous = json.loads(context.cursor) if context.cursor else None
-        result = plan(previous, landing_dir, lookback_days, first_partition=first_partition)
+        result = plan(previous, landing_dir, lookback_days, first_partition=first_partition, sources=sources)
         context.update_cursor(json.dumps(result.state))
         if result.too_old:
             context.log.warning(f"{len(result.too_old)} changed file(s) older than the {lookback_days}-day lookback, "

@@ -240,6 +240,22 @@ def exec_dying_with_parent(argv: list[str] | None = None) -> None:
     os.execv(command[0], command)
 
 
+def _start_simulated_chargeback_api(settings):
+    """The demo's chargeback API, when the platform reads chargebacks from it and nothing listens there yet: the
+    daily ingestion schedule needs it as much as the demo did. Another URL, or a service already started
+    (`make chargeback-api`), is left alone."""
+    if (settings.sources.chargebacks != "api" or not settings.chargeback_api_data_path.is_file()
+            or settings.chargeback_api_url != f"http://127.0.0.1:{settings.chargeback_api_port}"
+            or port_in_use("127.0.0.1", settings.chargeback_api_port)):
+        return None
+    from platform_assets.simulator.chargeback_api import start_service
+
+    process = start_service(settings.chargeback_api_port, settings.chargeback_api_data_path,
+                            faults=settings.chargeback_api_faults)
+    print(f"make dev: the simulated chargeback API on {settings.chargeback_api_url} (docs/sources.md)", flush=True)
+    return process
+
+
 def run(host: str, port: int, workspace: Path, grace: float) -> int:
     settings = load_settings()
     home = settings.dagster_home or settings.data_dir / "dagster"
@@ -258,6 +274,7 @@ def run(host: str, port: int, workspace: Path, grace: float) -> int:
 
     for sig in STOP_SIGNALS:
         signal.signal(sig, _on_signal)
+    api = _start_simulated_chargeback_api(settings)
     command = [sys.executable, "-c", SHIM, str(os.getpid()),
                sys.executable, "-m", "dagster", "dev", "-w", str(workspace), "-h", host, "-p", str(port)]
     print(f"make dev: Dagster UI and daemon on http://{host}:{port} (DAGSTER_HOME={home}); Ctrl-C stops "
@@ -278,6 +295,10 @@ def run(host: str, port: int, workspace: Path, grace: float) -> int:
         if not left:  # the daemon's last heartbeats are no sign of life now: the next launcher skips them
             _write(lock_fd, f"stopped {time.time()}\n")
         os.close(lock_fd)
+        if api is not None:
+            from platform_assets.simulator.chargeback_api import stop_service
+
+            stop_service(api)
     if received:
         return 0 if not left else 1
     print(f"make dev: dagster dev exited with {proc.returncode}", file=sys.stderr, flush=True)

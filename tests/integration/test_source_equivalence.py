@@ -95,7 +95,7 @@ def test_the_same_rows_are_refused_for_the_same_reasons(worlds):
 
 
 def test_the_stream_carried_every_row_of_the_landing_files(worlds):
-    settings, tables, live = worlds["live"]
+    _, tables, live = worlds["live"]
     transactions = len(tables["transactions"])
     refused = sum(n for source, _, _, n in tables["quarantine"] if source == "transactions")
     assert live.events_sent == transactions + refused

@@ -286,3 +286,23 @@ def test_landing_plan_leaves_out_days_before_the_first_partition(tmp_path):
     assert list(result.days) == [date(2026, 3, 2)]
     assert result.before_partitions == ["transactions/date=2026-03-01/transactions.csv"]
     assert plan({}, tmp_path, lookback_days=35).before_partitions == []
+
+
+def test_landing_plan_watches_only_the_sources_that_arrive_as_files(tmp_path):
+    """Files left in the folder of a source read from its own system (the stream, the API) are not requested."""
+    from datetime import date
+
+    from platform_assets.automation.landing import plan
+    from platform_assets.lib.landing import partition_path
+    from platform_assets.settings import SourceModes
+
+    day = date(2026, 3, 2)
+    for source in ("transactions", "chargebacks"):
+        path = partition_path(tmp_path, source, day)
+        path.parent.mkdir(parents=True)
+        path.write_text("id\n")
+    sources = SourceModes(transactions="stream").file_sources
+    assert sources == ("customers", "merchants", "chargebacks")
+    result = plan({}, tmp_path, lookback_days=35, sources=sources)
+    assert result.days == {day: [f"chargebacks/date={day}/chargebacks.csv:{result.state[f'chargebacks/date={day}/chargebacks.csv'][2]}"]}
+    assert plan({}, tmp_path, lookback_days=35, sources=()).days == {}
