@@ -27,7 +27,7 @@ PYTEST_ARGS ?=
 # (tests/conftest.py); groups are handed out in collection order, so the heaviest worlds (tests/e2e) start first.
 PYTEST_WORKERS ?= 3
 
-.PHONY: help install prepare simulate demo test test-fast dev serve chargeback-api mlflow evidently feast-apply feast-ui relocate dbt-build validate lint doctor free-slots backup restore clean clean-data bench bench-startup bench-serve
+.PHONY: help install prepare simulate demo test test-fast dev serve chargeback-api mlflow evidently feast-apply feast-ui relocate dbt-build validate lint doctor free-slots backup restore clean clean-data bench bench-startup bench-serve bench-sources
 
 help:
 	@echo "make demo       install, simulate sample data and materialize the whole graph"
@@ -51,6 +51,8 @@ help:
 	@echo "make bench      benchmarks vs stock Feast and the raw engines (SIZE=100k|1m|10m) -> docs/benchmarks.md"
 	@echo "make bench-startup  time to first step: Definitions load vs bare dagster, one asset from the UI"
 	@echo "make bench-serve    scoring service under open-loop load vs a raw floor, mlflow models serve, feast serve"
+	@echo "make bench-sources  ingestion per source (system of record, chargeback API, stream) vs a plain DuckDB insert;"
+	@echo "                    stream lag p50/p99 at the demo's rate and 10x (embedded log and Redis)"
 
 $(UV):
 	python3 -m venv $(TOOLS)
@@ -190,3 +192,13 @@ clean: clean-data
 bench-serve: install
 	PYTHONPATH=$(ROOT) $(BIN)/python -m benchmarks.serving $(BENCH_ARGS)
 	PYTHONPATH=$(ROOT) $(BIN)/python -m benchmarks.report
+
+# Ingestion per source system (docs/benchmarks.md, "Sources"): a few minutes; Redis at 127.0.0.1:6379 for the
+# stream's production backend. One JSON line per measurement in benchmarks/results/sources/.
+SOURCES_RESULTS := benchmarks/results/sources
+bench-sources: prepare
+	mkdir -p $(SOURCES_RESULTS)
+	PYTHONPATH=$(ROOT) $(BIN)/python -m benchmarks.sources_system_of_record --out $(SOURCES_RESULTS)/system_of_record.jsonl
+	PYTHONPATH=$(ROOT) $(BIN)/python -m benchmarks.sources_chargeback_api --out $(SOURCES_RESULTS)/chargeback_api.jsonl
+	PYTHONPATH=$(ROOT) $(BIN)/python -m benchmarks.sources_transaction_stream --out $(SOURCES_RESULTS)/transaction_stream.jsonl
+	PYTHONPATH=$(ROOT) $(BIN)/python -m benchmarks.sources_transaction_stream --backend redis --out $(SOURCES_RESULTS)/transaction_stream.jsonl

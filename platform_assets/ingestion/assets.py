@@ -29,24 +29,37 @@ class IngestionConfig(dg.Config):
     )
 
 
-def _result(spec: SourceSpec, load: LoadResult, max_share: float, asset_key: dg.AssetKey) -> dg.MaterializeResult:
-    passed = load.quarantine_share <= max_share and not load.file_problems
+def quarantine_check(key: dg.AssetKey, description: str = "Refused rows stay below max_quarantine_share and no "
+                     "file is refused as a whole") -> dg.AssetCheckSpec:
+    """The blocking check every raw table has, whichever way its source arrives."""
+    return dg.AssetCheckSpec(names.QUARANTINE_CHECK, asset=key, blocking=True, description=description)
+
+
+def load_result(spec: SourceSpec, load: LoadResult, max_share: float, asset_key: dg.AssetKey,
+                metadata: dict | None = None, not_records: int = 0) -> dg.MaterializeResult:
+    """The materialization of a raw table load: its counts and its quarantine check. `not_records` refusals
+    carried no record at all (an API page that was not JSON): they are counted, but do not make the share of
+    refused records."""
+    read, refused = load.rows_read - not_records, load.rows_quarantined - not_records
+    share = refused / read if read else 0.0
+    passed = share <= max_share and not load.file_problems
     if load.file_problems:
         failure = f"{len(load.file_problems)} file(s) refused as a whole: {load.file_problems[0][:300]}"
     else:
-        failure = f"{load.rows_quarantined} of {load.rows_read} rows refused; see raw.quarantine"
+        failure = f"{refused} of {read} rows refused; see raw.quarantine"
     return dg.MaterializeResult(
         metadata={
             "dagster/row_count": load.rows_loaded,
             "rows_read": load.rows_read,
             names.ROWS_QUARANTINED: load.rows_quarantined,
-            "quarantine_share": float(round(load.quarantine_share, 6)),
+            "quarantine_share": float(round(share, 6)),
             "quarantine_by_reason": dg.MetadataValue.json(dict(load.quarantine_by_reason)),
             "files": len(load.files),
             "files_unchanged": load.files_unchanged,
             "blank_lines": load.blank_lines,
             "file_problems": dg.MetadataValue.json([p[:500] for p in load.file_problems[:20]]),
             "table": f"raw.{spec.table}",
+            **(metadata or {}),
         },
         check_results=[
             dg.AssetCheckResult(
@@ -54,8 +67,8 @@ def _result(spec: SourceSpec, load: LoadResult, max_share: float, asset_key: dg.
                 check_name=names.QUARANTINE_CHECK,
                 passed=passed,
                 severity=dg.AssetCheckSeverity.ERROR,
-                metadata={"quarantine_share": float(load.quarantine_share), "threshold": max_share,
-                          "files_refused": len(load.file_problems)},
+                metadata={"quarantine_share": float(share), "threshold": max_share,
+                          "files_refused": len(load.file_problems), "not_records": not_records},
                 description=None if passed else failure,
             )
         ],
@@ -75,9 +88,7 @@ def _build_ingestion_asset(
         partitions_def=partitions if spec.partitioned else None,
         backfill_policy=dg.BackfillPolicy.single_run() if spec.partitioned else None,
         pool=names.DUCKDB_WRITER_POOL,
-        check_specs=[dg.AssetCheckSpec(names.QUARANTINE_CHECK, asset=key, blocking=True,
-                                       description="Refused rows stay below max_quarantine_share and no file "
-                                                   "is refused as a whole")],
+        check_specs=[quarantine_check(key)],
         metadata={"landing_path": spec.path_glob, "table": f"raw.{spec.table}"},
         tags={"layer": "raw"},
     )
@@ -97,7 +108,7 @@ def _build_ingestion_asset(
             f"{spec.name}: {load.rows_loaded:,} rows loaded, {load.rows_quarantined:,} quarantined "
             f"from {len(load.files)} file(s) ({load.files_unchanged} unchanged since their last load)"
         )
-        return _result(spec, load, config.max_quarantine_share, key)
+        return load_result(spec, load, config.max_quarantine_share, key)
 
     return _load
 

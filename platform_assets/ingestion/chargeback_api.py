@@ -24,7 +24,7 @@ from datetime import UTC, date, datetime, time, timedelta
 import dagster as dg
 import duckdb
 
-from platform_assets.ingestion.assets import IngestionConfig
+from platform_assets.ingestion.assets import IngestionConfig, load_result, quarantine_check
 from platform_assets.ingestion.loader import LoadResult
 from platform_assets.ingestion.received import (
     Received,
@@ -135,41 +135,18 @@ def load_chargebacks(con: duckdb.DuckDBPyConnection, days: list[date], fetched: 
 
 def _result(load: LoadResult, fetched: Fetched, garbage: int, new: int, outside: list[date], cursor: str | None,
             max_share: float) -> dg.MaterializeResult:
-    chargebacks_read = load.rows_read - garbage
-    refused = load.rows_quarantined - garbage
-    share = refused / chargebacks_read if chargebacks_read else 0.0
-    passed = share <= max_share
-    return dg.MaterializeResult(
-        metadata={
-            "dagster/row_count": load.rows_loaded,
-            "rows_read": load.rows_read,
-            names.ROWS_QUARANTINED: load.rows_quarantined,
-            "quarantine_share": float(round(share, 6)),
-            "quarantine_by_reason": dg.MetadataValue.json(dict(load.quarantine_by_reason)),
-            "pages": len(fetched.pages),
-            "requests": fetched.requests,
-            "retries_by_cause": dg.MetadataValue.json(dict(fetched.retries)),
-            "garbage_pages": len(fetched.garbage),
-            "garbage_quarantined": garbage,
-            "items_read": fetched.items,
-            "items_new": new,
-            "read_seconds": float(round(fetched.seconds, 3)),
-            "days_outside_range": dg.MetadataValue.json([d.isoformat() for d in outside]),
-            "cursor": cursor or "",
-            "table": f"raw.{CHARGEBACKS.table}",
-        },
-        check_results=[
-            dg.AssetCheckResult(
-                asset_key=names.RAW_CHARGEBACKS,
-                check_name=names.QUARANTINE_CHECK,
-                passed=passed,
-                severity=dg.AssetCheckSeverity.ERROR,
-                metadata={"quarantine_share": float(share), "threshold": max_share, "garbage_pages": garbage},
-                description=None if passed else (f"{refused} of {chargebacks_read} chargebacks refused; see "
-                                                 "raw.quarantine"),
-            )
-        ],
-    )
+    return load_result(CHARGEBACKS, load, max_share, names.RAW_CHARGEBACKS, not_records=garbage, metadata={
+        "pages": len(fetched.pages),
+        "requests": fetched.requests,
+        "retries_by_cause": dg.MetadataValue.json(dict(fetched.retries)),
+        "garbage_pages": len(fetched.garbage),
+        "garbage_quarantined": garbage,
+        "items_read": fetched.items,
+        "items_new": new,
+        "read_seconds": float(round(fetched.seconds, 3)),
+        "days_outside_range": dg.MetadataValue.json([d.isoformat() for d in outside]),
+        "cursor": cursor or "",
+    })
 
 
 def build_defs(settings: Settings, partitions: dg.PartitionsDefinition) -> dg.Definitions:
@@ -183,8 +160,7 @@ def build_defs(settings: Settings, partitions: dg.PartitionsDefinition) -> dg.De
         partitions_def=partitions,
         backfill_policy=dg.BackfillPolicy.single_run(),
         pool=names.DUCKDB_WRITER_POOL,
-        check_specs=[dg.AssetCheckSpec(names.QUARANTINE_CHECK, asset=names.RAW_CHARGEBACKS, blocking=True,
-                                       description="Refused chargebacks stay below max_quarantine_share")],
+        check_specs=[quarantine_check(names.RAW_CHARGEBACKS, "Refused chargebacks stay below max_quarantine_share")],
         metadata={"source_url": settings.chargeback_api_url, "table": f"raw.{CHARGEBACKS.table}"},
         tags={"layer": "raw"},
     )

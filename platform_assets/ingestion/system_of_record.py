@@ -31,7 +31,7 @@ import dagster as dg
 import duckdb
 from pydantic import Field
 
-from platform_assets.ingestion.assets import _result
+from platform_assets.ingestion.assets import load_result, quarantine_check
 from platform_assets.ingestion.loader import LoadResult, ensure_raw_tables, load_parsed
 from platform_assets.ingestion.reader import ParsedFile
 from platform_assets.ingestion.sources import CUSTOMERS, MERCHANTS, SourceSpec
@@ -159,8 +159,7 @@ def _build_asset(key: dg.AssetKey, spec: SourceSpec, source_kind: str) -> dg.Ass
                     f"`updated_at` (dlt) into {DATASET}.{spec.table}, then raw.{spec.table}: one row per key, its "
                     "newest version, deleted ones as tombstones (deleted_at).",
         pool=names.DUCKDB_WRITER_POOL,
-        check_specs=[dg.AssetCheckSpec(names.QUARANTINE_CHECK, asset=key, blocking=True,
-                                       description="Refused rows stay below max_quarantine_share")],
+        check_specs=[quarantine_check(key, "Refused rows stay below max_quarantine_share")],
         metadata={"source_table": spec.table, "dataset": f"{DATASET}.{spec.table}", "table": f"raw.{spec.table}"},
         tags={"layer": "raw"},
     )
@@ -175,7 +174,7 @@ def _build_asset(key: dg.AssetKey, spec: SourceSpec, source_kind: str) -> dg.Ass
             con.execute("CHECKPOINT")
         context.log.info(f"{spec.name}: {extracted:,} changed rows extracted, raw.{spec.table} rebuilt with "
                          f"{load.rows_loaded:,} rows ({tombstones:,} deleted), {load.rows_quarantined:,} refused")
-        result = _result(spec, load, config.max_quarantine_share, key)
+        result = load_result(spec, load, config.max_quarantine_share, key)
         return dg.MaterializeResult(
             metadata={**result.metadata, names.ROWS_EXTRACTED: extracted, "tombstones": tombstones,
                       "cursor": cursor.isoformat() if cursor else ""},

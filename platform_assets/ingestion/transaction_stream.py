@@ -25,7 +25,7 @@ import dagster as dg
 import duckdb
 from pydantic import Field
 
-from platform_assets.ingestion.assets import _result
+from platform_assets.ingestion.assets import load_result, quarantine_check
 from platform_assets.ingestion.loader import LoadResult
 from platform_assets.ingestion.received import Received, rebuild_days, receive
 from platform_assets.ingestion.sources import TRANSACTIONS
@@ -216,8 +216,7 @@ def build_defs(settings: Settings, partitions: dg.PartitionsDefinition) -> dg.De
         partitions_def=partitions,
         backfill_policy=dg.BackfillPolicy.single_run(),
         pool=names.DUCKDB_WRITER_POOL,
-        check_specs=[dg.AssetCheckSpec(names.QUARANTINE_CHECK, asset=key, blocking=True,
-                                       description="Refused rows stay below max_quarantine_share")],
+        check_specs=[quarantine_check(key, "Refused rows stay below max_quarantine_share")],
         metadata={"stream": settings.stream_name, "table": "raw.transactions"},
         tags={"layer": "raw"},
     )
@@ -241,7 +240,7 @@ def build_defs(settings: Settings, partitions: dg.PartitionsDefinition) -> dg.De
             f"{drained.committed} ({drained.redelivered} already held), days {[str(d) for d in drained.days]}; "
             f"{drained.load.rows_loaded:,} rows in those days, {drained.load.rows_quarantined} quarantined; "
             f"{drained.left_for_later} left for later runs, {backlog.events:,} not yet loaded")
-        result = _result(TRANSACTIONS, drained.load, config.max_quarantine_share, key)
+        result = load_result(TRANSACTIONS, drained.load, config.max_quarantine_share, key)
         return dg.MaterializeResult(check_results=result.check_results, metadata={
             **result.metadata,
             names.STREAM_COMMITTED_POSITION: drained.committed or "",
