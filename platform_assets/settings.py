@@ -183,7 +183,8 @@ class Settings:
     data_dir: Path
     landing_dir: Path
     partition_start: date
-    # Where partition_start came from: "PLATFORM_PARTITION_START", "landing zone" (its first landed day, so the
+    # Where partition_start came from: "PLATFORM_PARTITION_START", "sources.json" (the first day of the simulated
+    # source systems), "landing zone" (its first landed day, so the
     # partitions start where the data does) or "default" (nothing landed yet).
     partition_start_source: str
     dbt_project_dir: Path
@@ -363,7 +364,8 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         partition_start_source = "PLATFORM_PARTITION_START"
     elif (first_landed := min(filter(None, (first_landed_day(landing_dir), first_source_day)),
                               default=None)) is not None:
-        partition_start, partition_start_source = first_landed, "landing zone"
+        partition_start = first_landed
+        partition_start_source = "landing zone" if first_landed == first_landed_day(landing_dir) else "sources.json"
     else:
         partition_start, partition_start_source = DEFAULT_PARTITION_START, "default"
     lookback = _typed(env, "PLATFORM_LANDING_LOOKBACK_DAYS", "35", int)

@@ -169,3 +169,22 @@ def test_chargeback_api_settings_and_its_token_stay_out_of_settings(tmp_path):
     assert chargeback_api_token(env) == "s3cret" and chargeback_api_token({}) is None
     api = build_resources(settings)["chargeback_api"]
     assert api.url == "http://127.0.0.1:9102" and "s3cret" not in repr(api)
+
+
+def test_the_sources_file_chooses_the_modes_and_the_first_partition(tmp_path):
+    """`make demo` records the live source systems it created; the environment still wins, and a bad mode is
+    named with where it came from."""
+    from platform_assets.settings import write_sources_file
+
+    write_sources_file(tmp_path, {"master_data": "database", "chargebacks": "api", "transactions": "stream"},
+                       date(2026, 9, 3))
+    s = load_settings({"PLATFORM_DATA_DIR": str(tmp_path)})
+    assert s.sources.as_dict() == {"master_data": "database", "chargebacks": "api", "transactions": "stream"}
+    assert s.sources.file_sources == () and s.sources.origin == "sources.json"
+    assert (s.partition_start, s.partition_start_source) == (date(2026, 9, 3), "sources.json")
+    s = load_settings({"PLATFORM_DATA_DIR": str(tmp_path), "PLATFORM_TRANSACTIONS_SOURCE": "files"})
+    assert s.sources.transactions == "files" and s.sources.file_sources == ("transactions",)
+    with pytest.raises(ValueError, match="PLATFORM_CHARGEBACKS_SOURCE.*'ftp'"):
+        load_settings({"PLATFORM_DATA_DIR": str(tmp_path), "PLATFORM_CHARGEBACKS_SOURCE": "ftp"})
+    with pytest.raises(ValueError, match="unknown source modes"):
+        write_sources_file(tmp_path, {"transactions": "kafka"}, None)
