@@ -99,10 +99,11 @@ def committed_position(con: duckdb.DuckDBPyConnection, stream_name: str) -> str 
 
 def drain(con: duckdb.DuckDBPyConnection, stream: TransactionStream, stream_name: str, *, until: str | None,
           limit: int, lookback_days: int, first_day: date | None = None, last_day: date | None = None,
-          on_received: Callable[[Drained], None] | None = None) -> Drained:
+          on_received: Callable[[Drained], None] | None = None, loaded_at: datetime | None = None) -> Drained:
     """Load one micro-batch of `stream` (see the module docstring). `on_received` runs after the events are
-    received and before the commit (where a kill must lose nothing: the tests kill a consumer there)."""
-    now = datetime.now(UTC)
+    received and before the commit (where a kill must lose nothing: the tests kill a consumer there).
+    `loaded_at`: the load's time in raw (default now)."""
+    now = loaded_at or datetime.now(UTC)
     con.execute("SET TimeZone = 'UTC'")
     con.begin()
     try:
@@ -147,14 +148,17 @@ def drain_range(con: duckdb.DuckDBPyConnection, stream: TransactionStream, strea
                 first_day: date, last_day: date) -> Drained:
     """Micro-batches of at most `batch_events`, each committed on its own, until `until`, `max_events`, the end of
     the stream or the first event of a day outside first_day..last_day: a run over a range of days (a backfill,
-    the demo) loads all their events with bounded transactions, a sensor's run only its batch."""
+    the demo) loads all their events with bounded transactions, a sensor's run only its batch. Every batch of
+    the run carries the run's start as its `_loaded_at`: the rows of one backfill are one load, as they would be
+    from one file (the warehouse counts the first load as history known on time: dbt_project/macros/knowable_at.sql)."""
+    loaded_at = datetime.now(UTC)
     total: Drained | None = None
     while True:
         budget = batch_events if max_events is None else min(batch_events, max_events - (total.events if total else 0))
         if budget <= 0:
             return total
         drained = drain(con, stream, stream_name, until=until, limit=budget, lookback_days=lookback_days,
-                        first_day=first_day, last_day=last_day)
+                        first_day=first_day, last_day=last_day, loaded_at=loaded_at)
         if total is None:
             total = drained
         else:

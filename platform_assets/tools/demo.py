@@ -81,8 +81,9 @@ def materialize_platform(
     (warehouse, features, training, serving), score the days the monitoring needs and monitor the newest
     `monitored_days` days, one run per day as the automation would. `on_stage` hears of every finished stage.
 
-    With `live` source systems, ingestion feeds them day by day and reads them in `ingest_chunks` runs over
-    consecutive days, each followed by the dbt snapshots of customers and merchants (tools/live_sources.py)."""
+    With `live` source systems, ingestion feeds them day by day: the system of record is captured `ingest_chunks`
+    times as the days pass, each capture followed by the dbt snapshots of customers and merchants, then the whole
+    window is read in one ingestion run (tools/live_sources.py)."""
     defs = build_definitions(settings)
     graph = defs.resolve_asset_graph()
     assets = list(defs.assets)
@@ -108,16 +109,19 @@ def materialize_platform(
         return [k for k in dg.AssetSelection.groups(name).resolve(graph) if k not in exclude]
 
     def ingest_live() -> list[dg.ExecuteInProcessResult]:
+        # The system of record is captured as the days pass (each capture a version in the dbt snapshots); the
+        # transactions and chargebacks of the window are then read in one run, the platform's first load: history
+        # that counts as known on time for the features (dbt_project/macros/knowable_at.sql).
         snapshots = [k for k in group(names.WAREHOUSE) if k.path[0] == names.SNAPSHOTS_KEY_PREFIX]
         captures = dg.AssetSelection.assets(*snapshots).upstream() - dg.AssetSelection.groups(names.INGESTION)
         results = []
         with live.running():
-            for a, b in chunks(first_day, last_day, ingest_chunks):
+            for _, b in chunks(first_day, last_day, ingest_chunks):
                 live.feed_through(b)
-                chunk = names.partition_range_tags(a.isoformat(), b.isoformat())
-                results.append(run(dg.AssetSelection.groups(names.INGESTION), tags=chunk))
-                if snapshots and b < last_day:  # the warehouse stage snapshots the last one
+                if b < last_day:  # the last capture is the ingestion run's and the warehouse stage's
+                    results.append(run(dg.AssetSelection.assets(*names.SNAPSHOT_RAW)))
                     results.append(run(captures))
+            results.append(run(dg.AssetSelection.groups(names.INGESTION), tags=window))
         return results
 
     stage("ingestion", ingest_live if live is not None else
@@ -239,7 +243,7 @@ def main(argv: list[str] | None = None) -> None:
                         help="live (default): a system-of-record database, the chargeback API service and the "
                         "transaction stream, fed day by day; files: the landing zone's CSV files")
     parser.add_argument("--ingest-chunks", type=int, default=4,
-                        help="live sources: ingestion runs over the window, each an incremental read")
+                        help="live sources: captures of the system of record over the window (its history)")
     parser.add_argument("--verbose", action="store_true", help="Dagster's full event log on the console")
     args = parser.parse_args(argv)
     if args.monitor_days < 1:
