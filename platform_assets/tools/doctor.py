@@ -44,15 +44,41 @@ def check_manifest(settings: Settings) -> Finding:
     return Finding("dbt manifest", False, f"{manifest} is missing: run `make prepare` (dbt parse)")
 
 
+def _live_source_missing(settings: Settings) -> list[str]:
+    """The local profile's simulated source systems that are not there (in production they are servers, checked
+    by the runs that read them)."""
+    if settings.profile != "local":
+        return []
+    modes, missing = settings.sources, []
+    if modes.master_data == "database" and not settings.source_database_url_from_env \
+            and not (settings.sources_dir / "system_of_record.sqlite").is_file():
+        missing.append(f"the system-of-record database ({settings.source_database_url})")
+    if modes.chargebacks == "api" and not settings.chargeback_api_data_path.is_file():
+        missing.append(f"the chargeback API's data ({settings.chargeback_api_data_path})")
+    if modes.transactions == "stream" and settings.stream_backend == "embedded" \
+            and not settings.stream_log_path.is_file():
+        missing.append(f"the transaction stream ({settings.stream_log_path})")
+    return missing
+
+
 def check_landing(settings: Settings) -> Finding:
-    missing = [s for s in SOURCES if not any((settings.landing_dir / s).rglob("*.csv"))]
-    if not missing:
+    """Sample data where each source arrives: landing files for the file sources, the simulated source systems
+    for the others (docs/sources.md)."""
+    file_sources = settings.sources.file_sources
+    missing = [s for s in SOURCES if s in file_sources and not any((settings.landing_dir / s).rglob("*.csv"))]
+    missing_systems = _live_source_missing(settings)
+    if not missing and not missing_systems:
         days = len(list(settings.landing_dir.glob(path_glob("transactions", partitioned=True))))
-        return Finding("sample data", True, f"{settings.landing_dir} ({days} days of transactions)")
+        where = [f"{settings.landing_dir} ({days} days of transactions)"] if file_sources else []
+        if settings.sources.live:
+            where.append(f"source systems in {settings.sources_dir} ({settings.sources.origin})")
+        return Finding("sample data", True, "; ".join(where))
+    problems = ([f"no {', '.join(missing)} files under {settings.landing_dir}"] if missing else []) + [
+        f"no {m}" for m in missing_systems]
     return Finding(
         "sample data", False,
-        f"no {', '.join(missing)} files under {settings.landing_dir}: run `make simulate` (sample files only) or "
-        "`make demo` (sample files and the whole graph)",
+        f"{'; '.join(problems)}: run `make demo` (sample data and the whole graph) or `make simulate` (sample "
+        "files only, for the file sources)",
     )
 
 

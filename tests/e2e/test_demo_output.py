@@ -15,7 +15,7 @@ def test_one_line_per_stage_with_its_time_and_figures(demo_platform):
         found = [line for line in lines if re.match(rf"\s+{stage}\s+\d+\.\ds\s+\S", line)]
         assert len(found) == 1, (stage, demo_platform.demo_output)
     ingestion = next(line for line in lines if line.split()[0] == "ingestion")
-    assert re.search(r"[\d,]+ transactions, [\d,]+ chargebacks, [\d,]+ rows quarantined; \d+/\d+ checks passed",
+    assert re.search(r"[\d,]+ transactions, [\d,]+ chargebacks, [\d,]+ rows quarantined( in \d+ runs)?; \d+/\d+ checks passed",
                      ingestion)
     monitoring = next(line for line in lines if line.split()[0] == "monitoring")
     assert "3 days monitored" in monitoring
