@@ -25,6 +25,7 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 
+from benchmarks.processes import peak_rss_mb
 from platform_assets.ingestion.chargeback_api import committed_cursor, load_chargebacks
 from platform_assets.ingestion.loader import ensure_raw_tables
 from platform_assets.ingestion.sources import TRANSACTIONS
@@ -139,7 +140,7 @@ def main(argv: list[str] | None = None) -> None:
         if size not in SIZES:
             parser.error(f"unknown size {size!r}; one of {sorted(SIZES)}")
         with tempfile.TemporaryDirectory(prefix="bench-chargeback-api-") as tmp:
-            line = json.dumps(run(size, Path(tmp)))
+            line = json.dumps({**run(size, Path(tmp)), "peak_rss_mb": peak_rss_mb()})
         print(line, flush=True)
         if args.out:
             with args.out.open("a") as out:

@@ -19,6 +19,8 @@ import time
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
+from benchmarks.processes import peak_rss_mb
+
 START = date(2026, 3, 1)
 DAYS = 7
 
@@ -123,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="bench-sor-") as tmp:
         for scale in (int(s) for s in args.scales.split(",")):
-            line = json.dumps(measure(scale, args.url, Path(tmp)))
+            line = json.dumps({**measure(scale, args.url, Path(tmp)), "peak_rss_mb": peak_rss_mb()})
             print(line, flush=True)
             if args.out:
                 with args.out.open("a") as out:

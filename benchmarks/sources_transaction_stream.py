@@ -30,6 +30,8 @@ from pathlib import Path
 import duckdb
 import numpy as np
 
+from benchmarks.processes import peak_rss_mb
+
 START = date(2026, 3, 1)
 DEMO_TX_PER_DAY = 2_500
 
@@ -180,7 +182,7 @@ def main(argv: list[str] | None = None) -> dict:
             "throughput": throughput_phase(args, SimulationConfig(start_date=START, days=args.throughput_days,
                                                                   transactions_per_day=DEMO_TX_PER_DAY)),
         }
-    line = json.dumps(record)
+    line = json.dumps({**record, "peak_rss_mb": peak_rss_mb()})
     print(line)
     if args.out:
         with Path(args.out).open("a") as f:
