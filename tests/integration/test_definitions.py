@@ -202,3 +202,49 @@ def test_loading_the_definitions_warns_nothing():
                          cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=300, check=False)
     assert out.returncode == 0, out.stderr[-3000:]
     assert "Warning" not in out.stderr, out.stderr[-3000:]
+
+
+LIVE_SOURCES = {"PLATFORM_MASTER_DATA_SOURCE": "database", "PLATFORM_CHARGEBACKS_SOURCE": "api",
+                "PLATFORM_TRANSACTIONS_SOURCE": "stream"}
+
+
+def test_live_sources_replace_their_file_assets_under_the_same_keys(tmp_path):
+    """The source systems' assets stand where the file assets stood: same keys, same group, same blocking check,
+    kinds naming the source; the stream adds its observable source and its sensor, the landing sensor goes."""
+    from platform_assets.definitions import build_definitions
+    from platform_assets.lib import names
+    from platform_assets.settings import load_settings
+
+    live = build_definitions(load_settings({"PLATFORM_DATA_DIR": str(tmp_path), **LIVE_SOURCES}))
+    graph = live.resolve_asset_graph()
+    kinds = {key: graph.get(dg.AssetKey(key)).kinds for key in RAW}
+    assert {"dlt", "sqlite", "duckdb"} <= kinds["raw_customers"] and {"dlt"} <= kinds["raw_merchants"]
+    assert {"api", "duckdb"} <= kinds["raw_chargebacks"] and {"sqlite", "duckdb"} <= kinds["raw_transactions"]
+    for key in RAW:
+        node = graph.get(dg.AssetKey(key))
+        assert node.group_name == "ingestion"
+        assert live.get_assets_def(key).op.pool == names.DUCKDB_WRITER_POOL
+        assert dg.AssetCheckKey(dg.AssetKey(key), names.QUARANTINE_CHECK) in node.check_keys
+    assert names.TRANSACTION_STREAM in graph.get(names.RAW_TRANSACTIONS).parent_keys
+    sensors = {s.name for s in live.sensors}
+    assert names.STREAM_SENSOR in sensors and "landing_files_sensor" not in sensors
+    # The graph downstream is the files mode's, asset for asset.
+    assert graph.get_all_asset_keys() - {names.TRANSACTION_STREAM} == defs.resolve_asset_graph().get_all_asset_keys()
+
+
+def test_live_source_definitions_load_without_their_clients_and_warn_nothing(tmp_path):
+    """dlt, SQLAlchemy, httpx and redis are imported by the runs that use them, never when the UI loads the
+    code; and the live assets add no warning to every process."""
+    code = ("import sys\n"
+            "from platform_assets.definitions import build_definitions\n"
+            "from platform_assets.settings import load_settings\n"
+            "d = build_definitions(load_settings())\n"
+            "d.resolve_asset_graph()\n"
+            "[d.resolve_job_def(j.name) for j in d.jobs]\n"
+            "print(sorted(m for m in ('dlt', 'sqlalchemy', 'httpx', 'redis', 'pandas') if m in sys.modules))\n")
+    env = {**os.environ, "PLATFORM_DATA_DIR": str(tmp_path), **LIVE_SOURCES}
+    out = subprocess.run([sys.executable, "-W", "error::DeprecationWarning", "-W", "error::UserWarning", "-c", code],
+                         cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=300, check=False)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "Warning" not in out.stderr, out.stderr[-3000:]
+    assert out.stdout.strip().splitlines()[-1] == "[]", out.stdout
