@@ -85,9 +85,12 @@ def test_entrypoint_starts_daemon_and_webserver(tmp_path):
         "PLATFORM_WEBSERVER_HOST": "127.0.0.1",
         "PLATFORM_WEBSERVER_PORT": str(port),
     }
+    # A file, not a pipe nobody reads while the container runs: a full pipe blocks the daemon's and the
+    # webserver's log writes, and a process blocked in a write never gets to its SIGTERM handler.
+    log = tmp_path / "entrypoint.log"
     proc = subprocess.Popen(
         [str(PROJECT_ROOT / "deploy" / "entrypoint.sh")], cwd=tmp_path, env=env,
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
+        stdout=log.open("w"), stderr=subprocess.STDOUT, start_new_session=True,
     )
     try:
         deadline, answer = time.monotonic() + 120, None
@@ -97,7 +100,7 @@ def test_entrypoint_starts_daemon_and_webserver(tmp_path):
                 break
             except OSError:
                 time.sleep(1)
-        assert answer is not None, proc.stdout.read().decode() if proc.poll() is not None else "no answer in 120 s"
+        assert answer is not None, log.read_text()[-3000:] if proc.poll() is not None else "no answer in 120 s"
         assert b"dagster_webserver_version" in answer
         assert (tmp_path / "dagster" / "dagster.yaml").exists()
         assert proc.poll() is None, "a process of the entrypoint exited"
@@ -137,7 +140,8 @@ def test_entrypoint_serve_starts_the_scoring_service(tmp_path):
            "PLATFORM_SERVING_PORT": str(port), "PLATFORM_PROFILE": "local", "TMPDIR": str(tmp_path)}
     assert "PLATFORM_SERVING_HOST=0.0.0.0" in DOCKERFILE and "EXPOSE 3000 8000 8001" in DOCKERFILE
     proc = subprocess.Popen([str(PROJECT_ROOT / "deploy" / "entrypoint.sh"), "serve"], cwd=tmp_path, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+                            stdout=(tmp_path / "entrypoint.log").open("w"), stderr=subprocess.STDOUT,
+                            start_new_session=True)
     try:
         deadline, health = time.monotonic() + 60, None
         while time.monotonic() < deadline and proc.poll() is None:
@@ -146,7 +150,7 @@ def test_entrypoint_serve_starts_the_scoring_service(tmp_path):
                 break
             except OSError:
                 time.sleep(0.5)
-        assert health == b'{"status":"ok"}', proc.stdout.read().decode() if proc.poll() is not None else health
+        assert health == b'{"status":"ok"}', (tmp_path / "entrypoint.log").read_text()[-3000:] if proc.poll() is not None else health
         with pytest.raises(urllib.error.HTTPError) as not_ready:
             urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=5)
         assert not_ready.value.code == 503
@@ -167,7 +171,8 @@ def test_entrypoint_evidently_starts_the_report_ui(tmp_path):
            "PLATFORM_EVIDENTLY_PORT": str(port), "PLATFORM_PROFILE": "local", "TMPDIR": str(tmp_path)}
     assert "PLATFORM_EVIDENTLY_HOST=0.0.0.0" in DOCKERFILE
     proc = subprocess.Popen([str(PROJECT_ROOT / "deploy" / "entrypoint.sh"), "evidently"], cwd=tmp_path, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+                            stdout=(tmp_path / "entrypoint.log").open("w"), stderr=subprocess.STDOUT,
+                            start_new_session=True)
     try:
         deadline, page = time.monotonic() + 90, None
         while time.monotonic() < deadline and proc.poll() is None:
@@ -176,7 +181,7 @@ def test_entrypoint_evidently_starts_the_report_ui(tmp_path):
                 break
             except OSError:
                 time.sleep(0.5)
-        assert page is not None and b"<html" in page.lower(), proc.stdout.read().decode() if proc.poll() else page
+        assert page is not None and b"<html" in page.lower(), (tmp_path / "entrypoint.log").read_text()[-3000:] if proc.poll() else page
         probe = subprocess.run([sys.executable, str(PROJECT_ROOT / "deploy" / "healthcheck.py")],
                                env=env, capture_output=True, text=True, timeout=30, check=False)
         assert probe.returncode == 0, probe.stderr
