@@ -73,6 +73,12 @@ def test_hadolint_flags_what_the_dockerfile_avoids(tmp_path):
     assert {"DL3003", "DL3066", "DL3025"} <= set(re.findall(r"DL\d{4}", out.stdout)), out.stdout
 
 
+def _fresh_signals() -> None:
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(sig, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_SETMASK, set())
+
+
 @pytest.mark.slow
 def test_entrypoint_starts_daemon_and_webserver(tmp_path):
     port = free_port()
@@ -88,9 +94,12 @@ def test_entrypoint_starts_daemon_and_webserver(tmp_path):
     # A file, not a pipe nobody reads while the container runs: a full pipe blocks the daemon's and the
     # webserver's log writes, and a process blocked in a write never gets to its SIGTERM handler.
     log = tmp_path / "entrypoint.log"
+    # A container's PID 1 starts with every signal at its default and none blocked; a test worker's process may
+    # not be in that state after earlier tests (the suite failed this test, which passes alone), and a child
+    # inherits an ignored or blocked SIGTERM across exec.
     proc = subprocess.Popen(
         [str(PROJECT_ROOT / "deploy" / "entrypoint.sh")], cwd=tmp_path, env=env,
-        stdout=log.open("w"), stderr=subprocess.STDOUT, start_new_session=True,
+        stdout=log.open("w"), stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=_fresh_signals,  # noqa: PLW1509
     )
     try:
         deadline, answer = time.monotonic() + 120, None
