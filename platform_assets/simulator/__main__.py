@@ -26,6 +26,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--malformed-rate", type=float, default=0.0005)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--max-label-delay-days", type=int, default=21, help="longest chargeback delay")
+    parser.add_argument("--card-testing-bursts-per-day", type=float, default=0.0,
+                        help="card-testing / account-takeover bursts a day (Poisson mean; 0: none)")
     parser.add_argument("--landing-dir", default=str(settings.landing_dir))
     args = parser.parse_args(argv)
 
@@ -44,6 +46,7 @@ def main(argv: list[str] | None = None) -> None:
         malformed_rate=args.malformed_rate,
         seed=args.seed,
         max_label_delay_days=args.max_label_delay_days,
+        card_testing_bursts_per_day=args.card_testing_bursts_per_day,
     )
     t0 = time.perf_counter()
     summary = write_landing_zone(config, Path(args.landing_dir))

@@ -6,6 +6,18 @@ the day, fraud comes in bursts on risky merchants at night with high amounts, an
 1-21 days later or never. Each day is drawn from its own seed (`SeedSequence([seed, day])`), so the first N days
 are identical whatever the total length: a test on 30 days sees the start of the 90-day demo.
 
+Card-testing / account-takeover bursts (`card_testing_bursts_per_day`, default 0: off) are what velocity
+features over the last minutes catch and daily features cannot: a fraudster with a victim's card first checks it
+works with several small online probes (a few cents to a few EUR, 5-60 seconds apart, at one to three online
+merchants, mostly direct marketing and digital-goods-like shops that accept any card), then, 1-15 minutes after
+the last probe, cashes in with one to three large online purchases at risky merchants (electronics, money
+transfer, gambling), minutes apart. Every row of a burst is fraud and is charged back like any other fraud (92%,
+days later). The number of bursts of a day is Poisson with that mean; they start at fraud's hours. Bursts are
+drawn from their own stream (`SeedSequence([seed, day, BURST_STREAM])`) and added on top of the day: with the
+default 0 nothing is drawn from it, so every world without bursts is byte-identical to what it was before the knob
+existed, and with bursts every other transaction of the day is the same as without (only ids, which follow the
+time order, and the chargeback draws shift).
+
 Everything is vectorised with numpy: the same code writes 10M+ transactions.
 """
 
@@ -67,6 +79,10 @@ FRAUD_HOURS = np.array(
 )
 NON_FRAUD_DISPUTES = np.array(["product_not_received", "duplicate_processing"])
 MAX_LABEL_DELAY_DAYS = 21
+# Seed-stream constants: a day's idle-tail reassignment and its card-testing bursts draw from their own streams.
+IDLE_TAIL_STREAM = 77
+BURST_STREAM = 18_001
+MICROS_PER_SECOND = 1_000_000
 
 
 @dataclass(frozen=True)
@@ -88,6 +104,9 @@ class SimulationConfig:
     # last n days (what a window feature must drain to 0 for; the test worlds use it). Their purchases of those
     # days go to other customers drawn like any purchase, so the day's volume and mix stay the same.
     idle_tails: tuple[int, ...] = ()
+    # Card-testing / account-takeover bursts a day (Poisson mean; 0 = none, the worlds before issue 18): see the
+    # module docstring. Each adds ~6-14 fraud transactions on top of the day's volume and `fraud_rate`.
+    card_testing_bursts_per_day: float = 0.0
 
     def __post_init__(self) -> None:
         get_scenario(self.scenario)
@@ -99,6 +118,8 @@ class SimulationConfig:
             raise ValueError("max_label_delay_days must be at least 1")
         if any(not 1 <= n < self.days for n in self.idle_tails) or len(self.idle_tails) >= self.n_customers:
             raise ValueError("each idle tail must be 1 to days - 1 days long, with fewer tails than customers")
+        if not 0 <= self.card_testing_bursts_per_day <= 10_000:
+            raise ValueError("card_testing_bursts_per_day must be in [0, 10000]")
 
     @property
     def effective_start_day(self) -> int:
@@ -214,6 +235,67 @@ def _times(rng: np.random.Generator, day_us: int, hour_profile: np.ndarray, size
     return day_us + hours * 3_600_000_000 + rng.integers(0, 3_600_000_000, size)
 
 
+def card_testing_bursts(
+    config: SimulationConfig, world: World, day_index: int, day_us: int, regime
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The day's card-testing bursts as (customer, merchant, event µs, amount) arrays, all online and fraud, in one
+    vectorised draw from the day's own burst stream (module docstring). Amounts are final (rounded, scenario's
+    multiplier applied); probes may be a few cents, below the ordinary purchases' 0.50 floor."""
+    rng = np.random.default_rng(np.random.SeedSequence([config.seed, day_index, BURST_STREAM]))
+    empty = np.array([], np.int64)
+    n_bursts = int(rng.poisson(config.card_testing_bursts_per_day))
+    if n_bursts == 0:
+        return empty, empty, empty, np.array([], np.float64)
+    cats = world.categories
+    m_cat = world.merchant_category_idx
+    cat_online = np.array([c.online_share for c in cats])[m_cat]
+    cat_risky = np.array([c.risky for c in cats])[m_cat]
+    cat_median = np.array([c.median_amount for c in cats])[m_cat]
+    usable = ~world.merchant_is_new
+    # Probes go where any card is accepted online without friction; the cash-in where goods resell well.
+    probe_w = world.merchant_popularity * cat_online**4 * np.where(world.merchant_compromised, 3.0, 1.0) * usable
+    resells = cat_risky & (cat_median >= 80.0)  # electronics, money transfer, gambling (not direct marketing)
+    cashin_w = world.merchant_popularity * np.where(resells, 1.0, 0.001) * np.where(
+        world.merchant_compromised, 4.0, 1.0) * usable
+    # Victims: any card holder (a stolen card number), never one that a test world keeps silent.
+    victims_w = np.ones(config.n_customers)
+    victims_w[list(world.idle_tail_customers)] = 0.0
+    victim = _pick(rng, victims_w, n_bursts)
+    start = _times(rng, day_us, FRAUD_HOURS, n_bursts)
+    n_probe = rng.integers(4, 12, n_bursts)  # 4..11 probes
+    n_cashin = rng.integers(1, 4, n_bursts)  # 1..3 large purchases
+    probe_merchants = _pick(rng, probe_w, 3 * n_bursts).reshape(n_bursts, 3)
+    n_probe_merchants = rng.integers(1, 4, n_bursts)
+
+    probe_burst = np.repeat(np.arange(n_bursts), n_probe)
+    gaps = rng.integers(5, 61, len(probe_burst)) * MICROS_PER_SECOND  # 5..60 s apart
+    first_of_burst = np.concatenate([[0], np.cumsum(n_probe)[:-1]])
+    gaps[first_of_burst] = 0
+    elapsed = np.cumsum(gaps)
+    elapsed -= np.repeat(elapsed[first_of_burst], n_probe)
+    probe_ts = start[probe_burst] + elapsed + rng.integers(0, MICROS_PER_SECOND, len(probe_burst))
+    which = (rng.random(len(probe_burst)) * n_probe_merchants[probe_burst]).astype(np.int64)
+    probe_merch = probe_merchants[probe_burst, which]
+    # Cents to a few EUR: a third are under 1 EUR (median 1.20).
+    probe_amount = np.clip(np.round(rng.lognormal(np.log(1.2), 0.9, len(probe_burst)), 2), 0.01, 9.99)
+
+    last_probe = probe_ts[first_of_burst + n_probe - 1]
+    cashin_burst = np.repeat(np.arange(n_bursts), n_cashin)
+    first_cashin = np.concatenate([[0], np.cumsum(n_cashin)[:-1]])
+    c_gaps = rng.integers(60, 15 * 60 + 1, len(cashin_burst)) * MICROS_PER_SECOND  # 1..15 min
+    c_elapsed = np.cumsum(c_gaps)
+    c_elapsed -= np.repeat(c_elapsed[first_cashin] - c_gaps[first_cashin], n_cashin)
+    cashin_ts = last_probe[cashin_burst] + c_elapsed
+    cashin_merch = _pick(rng, cashin_w, len(cashin_burst))
+    cashin_amount = np.round(cat_median[cashin_merch] * 2.5 * rng.lognormal(0.0, 0.4, len(cashin_burst)), 2)
+
+    ts = np.minimum(np.concatenate([probe_ts, cashin_ts]), day_us + MICROS_PER_DAY - 1)
+    amount = np.concatenate([probe_amount, np.maximum(cashin_amount, 0.5)]) * regime.amount_multiplier
+    return (np.concatenate([victim[probe_burst], victim[cashin_burst]]).astype(np.int64),
+            np.concatenate([probe_merch, cashin_merch]).astype(np.int64), ts.astype(np.int64),
+            np.maximum(np.round(amount, 2), 0.01))
+
+
 def simulate_day(config: SimulationConfig, world: World, day_index: int) -> DayBatch:
     rng = np.random.default_rng(np.random.SeedSequence([config.seed, day_index]))
     day = config.start_date + timedelta(days=day_index)
@@ -281,8 +363,15 @@ def simulate_day(config: SimulationConfig, world: World, day_index: int) -> DayB
         moved = np.isin(cust, silent)
         others = world.customer_activity.copy()
         others[silent] = 0.0
-        tail_rng = np.random.default_rng(np.random.SeedSequence([config.seed, day_index, 77]))
+        tail_rng = np.random.default_rng(np.random.SeedSequence([config.seed, day_index, IDLE_TAIL_STREAM]))
         cust[moved] = _pick(tail_rng, others, int(moved.sum()))
+
+    if config.card_testing_bursts_per_day > 0:
+        b_cust, b_merch, b_ts, b_amount = card_testing_bursts(config, world, day_index, day_us, regime)
+        cust, merch, ts = np.concatenate([cust, b_cust]), np.concatenate([merch, b_merch]), np.concatenate([ts, b_ts])
+        online = np.concatenate([online, np.ones(len(b_ts), bool)])
+        amount = np.concatenate([amount, b_amount])
+        is_fraud = np.concatenate([is_fraud, np.ones(len(b_ts), bool)])
 
     order = np.argsort(ts, kind="stable")
     cust, merch, ts, online, amount, is_fraud = (a[order] for a in (cust, merch, ts, online, amount, is_fraud))

@@ -124,11 +124,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--fraud-rate", type=float, default=0.01)
     parser.add_argument("--malformed-rate", type=float, default=0.0005)
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--card-testing-bursts-per-day", type=float, default=0.0,
+                        help="card-testing / account-takeover bursts a day (Poisson mean; 0: none)")
     args = parser.parse_args(argv)
     config = SimulationConfig(
         start_date=args.end - timedelta(days=args.days - 1), days=args.days, n_customers=args.customers,
         n_merchants=args.merchants, transactions_per_day=args.transactions_per_day, fraud_rate=args.fraud_rate,
-        malformed_rate=args.malformed_rate, seed=args.seed)
+        malformed_rate=args.malformed_rate, seed=args.seed,
+        card_testing_bursts_per_day=args.card_testing_bursts_per_day)
     days = None
     if args.replay:
         first, _, last = args.replay.partition(":")

@@ -30,6 +30,9 @@ from platform_assets.settings import Settings, load_settings
 from platform_assets.simulator import SCENARIOS, SimulationConfig, write_landing_zone
 from platform_assets.tools.live_sources import LiveSources, chunks, create_live_sources
 
+# Card-testing bursts a day in the demo's world (simulator/generator.py): what the velocity features catch.
+DEMO_BURSTS_PER_DAY = 0.0
+
 # The scoring service's log and its report: nothing is served before `make serve` runs.
 LIVE = (names.SERVED_PREDICTIONS, names.SERVED_TRAFFIC_REPORT)
 
@@ -237,6 +240,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--scenario-start-day", type=int, default=None,
                         help="default: 10 days before the end, after the newest matured label")
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--card-testing-bursts-per-day", type=float, default=DEMO_BURSTS_PER_DAY,
+                        help="card-testing / account-takeover bursts a day in the sample data (Poisson mean; 0: "
+                        "none): the signal the velocity features of fraud_detector_v3 catch")
     parser.add_argument("--monitor-days", type=int, default=14,
                         help="days monitored, newest last (default: the 4 days before the drift and its first 10)")
     parser.add_argument("--sources", choices=("live", "files"), default="live",
@@ -260,6 +266,7 @@ def main(argv: list[str] | None = None) -> None:
         # a drift that starts 10 days before the end is new to it, and the 14 monitored days show it begin.
         scenario_start_day=args.scenario_start_day if args.scenario_start_day is not None else max(args.days - 10, 0),
         seed=args.seed,
+        card_testing_bursts_per_day=args.card_testing_bursts_per_day,
     )
     if args.ingest_chunks < 1:
         parser.error("--ingest-chunks must be at least 1")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
@@ -342,3 +343,101 @@ def test_idle_tails_silence_one_busy_customer_each_for_exactly_the_last_n_days()
     # the day's volume is unchanged: somebody else made those purchases
     plain = list(simulate(small(days=12)))
     assert [b.transactions.num_rows for b in batches] == [b.transactions.num_rows for b in plain]
+
+
+# --- card-testing bursts (issue 18) -----------------------------------------------------------------------------
+
+# sha256 over the landing zone of `small()` (file names and bytes), computed with the generator as it was before
+# the burst knob existed (commit 0e52ac6): a world without bursts must stay byte-identical, since tests and
+# benchmarks everywhere compare against figures measured on these worlds.
+PRE_BURST_LANDING_DIGEST = "a0fc3daa92d2b2f83c2b2b75672b2c66edbe5623efebb340653fd0a725e143e6"
+
+
+def landing_digest(root: Path) -> str:
+    import hashlib
+
+    digest = hashlib.sha256()
+    for name, data in landing_files(root).items():
+        digest.update(name.encode())
+        digest.update(data)
+    return digest.hexdigest()
+
+
+@pytest.mark.parametrize("overrides", [{}, {"card_testing_bursts_per_day": 0.0}])
+def test_a_world_without_bursts_is_byte_identical_to_the_one_before_the_knob(tmp_path, overrides):
+    write_landing_zone(small(**overrides), tmp_path)
+    assert landing_digest(tmp_path) == PRE_BURST_LANDING_DIGEST
+
+
+def _rows(table: pa.Table) -> set[tuple]:
+    t = table.to_pydict()
+    return set(zip(t["customer_id"], t["merchant_id"], t["event_ts"], t["amount"], t["channel"], strict=True))
+
+
+def test_bursts_are_added_on_top_of_the_same_day_and_are_all_fraud():
+    base = list(simulate(small(days=6)))
+    bursty = list(simulate(small(days=6, card_testing_bursts_per_day=3.0)))
+    added_total = 0
+    for plain, burst in zip(base, bursty, strict=True):
+        plain_rows, burst_rows = _rows(plain.transactions), _rows(burst.transactions)
+        assert plain_rows <= burst_rows  # every other transaction of the day is drawn as without bursts
+        added = burst_rows - plain_rows
+        added_total += len(added)
+        t = burst.transactions.to_pydict()
+        fraud = {r for r, f in zip(zip(t["customer_id"], t["merchant_id"], t["event_ts"], t["amount"], t["channel"],
+                                       strict=True), burst.is_fraud, strict=True) if f}
+        assert added <= fraud
+        assert all(channel == "online" for *_, channel in added)
+        assert int(burst.is_fraud.sum()) == int(plain.is_fraud.sum()) + len(added)
+    # 3 bursts a day for 6 days, 5..14 rows each
+    assert 5 * 6 <= added_total <= 14 * 3 * 6 * 2
+
+
+def test_a_burst_is_small_probes_seconds_apart_then_large_purchases_minutes_later():
+    config = small(days=8, card_testing_bursts_per_day=2.0)
+    plain = {b.day: _rows(b.transactions) for b in simulate(small(days=8))}
+    bursts = 0
+    for batch in simulate(config):
+        added = sorted(_rows(batch.transactions) - plain[batch.day], key=lambda r: (r[0], r[2]))
+        by_victim: dict[str, list[tuple]] = {}
+        for row in added:
+            by_victim.setdefault(row[0], []).append(row)
+        for rows in by_victim.values():
+            # a victim twice on one day is rare; judge single bursts only
+            amounts_ = [r[3] for r in rows]
+            probes = [r for r in rows if r[3] < 10]
+            if len(probes) < 4 or len(rows) - len(probes) > 3:
+                continue
+            bursts += 1
+            n = len(probes)
+            assert rows[:n] == probes, "every probe comes before the large purchases"
+            assert all(0.01 <= a < 10 for a in amounts_[:n])
+            assert 1 <= len(rows) - n <= 3 and all(a >= 30 for a in amounts_[n:])
+            gaps = [(b[2] - a[2]).total_seconds() for a, b in itertools.pairwise(probes)]
+            assert all(4 <= g <= 62 for g in gaps), gaps
+            assert len({r[1] for r in probes}) <= 3
+            cash_in = (rows[n][2] - probes[-1][2]).total_seconds()
+            assert 60 <= cash_in <= 15 * 60 + 1
+            assert (rows[-1][2] - rows[0][2]).total_seconds() < 3600
+    assert bursts >= 8
+
+
+def test_burst_transactions_are_charged_back_like_other_fraud():
+    config = small(days=20, transactions_per_day=100, card_testing_bursts_per_day=4.0, malformed_rate=0.0)
+    plain = {b.day: _rows(b.transactions) for b in simulate(small(days=20, transactions_per_day=100))}
+    burst_ids, charged = set(), set()
+    for batch in simulate(config):
+        t = batch.transactions.to_pydict()
+        keys = zip(t["customer_id"], t["merchant_id"], t["event_ts"], t["amount"], t["channel"], strict=True)
+        added = _rows(batch.transactions) - plain[batch.day]
+        burst_ids |= {tid for tid, key in zip(t["transaction_id"], keys, strict=True) if key in added}
+        cb = batch.chargebacks.to_pydict()
+        charged |= {tid for tid, reason in zip(cb["transaction_id"], cb["reason"], strict=True) if reason == "fraud"}
+    share = len(burst_ids & charged) / len(burst_ids)
+    assert len(burst_ids) > 300
+    assert 0.87 <= share <= 0.97  # 92% of fraud is reported
+
+
+def test_negative_burst_rate_is_refused():
+    with pytest.raises(ValueError):
+        small(card_testing_bursts_per_day=-1.0)
