@@ -28,7 +28,7 @@ import dagster as dg
 
 from platform_assets.lib import names
 from platform_assets.lib.run_config import ModelConfig
-from platform_assets.resources import LoopPolicy, MlflowResource, Notifier, PlatformStorage
+from platform_assets.resources import FeastResource, LoopPolicy, MlflowResource, Notifier, PlatformStorage
 
 # The registered model is this file run by MLflow (a model from code): its pyfunc answers probabilities.
 PYFUNC_CODE = Path(__file__).resolve().parent.parent / "lib" / "fraud_pyfunc.py"
@@ -71,17 +71,37 @@ def latest_window(holdout, days: int):
     return holdout[ts >= ts.max().normalize() - pd.Timedelta(days=days - 1)]
 
 
-def gate_scores(model, frame, latest, features: list[str], label: str):
-    from sklearn.metrics import average_precision_score
+def gate_scores(model, frame, latest, features: list[str], label: str, feature_service: str | None = None):
+    from sklearn.metrics import average_precision_score, roc_auc_score
 
     from platform_assets.lib.champion import score
     from platform_assets.training.promotion import GateScores
 
-    holdout_pr_auc = float(average_precision_score(frame[label], score(model, frame, features)))
+    scores = score(model, frame, features)
+    holdout_pr_auc = float(average_precision_score(frame[label], scores))
+    roc_auc = float(roc_auc_score(frame[label], scores)) if frame[label].nunique() == 2 else None
     latest_pr_auc = None
     if latest[label].nunique() == 2:
         latest_pr_auc = float(average_precision_score(latest[label], score(model, latest, features)))
-    return GateScores(holdout_pr_auc, latest_pr_auc)
+    return GateScores(holdout_pr_auc, latest_pr_auc, roc_auc, feature_service)
+
+
+def holdout_with_features(holdout, feature_service: str, feast, exports_dir):
+    """The same holdout rows (transactions and labels) with the features of `feature_service`, joined point in time
+    as the training set joined its own: how a champion that reads features the challenger's service lacks (a v3
+    champion, a v2 challenger) is scored on the challenger's holdout. None when a holdout transaction is gone."""
+    import pandas as pd
+
+    from platform_assets.lib.training_sets import KEYS, join_features, transactions_between
+
+    ts = pd.to_datetime(holdout["event_timestamp"], utc=True)
+    rows = transactions_between(exports_dir, ts.min().to_pydatetime(), (ts.max() + pd.Timedelta(seconds=1)).to_pydatetime())
+    rows = rows[rows["transaction_id"].isin(holdout["transaction_id"])]
+    if len(rows) != len(holdout):
+        return None
+    joined = join_features(feast.store(), rows, feature_service).drop(columns=KEYS[1:], errors="ignore")
+    labels = holdout.drop(columns=[c for c in joined.columns if c != "transaction_id"], errors="ignore")
+    return labels.merge(joined, on="transaction_id", how="left", validate="one_to_one")
 
 
 @dataclass
@@ -143,25 +163,43 @@ class Gate:
             "gate_champion_version": self.champion_version or "",
             "gate_champion_holdout_pr_auc": figure(champion.holdout_pr_auc if champion else None),
             "gate_champion_latest_pr_auc": figure(champion.latest_pr_auc if champion else None),
+            "gate_challenger_holdout_roc_auc": figure(self.candidate.holdout_roc_auc),
+            "gate_champion_holdout_roc_auc": figure(champion.holdout_roc_auc if champion else None),
+            "gate_challenger_feature_service": self.candidate.feature_service or "",
+            "gate_champion_feature_service": (champion.feature_service or "") if champion else "",
         }
 
 
-def gate(fitted: Fitted, config: ModelConfig, mlflow_tracking: MlflowResource, storage: PlatformStorage) -> Gate:
-    """Score the new model and the champion on the same holdout and latest window, and decide."""
+def gate(fitted: Fitted, config: ModelConfig, mlflow_tracking: MlflowResource, storage: PlatformStorage,
+         feast=None) -> Gate:
+    """Score the new model and the champion on the same holdout and latest window, and decide.
+
+    The champion is fed its own inputs for the holdout's rows: from the holdout itself when it holds them (a v2
+    champion against a v3 challenger: v3 is v2 plus velocity features), else joined from the champion's feature
+    service for the same transactions (`holdout_with_features`: a v3 champion against a v2 challenger). Only a
+    champion whose features no longer exist cannot be scored, and then cannot block."""
     from platform_assets.lib.champion import find_champion
     from platform_assets.training.promotion import decide
 
     label = fitted.manifest.label_column
+    service = fitted.manifest.feature_service
     latest = latest_window(fitted.holdout, config.latest_window_days)
-    candidate = gate_scores(fitted.model, fitted.holdout, latest, fitted.manifest.feature_columns, label)
+    candidate = gate_scores(fitted.model, fitted.holdout, latest, fitted.manifest.feature_columns, label, service)
     champion = find_champion(mlflow_tracking, storage.training_sets_dir())
     champion_version, champion_scores = None, None
     if champion is not None:
         champion_version = champion.number
         inputs = list(champion.model.get_booster().feature_names or [])
-        # A champion that reads features this holdout lacks cannot be scored on it (and cannot block).
-        if all(f in fitted.holdout.columns for f in inputs):
-            champion_scores = gate_scores(champion.model, fitted.holdout, latest, inputs, label)
+        champion_service = champion.version.tags.get(names.TAG_FEATURE_SERVICE) or service
+        holdout = fitted.holdout
+        if not all(f in holdout.columns for f in inputs) and feast is not None and champion_service != service:
+            try:
+                holdout = holdout_with_features(holdout, champion_service, feast, storage.exports_dir())
+            except Exception:  # the champion's service is gone from the registry: it cannot be scored
+                holdout = None
+        if holdout is not None and all(f in holdout.columns for f in inputs):
+            champion_latest = latest_window(holdout, config.latest_window_days)
+            champion_scores = gate_scores(champion.model, holdout, champion_latest, inputs, label, champion_service)
     decision = decide(candidate, champion_scores, config.min_pr_auc_improvement, champion_version,
                       config.max_latest_regression)
     return Gate(decision, candidate, champion_version, champion_scores)
@@ -316,6 +354,7 @@ def fraud_model(
     storage: PlatformStorage,
     notifier: Notifier,
     policy: LoopPolicy,
+    feast: FeastResource,
 ) -> dg.MaterializeResult:
     from platform_assets.lib.training_sets import latest_manifest
 
@@ -323,7 +362,7 @@ def fraud_model(
     metrics, manifest = fitted.metrics, fitted.manifest
     context.log.info(f"holdout PR AUC {metrics.pr_auc:.4f}, ROC AUC {metrics.roc_auc:.4f} "
                      f"({fitted.train_seconds:.1f}s)")
-    verdict = gate(fitted, config, mlflow_tracking, storage)
+    verdict = gate(fitted, config, mlflow_tracking, storage, feast)
     registered = log_and_register(context, fitted, verdict, config, mlflow_tracking, policy.review_budget)
     version = registered.version
     version_url = mlflow_tracking.model_version_url(version)
@@ -346,6 +385,9 @@ def fraud_model(
             "latest_window_pr_auc": _figure_or(verdict.candidate.latest_pr_auc, "one class"),
             "champion_latest_window_pr_auc": _figure_or(champion.latest_pr_auc if champion else None, "none"),
             "champion_pr_auc_on_same_holdout": _figure_or(champion.holdout_pr_auc if champion else None, "none"),
+            "champion_roc_auc_on_same_holdout": _figure_or(champion.holdout_roc_auc if champion else None, "none"),
+            names.TAG_FEATURE_SERVICE: manifest.feature_service,
+            "champion_feature_service": (champion.feature_service or "") if champion else "none",
             "best_iteration": int(fitted.model.best_iteration),
             "train_seconds": round(fitted.train_seconds, 3),
             "mlflow_run_id": registered.run_id,

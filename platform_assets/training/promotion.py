@@ -8,6 +8,11 @@ scored by the same code on the same rows:
 PR AUC is the yardstick: with ~1% positives it tracks what a fraud team sees; ROC AUC barely moves. Every decision
 carries its reason, which the training asset writes to MLflow (tags) and to its metadata.
 
+The two models may read different feature services (a `fraud_detector_v3` challenger with velocity features
+against a `fraud_detector_v2` champion, or back): the holdout rows are the same transactions either way, and the
+training asset feeds each model its own service's features for them (training/assets.py `gate`), so the figures
+compare models, not rows. The reason names the services when they differ.
+
 The one-step rollback is `MlflowResource.rollback_champion` (ground floor, also run by the `rollback_champion`
 job); `python -m platform_assets.training.promotion rollback --reason "..."` runs it from a shell.
 """
@@ -32,6 +37,10 @@ class GateScores:
 
     holdout_pr_auc: float
     latest_pr_auc: float | None = None
+    # Recorded with the decision (PR AUC decides): ROC AUC on the same holdout, and the feature service the model
+    # read its inputs from, for a challenger of another service than the champion's (a v3 model against v2).
+    holdout_roc_auc: float | None = None
+    feature_service: str | None = None
 
 
 def decide(
@@ -50,12 +59,18 @@ def decide(
     champion = champion if isinstance(champion, GateScores) else GateScores(champion)
     margin = candidate.holdout_pr_auc - champion.holdout_pr_auc
     if margin <= min_improvement:
+        services = ""
+        if candidate.feature_service and champion.feature_service and candidate.feature_service != champion.feature_service:
+            services = f" ({candidate.feature_service} vs {champion.feature_service})"
         return PromotionDecision(
             False,
             f"PR AUC {candidate.holdout_pr_auc:.4f} does not beat champion {champion.holdout_pr_auc:.4f} by more "
-            f"than {min_improvement:.4f} on the same holdout",
+            f"than {min_improvement:.4f} on the same holdout{services}",
         )
     reason = f"PR AUC {candidate.holdout_pr_auc:.4f} beats champion {champion.holdout_pr_auc:.4f} by {margin:+.4f}"
+    if candidate.feature_service and champion.feature_service and candidate.feature_service != champion.feature_service:
+        reason = (f"PR AUC {candidate.holdout_pr_auc:.4f} ({candidate.feature_service}) beats champion "
+                  f"{champion.holdout_pr_auc:.4f} ({champion.feature_service}) by {margin:+.4f}")
     if candidate.latest_pr_auc is not None and champion.latest_pr_auc is not None:
         latest_margin = candidate.latest_pr_auc - champion.latest_pr_auc
         if latest_margin < -max_latest_regression:

@@ -38,3 +38,14 @@ def test_latest_window_with_one_class_does_not_block():
 
 def test_plain_floats_still_work():
     assert decide(0.4, 0.3).promote and not decide(0.3, 0.4).promote
+
+
+def test_a_challenger_of_another_feature_service_is_judged_by_the_same_rule_and_the_reason_names_both():
+    v3, v2 = GateScores(0.62, 0.60, 0.97, "fraud_detector_v3"), GateScores(0.48, 0.50, 0.95, "fraud_detector_v2")
+    d = decide(v3, v2, champion_version="1")
+    assert d.promote
+    assert "(fraud_detector_v3) beats champion 0.4800 (fraud_detector_v2)" in d.reason
+    back = decide(v2, v3, champion_version="2")
+    assert not back.promote and "(fraud_detector_v2 vs fraud_detector_v3)" in back.reason
+    # the same service on both sides: the reason stays as it was
+    assert "(" not in decide(GateScores(0.5, feature_service="s"), GateScores(0.4, feature_service="s")).reason
