@@ -23,7 +23,7 @@ import os
 import tempfile
 import time
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import date
 from pathlib import Path
 
 V2, V3 = "fraud_detector_v2", "fraud_detector_v3"

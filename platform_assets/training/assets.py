@@ -193,10 +193,12 @@ def gate(fitted: Fitted, config: ModelConfig, mlflow_tracking: MlflowResource, s
         champion_service = champion.version.tags.get(names.TAG_FEATURE_SERVICE) or service
         holdout = fitted.holdout
         if not all(f in holdout.columns for f in inputs) and feast is not None and champion_service != service:
+            from feast.errors import FeatureServiceNotFoundException, FeatureViewNotFoundException
+
             try:
                 holdout = holdout_with_features(holdout, champion_service, feast, storage.exports_dir())
-            except Exception:  # the champion's service is gone from the registry: it cannot be scored
-                holdout = None
+            except (FeatureServiceNotFoundException, FeatureViewNotFoundException):
+                holdout = None  # the champion's service is gone from the registry: it cannot be scored
         if holdout is not None and all(f in holdout.columns for f in inputs):
             champion_latest = latest_window(holdout, config.latest_window_days)
             champion_scores = gate_scores(champion.model, holdout, champion_latest, inputs, label, champion_service)
