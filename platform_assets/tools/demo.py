@@ -79,6 +79,7 @@ def materialize_platform(
     settings: Settings, first_day: date, last_day: date, instance: dg.DagsterInstance, raise_on_error: bool = True,
     monitored_days: int = 1, on_stage: Callable[[Stage], None] | None = None, live: LiveSources | None = None,
     ingest_chunks: int = 4,
+    challenger: str | None = None,
 ) -> PlatformRun:
     """Load the snapshots and the daily partitions first_day..last_day, then materialize the graph stage by stage
     (warehouse, features, training, serving), score the days the monitoring needs and monitor the newest
@@ -86,7 +87,11 @@ def materialize_platform(
 
     With `live` source systems, ingestion feeds them day by day: the system of record is captured `ingest_chunks`
     times as the days pass, each capture followed by the dbt snapshots of customers and merchants, then the whole
-    window is read in one ingestion run (tools/live_sources.py)."""
+    window is read in one ingestion run (tools/live_sources.py).
+
+    With a `challenger` feature service (e.g. `fraud_detector_v3`), the training stage then builds a training set
+    with it and trains a second model, which the promotion gate judges against the first on the same holdout: the
+    champion that serving and scoring use is whichever the gate keeps."""
     defs = build_definitions(settings)
     graph = defs.resolve_asset_graph()
     assets = list(defs.assets)
@@ -131,7 +136,17 @@ def materialize_platform(
           lambda: [run(dg.AssetSelection.groups(names.INGESTION), tags=window)])
     stage("warehouse", lambda: [run(dg.AssetSelection.groups(names.WAREHOUSE), tags=window)])
     stage("features", lambda: [run(dg.AssetSelection.groups(names.FEATURES))])
-    stage("training", lambda: [run(dg.AssetSelection.groups(names.TRAINING))])
+    def train() -> list[dg.ExecuteInProcessResult]:
+        results = [run(dg.AssetSelection.groups(names.TRAINING))]
+        if challenger is not None:
+            from platform_assets.lib.run_config import TrainingSetConfig
+
+            config = dg.RunConfig(ops={names.asset_name(names.TRAINING_SET): TrainingSetConfig(
+                feature_service=challenger)})
+            results.append(run(dg.AssetSelection.assets(names.TRAINING_SET, names.FRAUD_MODEL), run_config=config))
+        return results
+
+    stage("training", train)
     stage("serving", lambda: [run(dg.AssetSelection.assets(*group(names.SERVING, exclude=LIVE)))])
     # Each monitored day D compares the predictions of D-window+1..D: those days are scored first, in one run.
     policy = defs.resources["policy"]
@@ -181,9 +196,18 @@ def _summary(platform: PlatformRun, name: str) -> str:
                 f"rows; training set {rows.get(names.ROW_COUNT, 0):,} rows ({rows.get('positives', 0):,} fraud); "
                 f"{_checks(stage)}")
     if name == "training":
-        model = platform.metadata(name, names.FRAUD_MODEL)
-        return (f"v{model.get(names.MODEL_VERSION)} -> {model.get('alias')}: holdout PR AUC "
-                f"{model.get('holdout_pr_auc', float('nan')):.3f}, ROC AUC {model.get('holdout_roc_auc', float('nan')):.3f}")
+        models = [m for m in (_metadata(r, names.asset_name(names.FRAUD_MODEL)) for r in stage.results) if m]
+
+        def line(model: dict) -> str:
+            return (f"v{model.get(names.MODEL_VERSION)} -> {model.get('alias')}: holdout PR AUC "
+                    f"{model.get('holdout_pr_auc', float('nan')):.3f}, ROC AUC "
+                    f"{model.get('holdout_roc_auc', float('nan')):.3f}")
+
+        if len(models) < 2:
+            return line(models[-1] if models else {})
+        # a challenger of another feature service: both models, and the gate's decision on the same holdout
+        return "; ".join(f"{line(m)} ({m.get(names.TAG_FEATURE_SERVICE)})" for m in models) + (
+            f"; gate: {models[-1].get('promotion_reason')}")
     if name == "serving":
         deployed = platform.metadata(name, names.DEPLOYED_MODEL)
         return (f"champion v{deployed.get(names.CHAMPION_VERSION)}, scoring service runs "
@@ -243,6 +267,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--card-testing-bursts-per-day", type=float, default=DEMO_BURSTS_PER_DAY,
                         help="card-testing / account-takeover bursts a day in the sample data (Poisson mean; 0: "
                         "none): the signal the velocity features of fraud_detector_v3 catch")
+    parser.add_argument("--challenger", default=None, metavar="FEATURE_SERVICE",
+                        help="also train a model on this feature service (e.g. fraud_detector_v3) after the default "
+                        "one; the promotion gate decides which is champion")
     parser.add_argument("--monitor-days", type=int, default=14,
                         help="days monitored, newest last (default: the 4 days before the drift and its first 10)")
     parser.add_argument("--sources", choices=("live", "files"), default="live",
@@ -292,6 +319,7 @@ def main(argv: list[str] | None = None) -> None:
             dg.DagsterInstance.get() as instance:
         run = materialize_platform(settings, config.start_date, config.end_date, instance,
                                    monitored_days=args.monitor_days, live=live, ingest_chunks=args.ingest_chunks,
+                                   challenger=args.challenger,
                                    on_stage=lambda stage: print(stage.line(), file=console, flush=True))
     drift = run.metadata("monitoring", names.FEATURE_DRIFT_REPORT)
     print(
