@@ -49,6 +49,7 @@ help:
 	@echo "make lint       ruff, then the pre-commit hooks (ruff, sqlfluff on dbt models, hadolint); what CI runs first"
 	@echo "make feast-apply / dbt-build / validate / clean-data"
 	@echo "make bench      benchmarks vs stock Feast and the raw engines (SIZE=100k|1m|10m) -> docs/benchmarks.md"
+	@echo "make bench-velocity-offline  velocity features offline (state log, PIT join + UDF) vs DuckDB windows (SIZES=1m,10m)"
 	@echo "make bench-startup  time to first step: Definitions load vs bare dagster, one asset from the UI"
 	@echo "make bench-serve    scoring service under open-loop load vs a raw floor, mlflow models serve, feast serve"
 	@echo "make bench-sources  ingestion per source (system of record, chargeback API, stream) vs a plain DuckDB insert;"
@@ -202,3 +203,13 @@ bench-sources: prepare
 	PYTHONPATH=$(ROOT) $(BIN)/python -m benchmarks.sources_chargeback_api --out $(SOURCES_RESULTS)/chargeback_api.jsonl
 	PYTHONPATH=$(ROOT) $(BIN)/python -m benchmarks.sources_transaction_stream --out $(SOURCES_RESULTS)/transaction_stream.jsonl
 	PYTHONPATH=$(ROOT) $(BIN)/python -m benchmarks.sources_transaction_stream --backend redis --out $(SOURCES_RESULTS)/transaction_stream.jsonl
+
+# Offline cost of the velocity features (docs/benchmarks.md, "Velocity features: offline cost"): the state log (dbt
+# model SQL on DuckDB) and the point-in-time join + UDF through Feast vs DuckDB window aggregates, at simulated 1M
+# and 10M transactions (SIZES=1m,10m; WORK=dir keeps the generated data). ~5 min at 1m, ~40 min at 10m (2 cores).
+.PHONY: bench-velocity-offline
+SIZES ?= 1m,10m
+bench-velocity-offline: prepare
+	mkdir -p benchmarks/results/velocity
+	PYTHONPATH=$(ROOT) $(BIN)/python -m benchmarks.velocity_offline --sizes $(SIZES) $(if $(WORK),--work $(WORK)) \
+		--out benchmarks/results/velocity/offline.jsonl $(BENCH_ARGS)

@@ -123,6 +123,7 @@ def compare(settings, instance, world: World, services: tuple[str, ...] = (V2, V
     if V2 in models and V3 in models:
         v2, v3 = models[V2], models[V3]
         holdout_frauds = _holdout_positives(settings, v3["snapshot_id"])
+        out["paired_bootstrap"] = paired_bootstrap(settings, defs.resources["mlflow_tracking"], v2, v3)
         out.update({
             "holdout_rows": v3["holdout_rows"],
             "holdout_frauds": holdout_frauds,
@@ -138,6 +139,36 @@ def compare(settings, instance, world: World, services: tuple[str, ...] = (V2, V
             "gate_reason": v3["promotion_reason"],
         })
     return out
+
+
+def paired_bootstrap(settings, mlflow_tracking, v2: dict, v3: dict, resamples: int = 1_000) -> dict:
+    """How far the PR AUC gain is from noise: both registered models score v3's holdout (each its own columns),
+    and the holdout's rows are resampled with replacement `resamples` times (seed 0), the gain recomputed on each
+    resample. Returns the gain's 2.5/50/97.5 percentiles and the share of resamples where v3 is not better."""
+    import numpy as np
+    from sklearn.metrics import average_precision_score
+
+    from platform_assets.lib.champion import score
+    from platform_assets.lib.training_sets import TrainingSetManifest, manifest_path, read_split
+
+    manifest = TrainingSetManifest.read(manifest_path(settings.data_dir / "training_sets", v3["snapshot_id"]))
+    holdout = read_split(manifest.path, "holdout")
+    labels = holdout[manifest.label_column].to_numpy()
+    scores = {}
+    for name, model in ((V2, v2), (V3, v3)):
+        xgb_model = mlflow_tracking.load_version(model["model_version"])
+        scores[name] = score(xgb_model, holdout, list(xgb_model.get_booster().feature_names))
+    rng = np.random.default_rng(0)
+    gains = []
+    for _ in range(resamples):
+        idx = rng.integers(0, len(labels), len(labels))
+        if labels[idx].min() == labels[idx].max():
+            continue
+        gains.append(average_precision_score(labels[idx], scores[V3][idx])
+                     - average_precision_score(labels[idx], scores[V2][idx]))
+    low, mid, high = np.percentile(gains, [2.5, 50, 97.5])
+    return {"resamples": len(gains), "gain_p2_5": round(float(low), 4), "gain_p50": round(float(mid), 4),
+            "gain_p97_5": round(float(high), 4), "share_not_better": round(float(np.mean(np.array(gains) <= 0)), 4)}
 
 
 def _holdout_positives(settings, snapshot_id: str) -> int:
