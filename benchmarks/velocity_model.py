@@ -96,7 +96,8 @@ def compare(settings, instance, world: World, services: tuple[str, ...] = (V2, V
                 feature_service=service)}),
         )
         ts, model = _metadata(result, names.TRAINING_SET), _metadata(result, names.FRAUD_MODEL)
-        models[service] = {
+        key = service if service not in models else f"{service}#{sum(k.startswith(service) for k in models) + 1}"
+        models[key] = {
             "model_version": model[names.MODEL_VERSION],
             "holdout_pr_auc": round(model["holdout_pr_auc"], 4),
             "holdout_roc_auc": round(model["holdout_roc_auc"], 4),
