@@ -265,6 +265,8 @@ class Settings:
     scored_stream_enabled: bool = True
     velocity_batch_events: int = 1_000
     velocity_poll_seconds: float = 0.02
+    # `make dev` starts the consumer beside the UI (PLATFORM_VELOCITY_CONSUMER=off: it does not).
+    velocity_consumer_in_dev: bool = True
 
     @property
     def sources_dir(self) -> Path:
@@ -414,6 +416,7 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         scored_stream_enabled=env.get("PLATFORM_SCORED_STREAM", "on").lower() not in ("off", "0", "false", "no"),
         velocity_batch_events=_typed(env, "PLATFORM_VELOCITY_BATCH_EVENTS", "1000", int),
         velocity_poll_seconds=_typed(env, "PLATFORM_VELOCITY_POLL_SECONDS", "0.02", float),
+        velocity_consumer_in_dev=env.get("PLATFORM_VELOCITY_CONSUMER", "on").lower() not in ("off", "0", "false", "no"),
         profile=profile,
         data_dir=data_dir,
         landing_dir=landing_dir,

@@ -26,6 +26,7 @@ refusals by reason, positions, backlog, the last batch's timings; Dagster's obse
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
@@ -347,17 +348,35 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--log-level", default="info")
     args = parser.parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    store = build_resources(settings)["feast"].store()
-    sources = open_sources(settings, args.streams.split(",") if args.streams else None)
-    consumer = Consumer(settings, sources, StateStore(store, args.write), Offsets(settings.velocity_dir / OFFSETS_FILE),
-                        args.batch_events, args.poll_seconds, args.crash_at, args.crash_batch)
+    stopping: list[int] = []
+    consumer: Consumer | None = None
 
     def stop(signum, _frame):
         log.info("signal %s: finishing the batch in hand", signum)
-        consumer.stopping = True
+        stopping.append(signum)
+        if consumer is not None:
+            consumer.stopping = True
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
+    store = build_resources(settings)["feast"].store()
+    states = None
+    while states is None and not stopping:
+        try:
+            states = StateStore(store, args.write)
+        except Exception as exc:
+            if args.exit_when_idle:
+                raise
+            log.warning("waiting for the feature view %s in the registry (%s)", names.CUSTOMER_RECENT_TRANSACTIONS_VIEW,
+                        exc)
+            time.sleep(5)
+            with contextlib.suppress(Exception):
+                store.refresh_registry()
+    if states is None:
+        return
+    sources = open_sources(settings, args.streams.split(",") if args.streams else None)
+    consumer = Consumer(settings, sources, states, Offsets(settings.velocity_dir / OFFSETS_FILE),
+                        args.batch_events, args.poll_seconds, args.crash_at, args.crash_batch)
     log.info("velocity consumer: streams %s (%s), write %s, batches of %s, poll %ss",
              [s.stream.name for s in sources], settings.stream_backend, args.write, args.batch_events,
              args.poll_seconds)
