@@ -189,6 +189,7 @@ class Counts:
     events_read: int = 0
     events_applied: int = 0
     duplicates: int = 0
+    expired: int = 0
     refused: Counter = field(default_factory=Counter)
     customers_written: int = 0
     batches: int = 0
@@ -246,14 +247,14 @@ class Consumer:
         current = self.states.read(customers)
         held = {cid: set(s.transaction_ids) for cid, s in current.items() if s is not None}
         changed = merge_batch(current, valid)
-        new = 0
-        seen: set[str] = set()
-        for t in valid:
-            if t.transaction_id in held.get(t.customer_id, ()) or t.transaction_id in seen:
-                self.counts.duplicates += 1
-            else:
-                new += 1
-                seen.add(t.transaction_id)
+        # Each valid event is applied (its id entered the state), a duplicate (its id was held, or came earlier in
+        # the batch) or expired (more than 24 h before the customer's newest: trimmed at once).
+        applied = sum(len(set(s.transaction_ids) - held.get(cid, set())) for cid, s in changed.items())
+        fresh = len({(t.customer_id, t.transaction_id) for t in valid
+                     if t.transaction_id not in held.get(t.customer_id, ())})
+        self.counts.duplicates += len(valid) - fresh
+        self.counts.expired += fresh - applied
+        new = applied
         merged = time.perf_counter()
         self._crash("before_write")
         self.states.write(list(changed.values()))
@@ -300,7 +301,7 @@ class Consumer:
             "backend": self.settings.stream_backend, "write_mode": self.states.write_mode,
             "streams": {s.label: s.stream.name for s in self.sources},
             "events_read": c.events_read, "events_applied": c.events_applied, "duplicates": c.duplicates,
-            "refused": dict(c.refused), "refused_total": sum(c.refused.values()),
+            "expired": c.expired, "refused": dict(c.refused), "refused_total": sum(c.refused.values()),
             "customers_written": c.customers_written, "batches": c.batches, "last_batch": c.last_batch,
             "offsets": self.offsets.all(), "backlog": backlog,
             "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),

@@ -46,6 +46,7 @@ class PredictionLog:
         self.log_dir = Path(log_dir)
         self.scored_stream = scored_stream  # callable() -> TransactionStream, opened in the writer thread
         self._stream = None
+        self._stream_owner: int | None = None
         self.streamed = 0
         self.stream_dropped = 0
         self.shadow = shadow  # callable(records) -> None, fills challenger fields in place
@@ -114,8 +115,11 @@ class PredictionLog:
                    "merchant_id": r["merchant_id"], "amount": amount_text(r["amount"]), "currency": r["currency"],
                    "channel": r["channel"], "event_ts": r["event_ts"], "sent_at": r["served_at"]} for r in records]
         try:
+            if self._stream is not None and self._stream_owner != threading.get_ident():
+                self._stream = None  # opened by the writer thread, which has ended: a connection of our own
             if self._stream is None:
                 self._stream = self.scored_stream()
+                self._stream_owner = threading.get_ident()
             self._stream.append(events)
             self.streamed += len(events)
         except Exception:  # the stream is down: the prediction is logged anyway, the velocity state misses it
@@ -136,6 +140,14 @@ class PredictionLog:
                 except Exception:
                     self.dropped += len(records)
                     log.exception("prediction log write failed (%s records)", len(records))
+        self._close_stream()
+
+    def _close_stream(self) -> None:
+        """The stream's connection belongs to the thread that opened it: closed there, dropped elsewhere."""
+        if self._stream is not None and self._stream_owner == threading.get_ident():
+            with contextlib.suppress(Exception):
+                self._stream.close()
+        self._stream = None
 
     def close(self) -> None:
         """Write what is queued, fsync, close: a graceful stop loses nothing."""
@@ -150,9 +162,7 @@ class PredictionLog:
             os.fsync(self._file.fileno())
             self._file.close()
             self._file = None
-        if self._stream is not None:
-            self._stream.close()
-            self._stream = None
+        self._close_stream()
 
 
 def amount_text(amount: float) -> str:

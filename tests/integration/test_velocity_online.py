@@ -1,0 +1,216 @@
+"""The online velocity consumer, as real processes on the real stack: the transaction stream (embedded log and
+Redis) and the scoring service's traffic into Feast's SQLite online store.
+
+The oracle is the simulator's own records (as in test_transaction_stream): each day's rows as written
+(simulate_day + corrupt_transactions), each malformed row's reason found by comparing it with the clean row, and
+each customer's expected state computed from the clean, deduplicated rows alone (every event, trimmed to 24 h
+of the customer's newest), never from the consumer's code.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+import uuid
+from collections import Counter
+from datetime import UTC, date, datetime, timedelta
+
+import numpy as np
+import pytest
+from platform_env import local_settings
+
+from platform_assets.features.registry import apply_repo
+from platform_assets.features.velocity_online import StateStore, read_heartbeat
+from platform_assets.lib.transaction_stream import open_stream
+from platform_assets.resources.profile import build_resources
+from platform_assets.serving.log import PredictionLog, served_at
+from platform_assets.settings import PROJECT_ROOT
+from platform_assets.simulator import SimulationConfig
+from platform_assets.simulator.generator import build_world, simulate_day
+from platform_assets.simulator.landing import corrupt_transactions
+from platform_assets.simulator.stream import replay_days
+
+FIRST_DAY = date(2026, 3, 1)
+CONFIG = SimulationConfig(start_date=FIRST_DAY, days=2, n_customers=60, n_merchants=15, transactions_per_day=250,
+                          malformed_rate=0.03, seed=18)
+REDIS_URL = f"redis://127.0.0.1:{os.environ.get('PLATFORM_TEST_REDIS_PORT', '6379')}/0"
+BACKENDS = ["embedded", pytest.param("redis", marks=pytest.mark.production)]
+HORIZON_US = 86_400 * 1_000_000
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def micros(ts: datetime) -> int:
+    return (ts - EPOCH) // timedelta(microseconds=1)
+
+
+def oracle(config: SimulationConfig) -> tuple[dict[str, list[tuple]], Counter, int]:
+    """(customer -> expected state rows (event_us, id, cents, merchant), refusals by reason, events sent), from
+    the simulator's records alone."""
+    world, refused, kept, sent = build_world(config), Counter(), {}, 0
+    for i in range(config.days):
+        batch = simulate_day(config, world, i)
+        clean = batch.transactions.to_pylist()
+        clean_text = corrupt_transactions(batch.transactions, 0.0, np.random.default_rng(0))[0].to_pylist()
+        rng = np.random.default_rng(np.random.SeedSequence([config.seed, i, 77]))
+        rows = corrupt_transactions(batch.transactions, config.malformed_rate, rng)[0].to_pylist()
+        sent += len(rows)
+        for row, text, truth in zip(rows, clean_text, clean, strict=False):
+            if row["amount"] != text["amount"]:
+                refused["invalid_amount"] += 1
+            elif row["customer_id"] != text["customer_id"]:
+                refused["missing_customer_id"] += 1
+            elif row["event_ts"] == "not-a-timestamp":
+                refused["invalid_timestamp"] += 1
+            elif row["event_ts"] != text["event_ts"]:
+                refused["timestamp_outside_partition"] += 1
+            else:
+                kept[truth["transaction_id"]] = (truth["customer_id"], micros(truth["event_ts"]),
+                                                 truth["transaction_id"], round(float(truth["amount"]) * 100),
+                                                 truth["merchant_id"])
+        # rows[len(clean):] re-send some rows: identical copies, counted once (their id is already kept)
+    states: dict[str, list[tuple]] = {}
+    for customer, *row in kept.values():
+        states.setdefault(customer, []).append(tuple(row))
+    for customer, rows in states.items():
+        newest = max(r[0] for r in rows)
+        states[customer] = sorted(r for r in rows if r[0] >= newest - HORIZON_US)
+    return states, refused, sent
+
+
+@pytest.fixture
+def velocity_platform(request, tmp_path, monkeypatch):
+    backend = getattr(request, "param", "embedded")
+    suffix = uuid.uuid4().hex[:8]
+    env = {"PLATFORM_TRANSACTIONS_SOURCE": "stream", "PLATFORM_STREAM_BACKEND": backend,
+           "PLATFORM_STREAM_NAME": f"test:velocity:tx:{suffix}", "PLATFORM_SCORED_STREAM_NAME": f"test:velocity:scored:{suffix}",
+           "PLATFORM_STREAM_REDIS_URL": REDIS_URL}
+    settings = local_settings(monkeypatch, tmp_path, **env)
+    feast = build_resources(settings)["feast"]
+    store = feast.store()
+    apply_repo(store, feast.feature_objects().all())
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("PLATFORM_")}
+    environment.update({"PLATFORM_DATA_DIR": str(tmp_path), "PLATFORM_PROFILE": "local", **env})
+    yield settings, store, environment
+    if backend == "redis":
+        import redis
+
+        redis.Redis.from_url(REDIS_URL).delete(settings.stream_name, settings.scored_stream_name)
+
+
+def consume(environment, *args: str, timeout: float = 180) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "platform_assets.features.velocity_online", "--exit-when-idle",
+                           "--log-level", "warning", *args], cwd=PROJECT_ROOT, env=environment, capture_output=True,
+                          text=True, timeout=timeout, check=False)
+
+
+def online_states(store, customers) -> dict[str, list[tuple]]:
+    got = StateStore(store).read(sorted(customers))
+    return {c: list(zip(s.event_us, s.transaction_ids, s.amount_cents, s.merchant_ids, strict=True))
+            for c, s in got.items() if s is not None}
+
+
+@pytest.mark.parametrize("velocity_platform", BACKENDS, indirect=True)
+def test_a_consumer_killed_before_and_after_its_write_restarts_with_exact_state(velocity_platform):
+    settings, store, environment = velocity_platform
+    expected, refused, sent = oracle(CONFIG)
+    replay = replay_days(CONFIG, backend=settings.stream_backend, name=settings.stream_name,
+                         log_path=settings.stream_log_path, redis_url=settings.stream_redis_url)
+    assert replay.events == sent
+    batch = "97"
+    # Killed after the write of its 2nd batch, before the offset commit: the restart re-reads that batch.
+    killed = consume(environment, "--batch-events", batch, "--crash-at", "after_write", "--crash-batch", "2")
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-3000:]
+    assert read_heartbeat(settings)["state"] == "crashing at after_write"
+    # Killed before the write of its 3rd batch: nothing of it is in the store, nothing committed.
+    killed = consume(environment, "--batch-events", batch, "--crash-at", "before_write", "--crash-batch", "3")
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-3000:]
+    beat = read_heartbeat(settings)
+    assert beat["duplicates"] >= 1  # the batch the first kill had written was read again and counted once
+    done = consume(environment, "--batch-events", batch)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert online_states(store, expected) == expected
+    # and a full replay of the whole stream changes nothing
+    with sqlite3.connect(settings.velocity_dir / "offsets.sqlite") as offsets:  # forget every position
+        offsets.execute("DELETE FROM offsets")
+    if settings.stream_backend == "redis":
+        import redis
+
+        redis.Redis.from_url(REDIS_URL).xgroup_setid(settings.stream_name, "platform-velocity", "0")
+    replayed = consume(environment, "--batch-events", "500")
+    assert replayed.returncode == 0, replayed.stderr[-3000:]
+    beat = read_heartbeat(settings)
+    assert beat["events_read"] == sent and beat["events_applied"] == 0
+    assert beat["duplicates"] + beat["expired"] == sent - sum(refused.values())
+    assert online_states(store, expected) == expected
+
+
+def test_refused_records_are_counted_by_reason(velocity_platform):
+    settings, store, environment = velocity_platform
+    _expected, refused, sent = oracle(CONFIG)
+    stream = open_stream(settings.stream_backend, settings.stream_name, log_path=settings.stream_log_path,
+                         redis_url=settings.stream_redis_url)
+    replay_days(CONFIG, stream=stream)
+    good = {"transaction_id": "X1", "customer_id": "CX", "merchant_id": "MX", "amount": "10.00", "currency": "EUR",
+            "channel": "online", "event_ts": "2026-03-02T12:00:00Z", "sent_at": "2026-03-02T12:00:00Z"}
+    extra = [("not a record", "not_a_record"), ({**good, "channel": "atm"}, "unknown_channel"),
+             ({**good, "event_ts": "2026-03-02T12:00:00"}, "timestamp_without_zone"),
+             ({**good, "amount": "10.001"}, "amount_precision"), ({**good, "merchant_id": "M.X"}, "invalid_merchant_id")]
+    stream.append([e for e, _ in extra])
+    stream.close()
+    refused.update(reason for _, reason in extra)
+    done = consume(environment)
+    assert done.returncode == 0, done.stderr[-3000:]
+    beat = read_heartbeat(settings)
+    assert beat["refused"] == dict(refused)
+    assert beat["events_read"] == sent + len(extra)
+    assert "CX" not in online_states(store, ["CX"])
+
+
+def test_scoring_traffic_reaches_the_state(velocity_platform):
+    """The serving's prediction-log thread appends what it scored to the scored stream; the consumer (files mode:
+    only that stream) folds it into the state, each transaction once however often it was scored."""
+    settings, store, environment = velocity_platform
+    environment = {**environment, "PLATFORM_TRANSACTIONS_SOURCE": "files"}
+    log = PredictionLog(settings.serving_log_dir, scored_stream=lambda: open_stream(
+        settings.stream_backend, settings.scored_stream_name, log_path=settings.stream_log_path,
+        redis_url=settings.stream_redis_url)).start()
+    scored = [{"transaction_id": f"S{i}", "customer_id": f"C{i % 3}", "merchant_id": f"M{i % 2}",
+               "amount": 12.5 + i, "currency": "EUR", "channel": "online",
+               "event_ts": datetime(2026, 3, 2, 12, 0, i, 250_000 + i, tzinfo=UTC).isoformat(), "served_at": served_at(),
+               "score": 0.1} for i in range(9)]
+    log.append(scored[:5])
+    log.append(scored[3:])  # scored twice (a retry): counted once
+    log.close()
+    assert log.streamed == 11 and log.stream_dropped == 0
+    done = consume(environment)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert read_heartbeat(settings)["streams"] == {"scored": settings.scored_stream_name}
+    states = online_states(store, ["C0", "C1", "C2"])
+    assert states["C1"] == [(micros(datetime.fromisoformat(r["event_ts"])), r["transaction_id"],
+                             round(r["amount"] * 100), r["merchant_id"]) for r in scored if r["customer_id"] == "C1"]
+    assert sum(len(s) for s in states.values()) == 9
+
+
+def test_sigterm_stops_the_consumer_after_its_batch(velocity_platform):
+    settings, _store, environment = velocity_platform
+    proc = subprocess.Popen([sys.executable, "-m", "platform_assets.features.velocity_online"], cwd=PROJECT_ROOT,
+                            env=environment, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while (read_heartbeat(settings) or {}).get("state") not in ("running",) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        replay_days(CONFIG, days=[0], backend=settings.stream_backend, name=settings.stream_name,
+                    log_path=settings.stream_log_path, redis_url=settings.stream_redis_url)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=15) == 0, proc.stderr.read()[-3000:]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    beat = read_heartbeat(settings)
+    assert beat["state"] == "stopped"
+    assert json.loads((settings.velocity_dir / "heartbeat.json").read_text())["pid"] == proc.pid
