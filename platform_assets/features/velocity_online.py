@@ -37,7 +37,7 @@ import time
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from platform_assets.features.velocity_state import STATE_FIELDS, CustomerState, merge_batch
@@ -52,6 +52,8 @@ OFFSETS_FILE = "offsets.sqlite"
 HEARTBEAT_SECONDS = 1.0
 CRASH_POINTS = ("before_write", "after_write")
 WRITE_MODES = ("push", "direct")
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+ONE_US = timedelta(microseconds=1)
 
 
 def heartbeat_path(settings: Settings) -> Path:
@@ -115,20 +117,23 @@ class StateStore:
         self.view = store.get_feature_view(names.CUSTOMER_RECENT_TRANSACTIONS_VIEW)
         self.online_store = get_online_store_from_config(store.config.online_store)
         self.types = {f.name: f.dtype.to_value_type() for f in self.view.features}
+        self.stored_us: dict[str, int] = {}  # customer -> event time (µs) of the row the last read or write saw
 
     def read(self, customer_ids: list[str]) -> dict[str, CustomerState | None]:
-        """One online read of the states of `customer_ids`."""
+        """One online read of the states of `customer_ids`; the rows' stored event times are kept for the write."""
         if not customer_ids:
             return {}
         fast = getattr(self.online_store, "read_values", None)  # our SQLite store: Python values, no protobufs
         if fast is not None:
-            _, values = fast(self.config, self.view, {"customer_id": customer_ids}, list(STATE_FIELDS))
+            row_ts, values = fast(self.config, self.view, {"customer_id": customer_ids}, list(STATE_FIELDS))
+            stamps = [seconds * 1_000_000 if seconds > 0 else None for seconds in row_ts]  # kept to the second
         else:
-            values = self._read_protos(customer_ids)
+            stamps, values = self._read_protos(customer_ids)
+        self.stored_us.update((c, us) for c, us in zip(customer_ids, stamps, strict=True) if us is not None)
         return {cid: CustomerState.from_values(cid, {f: values[f][i] for f in STATE_FIELDS})
                 for i, cid in enumerate(customer_ids)}
 
-    def _read_protos(self, customer_ids: list[str]) -> dict[str, list]:
+    def _read_protos(self, customer_ids: list[str]) -> tuple[list[int | None], dict[str, list]]:
         from feast.protos.feast.types.EntityKey_pb2 import EntityKey
         from feast.protos.feast.types.Value_pb2 import Value
         from feast.type_map import feast_value_type_to_python_type
@@ -136,12 +141,24 @@ class StateStore:
         keys = [EntityKey(join_keys=["customer_id"], entity_values=[Value(string_val=c)]) for c in customer_ids]
         rows = self.online_store.online_read(self.config, self.view, keys, list(STATE_FIELDS))
         values: dict[str, list] = {f: [None] * len(customer_ids) for f in STATE_FIELDS}
-        for i, (_, data) in enumerate(rows):
+        stamps: list[int | None] = [None] * len(customer_ids)
+        for i, (ts, data) in enumerate(rows):
+            if ts is not None:
+                aware = ts if ts.tzinfo else ts.replace(tzinfo=UTC)
+                stamps[i] = (aware - EPOCH) // ONE_US
             for name in STATE_FIELDS:
                 proto = (data or {}).get(name)
                 if proto is not None:
                     values[name][i] = feast_value_type_to_python_type(proto)
-        return values
+        return stamps, values
+
+    def stamp_us(self, state: CustomerState) -> int:
+        """The event time a state row is written with: its newest event's instant, or 1 µs past the stored row's
+        when a merge (a late event, a replay) does not move the newest forward. Online stores keep a row only if
+        it is not older than the one they hold (ours: >=; Feast's Redis store: strictly newer), so a merged state
+        must never carry an older or, for Redis, an equal time. The UDF windows the arrays, not this time."""
+        stored = self.stored_us.get(state.customer_id)
+        return state.newest_us if stored is None or state.newest_us > stored else stored + 1
 
     def write(self, states: list[CustomerState]) -> None:
         """One write of the new states; a row's event time is its newest event's instant."""
@@ -151,18 +168,22 @@ class StateStore:
             import pandas as pd
             from feast.data_source import PushMode
 
-            stamps = pd.to_datetime([s.newest_us for s in states], unit="us", utc=True)
+            micros = [self.stamp_us(s) for s in states]
+            stamps = pd.to_datetime(micros, unit="us", utc=True)
             frame = pd.DataFrame([s.as_row() for s in states])
             frame["event_timestamp"] = stamps
             frame["created_timestamp"] = stamps
             self.store.push(names.CUSTOMER_TRANSACTIONS_PUSH, frame, to=PushMode.ONLINE)
+            self.stored_us.update((s.customer_id, us) for s, us in zip(states, micros, strict=True))
             return
         from feast.protos.feast.types.EntityKey_pb2 import EntityKey
         from feast.protos.feast.types.Value_pb2 import Int64List, StringList, Value
 
-        rows = []
+        rows, micros = [], []
         for s in states:
-            stamp = datetime.fromtimestamp(s.newest_us // 1_000_000, UTC).replace(microsecond=s.newest_us % 1_000_000)
+            us = self.stamp_us(s)
+            micros.append(us)
+            stamp = EPOCH + timedelta(microseconds=us)
             values = {
                 "recent_transaction_ids": Value(string_list_val=StringList(val=list(s.transaction_ids))),
                 "recent_event_us": Value(int64_list_val=Int64List(val=list(s.event_us))),
@@ -172,6 +193,7 @@ class StateStore:
             key = EntityKey(join_keys=["customer_id"], entity_values=[Value(string_val=s.customer_id)])
             rows.append((key, values, stamp, stamp))
         self.online_store.online_write_batch(self.config, self.view, rows, None)
+        self.stored_us.update((s.customer_id, us) for s, us in zip(states, micros, strict=True))
 
 
 @dataclass
