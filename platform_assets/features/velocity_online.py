@@ -392,7 +392,10 @@ def main(argv: list[str] | None = None) -> None:
                 raise
             log.warning("waiting for the feature view %s in the registry (%s)", names.CUSTOMER_RECENT_TRANSACTIONS_VIEW,
                         exc)
-            time.sleep(5)
+            for _ in range(50):  # 5 s, answering a stop signal within 0.1 s
+                if stopping:
+                    break
+                time.sleep(0.1)
             with contextlib.suppress(Exception):
                 store.refresh_registry()
     if states is None:

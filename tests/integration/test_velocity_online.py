@@ -322,3 +322,47 @@ def test_online_equals_offline_at_the_same_instant_after_replaying_the_stream(wa
             if any(float(v) != float(expected[name]) for v in got.values()):
                 mismatches.append((key, name, expected[name], got))
     assert not mismatches, mismatches[:10]
+
+
+@pytest.mark.production
+@pytest.mark.parametrize("write", ["push", "direct"])
+def test_a_late_event_reaches_a_redis_online_store(tmp_path, write):
+    """Feast's Redis store keeps a row only if its event time is strictly newer than the stored one: a merge that
+    does not move the customer's newest event (a late event) must still be written."""
+    import redis
+    from feast import FeatureStore
+    from feast.repo_config import RepoConfig
+
+    from platform_assets.features.velocity_state import merge
+    from platform_assets.lib.transaction_rules import ValidTransaction
+    from platform_assets.resources.feature_store import FeastResource
+
+    project = f"velocity{uuid.uuid4().hex[:8]}"
+    host = REDIS_URL.removeprefix("redis://").rsplit("/", 1)[0]
+    config = RepoConfig(project=project, provider="local", registry=str(tmp_path / "registry.db"),
+                        online_store={"type": "redis", "connection_string": host},
+                        offline_store={"type": "platform_assets.feast_stores.duckdb_offline.AsofDuckDBOfflineStore"},
+                        entity_key_serialization_version=3)
+    config.repo_path = tmp_path
+    store = FeatureStore(config=config)
+    objects = FeastResource(repo_path=str(PROJECT_ROOT / "feature_repo"), data_dir=str(tmp_path),
+                            feature_store_yaml=str(PROJECT_ROOT / "feature_repo" / "feature_store.yaml")
+                            ).feature_objects()
+    store.apply([objects.customer, objects.customer_recent_source, objects.customer_transactions_push,
+                 objects.customer_recent_transactions])
+    client = redis.Redis.from_url(REDIS_URL)
+    try:
+        first = merge(None, [ValidTransaction("t2", "C1", "M1", 100, "EUR", "online", 2_000_000)], "C1")
+        StateStore(store, write).write([first])
+        consumer = StateStore(store, write)  # a restarted consumer: it knows the row only from its read
+        late = merge(consumer.read(["C1"])["C1"], [ValidTransaction("t1", "C1", "M1", 50, "EUR", "online", 1_000_000)],
+                     "C1")
+        consumer.write([late])
+        again = merge(consumer.read(["C1"])["C1"], [ValidTransaction("t1", "C1", "M1", 50, "EUR", "online", 1_000_000)],
+                      "C1")
+        consumer.write([again])  # a replay: same state, written again
+        assert StateStore(store, write).read(["C1"])["C1"] == late
+        assert late.transaction_ids == ("t1", "t2")
+    finally:
+        for key in client.scan_iter(match=f"*{project}*".encode()):
+            client.delete(key)
