@@ -308,12 +308,11 @@ def test_online_equals_offline_at_the_same_instant_after_replaying_the_stream(wa
     # online: the serving reader (plain columns, the UDF from the registry) and Feast's own get_online_features
     reader = OnlineFeatureReader(store, names.VELOCITY_FEATURE_SERVICE, velocity)
     served = reader.read(rows).matrix
-    # (the velocity features of the service: Feast's online path cannot take fraud_detector_v3 whole while
-    # merchant_id is both a join key and a request field of velocity_request: it drops it from the join keys)
     feast_online = store.get_online_features(
-        features=[f"velocity_features:{n}" for n in velocity],
+        features=store.get_feature_service(names.VELOCITY_FEATURE_SERVICE),
         entity_rows=[{"customer_id": r["customer_id"], "merchant_id": r["merchant_id"],
-                      "transaction_us": r["transaction_us"]} for r in rows]).to_dict()
+                      "transaction_us": r["transaction_us"], "amount": r["amount"],
+                      "transaction_epoch": r["transaction_us"] // 1_000_000} for r in rows]).to_dict()
     mismatches = []
     for i, (row, expected) in enumerate(zip(rows, oracle_rows, strict=True)):
         key = (row["customer_id"], row["merchant_id"], row["transaction_us"])
