@@ -9,6 +9,12 @@ happened; `created_timestamp` breaks ties between rows of the same event time (t
 `transaction_level_features`, the same function offline (training sets, a pandas frame) and online (the
 scoring service, plain columns).
 
+`customer_recent_transactions` holds each customer's transactions of the last 24 hours (the state the velocity
+features are computed from): offline one row per transaction instant from the dbt mart
+`fct_customer_recent_transactions`, online the newest state, written by the stream consumer through the push
+source `customer_transactions_push`. `velocity_features` evaluates the windows at the instant of the transaction
+being scored, with the same function offline and online, so both agree exactly for the same instant.
+
 `build_feature_objects` builds everything for a given exports directory; the module-level names below are what
 `feast apply` finds when run from the CLI (PLATFORM_DATA_DIR, default ../data).
 """
@@ -23,9 +29,9 @@ from datetime import timedelta
 from pathlib import Path
 from typing import NamedTuple
 
-from feast import Entity, FeatureService, FeatureView, Field, FileSource, RequestSource, ValueType
+from feast import Entity, FeatureService, FeatureView, Field, FileSource, PushSource, RequestSource, ValueType
 from feast.on_demand_feature_view import OnDemandFeatureView
-from feast.types import Float64, Int64
+from feast.types import Array, Float64, Int64, String
 
 CUSTOMER_FEATURES = {
     "cust_txn_count_1d": Int64,
@@ -72,6 +78,37 @@ TRANSACTION_FEATURES = {
     "seconds_since_last_txn": Float64,
     "first_purchase_at_merchant": Int64,
 }
+# Velocity: what the customer did in the last minutes and hours before the instant of a transaction. An event e of
+# the customer counts for a transaction at instant t (microseconds) iff t - W <= e < t: strictly before t, so the
+# transaction itself (and anything at the very same microsecond) never counts. No event in a window is 0, not NaN:
+# the history is complete, so "none" is the true answer. cm_* count the events at the transaction's merchant.
+VELOCITY_WINDOWS = (("10m", 600), ("1h", 3_600), ("24h", 86_400))  # name, seconds
+RECENT_HORIZON_SECONDS = max(seconds for _, seconds in VELOCITY_WINDOWS)
+# The state a velocity feature is computed from: aligned arrays, sorted by (event time, transaction id), of the
+# customer's transactions with event time >= the newest one's - RECENT_HORIZON_SECONDS (dbt mart
+# fct_customer_recent_transactions offline, the stream consumer online). Amounts in cents: sums are exact and do
+# not depend on the order of addition.
+RECENT_TRANSACTION_FIELDS = {
+    "recent_transaction_ids": Array(String),
+    "recent_event_us": Array(Int64),
+    "recent_amount_cents": Array(Int64),
+    "recent_merchant_ids": Array(String),
+}
+DISTINCT_MERCHANTS_WINDOW = "1h"
+# The transaction being scored: its instant t (microseconds since the epoch, UTC) and its merchant (the pair's
+# events are the customer's events there).
+VELOCITY_REQUEST_FIELDS = {"transaction_us": Int64, "merchant_id": String}
+VELOCITY_FEATURES = {
+    **{f"cust_txn_count_{name}": Int64 for name, _ in VELOCITY_WINDOWS},
+    **{f"cust_amount_sum_{name}": Float64 for name, _ in VELOCITY_WINDOWS},
+    f"cust_distinct_merchants_{DISTINCT_MERCHANTS_WINDOW}": Int64,
+    **{f"cm_txn_count_{name}": Int64 for name, _ in VELOCITY_WINDOWS},
+    **{f"cm_amount_sum_{name}": Float64 for name, _ in VELOCITY_WINDOWS},
+}
+# A state older than the horizon holds no event inside any window; the minute on top covers the online store
+# keeping event times to the second.
+RECENT_TTL = timedelta(seconds=RECENT_HORIZON_SECONDS + 60)
+
 # The daily marts hold a row per entity and day from its first activity on (dbt macro feature_calendar): every
 # day until its longest window has drained to 0, then one row every LONGEST_WINDOW_DAYS days while it stays idle.
 # So a seen entity always has a row less than LONGEST_WINDOW_DAYS + 1 days old, and the TTL follows: a join finds
@@ -134,11 +171,67 @@ def transaction_level_features(inputs):
     return out
 
 
+def velocity_features_from_state(inputs, windows=VELOCITY_WINDOWS, distinct_window=DISTINCT_MERCHANTS_WINDOW):
+    """Velocity features at the instant `transaction_us` from the customer's recent-transactions state.
+
+    One definition for training sets (a pandas frame from the point-in-time join), batch scoring and the scoring
+    service (a mapping of column name to a sequence, one entry per request): for each window W, the events with
+    `transaction_us - W <= event < transaction_us`; cm_* those at the row's `merchant_id`. A missing state (no
+    transaction in the last 24 hours, or none at all) counts as no events. Vectorised over all rows' events at once
+    (no Python loop over events), so a training set of millions of rows costs seconds.
+    Self-contained (imports inside, windows as a default) because Feast serializes the function by value.
+    """
+    import numpy as np
+    import pandas as pd
+
+    frame = hasattr(inputs, "columns")
+    n = len(inputs["transaction_us"])
+
+    def flat(column, dtype):
+        """All rows' arrays of `column` end to end, a missing state (None/NaN) as no events."""
+        values = pd.Series(inputs[column], dtype=object).to_numpy(copy=True) if not frame else (
+            inputs[column].to_numpy(dtype=object, copy=True))
+        empty = np.zeros(0, dtype=dtype)
+        for i in np.flatnonzero(pd.isna(values)):
+            values[i] = empty
+        return np.concatenate([empty, *values]).astype(dtype, copy=False), values
+
+    event_us, per_row = flat("recent_event_us", np.int64)
+    lengths = np.fromiter(map(len, per_row), dtype=np.int64, count=n)
+    amount_cents = flat("recent_amount_cents", np.int64)[0]
+    merchants = flat("recent_merchant_ids", object)[0]
+    rows = np.repeat(np.arange(n, dtype=np.int64), lengths)
+    # merchants as integer codes, the request's merchant coded alike (one hash pass, no string comparisons)
+    codes, uniques = pd.factorize(np.concatenate([merchants, np.asarray(list(inputs["merchant_id"]), dtype=object)]))
+    event_merchant, request_merchant = codes[: len(merchants)], codes[len(merchants):]
+    instant = np.asarray(list(inputs["transaction_us"]), dtype=np.int64)
+    age = instant[rows] - event_us  # > 0: strictly before the instant
+    here = event_merchant == request_merchant[rows]
+    out = {}
+    for name, seconds in windows:
+        inside = (age > 0) & (age <= seconds * 1_000_000)
+        at_merchant = inside & here
+        out[f"cust_txn_count_{name}"] = np.bincount(rows[inside], minlength=n).astype(np.int64)
+        out[f"cust_amount_sum_{name}"] = np.bincount(rows[inside], weights=amount_cents[inside], minlength=n) / 100
+        out[f"cm_txn_count_{name}"] = np.bincount(rows[at_merchant], minlength=n).astype(np.int64)
+        out[f"cm_amount_sum_{name}"] = np.bincount(rows[at_merchant], weights=amount_cents[at_merchant],
+                                                   minlength=n) / 100
+        if name == distinct_window:
+            pairs = np.unique(rows[inside] * (len(uniques) + 1) + event_merchant[inside])
+            out[f"cust_distinct_merchants_{name}"] = np.bincount(pairs // (len(uniques) + 1), minlength=n).astype(
+                np.int64)
+    if frame:
+        import pandas as pd
+
+        return pd.DataFrame(out, index=inputs.index)
+    return out
+
+
 def _portable(function):
     """A copy of `function` that Feast's serializer (dill) stores by value: it belongs to no importable module and
     sees only builtins, so any process can load it from the registry. (Feast's own decorator does this by
     rewriting the original's module, which breaks when the definitions are built more than once.)"""
-    copy = types.FunctionType(function.__code__, {"__builtins__": builtins}, function.__name__)
+    copy = types.FunctionType(function.__code__, {"__builtins__": builtins}, function.__name__, function.__defaults__)
     copy.__module__ = "__main__"
     copy.__doc__ = function.__doc__
     return copy
@@ -157,6 +250,12 @@ class FeatureObjects(NamedTuple):
     transaction_features: OnDemandFeatureView
     fraud_detector_v1: FeatureService
     fraud_detector_v2: FeatureService
+    customer_recent_source: FileSource
+    customer_transactions_push: PushSource
+    customer_recent_transactions: FeatureView
+    velocity_request: RequestSource
+    velocity_features: OnDemandFeatureView
+    fraud_detector_v3: FeatureService
 
     def all(self) -> list:
         return list(self)
@@ -233,8 +332,55 @@ def build_feature_objects(exports_dir: Path) -> FeatureObjects:
                     "counterparties, known chargeback rate and transaction-level on-demand features",
         tags={"model": "fraud_detector", "model_version": "2"},
     )
+    recent_source = FileSource(
+        name="fct_customer_recent_transactions",
+        path=str(Path(exports_dir) / "fct_customer_recent_transactions.parquet"),
+        timestamp_field="event_timestamp",
+        created_timestamp_column="created_timestamp",
+        description="dbt mart fct_customer_recent_transactions (parquet export): the state after each instant",
+    )
+    push = PushSource(
+        name="customer_transactions_push",
+        batch_source=recent_source,
+        description="The stream consumer's writes of each customer's newest recent-transactions state",
+    )
+    recent_view = FeatureView(
+        name="customer_recent_transactions",
+        entities=[customer],
+        ttl=RECENT_TTL,
+        schema=[Field(name=n, dtype=t) for n, t in RECENT_TRANSACTION_FIELDS.items()],
+        source=push,
+        online=True,
+        description="The customer's transactions of the last 24 hours (ids, times, amounts in cents, merchants): "
+                    "offline one row per instant, online the newest, pushed by the stream consumer",
+        tags={"team": "fraud", "dbt_model": "fct_customer_recent_transactions"},
+    )
+    velocity_request = RequestSource(
+        name="velocity_request",
+        schema=[Field(name=n, dtype=t) for n, t in VELOCITY_REQUEST_FIELDS.items()],
+        description="The transaction being scored: its instant (microseconds since the epoch, UTC) and merchant",
+    )
+    velocity = OnDemandFeatureView(
+        name="velocity_features",
+        sources=[recent_view, velocity_request],
+        schema=[Field(name=n, dtype=t) for n, t in VELOCITY_FEATURES.items()],
+        mode="pandas",
+        udf=_portable(velocity_features_from_state),
+        udf_string=inspect.getsource(velocity_features_from_state),
+        description="Counts and amounts of the customer's and the customer-merchant pair's transactions in the "
+                    "last 10 minutes, 1 hour and 24 hours before the transaction, distinct merchants in the last hour",
+        tags={"team": "fraud"},
+    )
+    v3 = FeatureService(
+        name="fraud_detector_v3",
+        features=[customer_view[V2_CUSTOMER], merchant_view, transaction_features, velocity],
+        description="The features fraud_detector model version 3 reads: v2 plus velocity over the last minutes "
+                    "and hours (online from the transaction stream)",
+        tags={"model": "fraud_detector", "model_version": "3"},
+    )
     return FeatureObjects(customer, merchant, customer_source, merchant_source, pair_source, request,
-                          customer_view, merchant_view, pair_view, transaction_features, v1, v2)
+                          customer_view, merchant_view, pair_view, transaction_features, v1, v2,
+                          recent_source, push, recent_view, velocity_request, velocity, v3)
 
 
 _objects = build_feature_objects(
@@ -252,3 +398,9 @@ customer_merchant_features = _objects.customer_merchant_features
 transaction_features = _objects.transaction_features
 fraud_detector_v1 = _objects.fraud_detector_v1
 fraud_detector_v2 = _objects.fraud_detector_v2
+customer_recent_source = _objects.customer_recent_source
+customer_transactions_push = _objects.customer_transactions_push
+customer_recent_transactions = _objects.customer_recent_transactions
+velocity_request = _objects.velocity_request
+velocity_features = _objects.velocity_features
+fraud_detector_v3 = _objects.fraud_detector_v3

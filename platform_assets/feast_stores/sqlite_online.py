@@ -12,8 +12,9 @@ its serialized `ValueProto`. Like the stock store, event timestamps are kept to 
 NULL (Feast's protobuf conversion treats NaN as missing too), and the feature view TTL is not applied on read.
 Columns for new features are added on `feast apply` (and on first write); removed views' tables are dropped.
 Unlike the stock store, a read never creates a missing file (it raises `OnlineStoreMissing`, so a lost store is
-an error rather than None for every feature), and a connection whose file was replaced at the path (rebuilt by
-`feast_online_store`) is reopened on the next call.
+an error rather than None for every feature), a write never replaces a row with an older event time (as
+Feast's Redis store: a materialization may overlap the stream consumer's pushes), and a connection whose file
+was replaced at the path (rebuilt by `feast_online_store`) is reopened on the next call.
 """
 
 from __future__ import annotations
@@ -265,9 +266,13 @@ class WideSqliteOnlineStore(SqliteOnlineStore):
     def _upsert_sql(self, table_name: str, features: Sequence[str]) -> str:
         columns = ["entity_key", "event_ts", "created_ts", *features]
         updates = ", ".join(f"{quote(c)} = excluded.{quote(c)}" for c in columns[1:])
+        # Never replace a row with an older one: a materialization of the offline history may run while the
+        # stream consumer pushes newer states of the same view (Feast's Redis store skips older writes too).
+        table = quote(table_name)
         return (
-            f"INSERT INTO {quote(table_name)} ({', '.join(quote(c) for c in columns)}) "
-            f"VALUES ({', '.join('?' * len(columns))}) ON CONFLICT(entity_key) DO UPDATE SET {updates}"
+            f"INSERT INTO {table} ({', '.join(quote(c) for c in columns)}) "
+            f"VALUES ({', '.join('?' * len(columns))}) ON CONFLICT(entity_key) DO UPDATE SET {updates} "
+            f"WHERE {table}.event_ts IS NULL OR excluded.event_ts IS NULL OR excluded.event_ts >= {table}.event_ts"
         )
 
     def online_write_batch(

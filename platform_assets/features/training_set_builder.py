@@ -84,6 +84,7 @@ def labelled_transactions(
         """
         SELECT t.transaction_id, t.customer_id, t.merchant_id, t.event_ts AS event_timestamp,
                t.amount, t.is_online, t.is_night, CAST(epoch(t.event_ts) AS BIGINT) AS transaction_epoch,
+               epoch_us(t.event_ts) AS transaction_us,
                CASE WHEN l.fraud_reported_at <= $as_of THEN 1 ELSE 0 END AS is_fraud
         FROM {tx} AS t JOIN {labels} AS l USING (transaction_id)
         WHERE t.event_ts >= $start AND t.event_ts < $end

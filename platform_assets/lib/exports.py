@@ -21,6 +21,7 @@ MARTS = frozenset({
     "fct_customer_daily_features",
     "fct_merchant_daily_features",
     "fct_customer_merchant_features",
+    "fct_customer_recent_transactions",
     "dim_customers",
     "dim_merchants",
 })

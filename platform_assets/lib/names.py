@@ -41,7 +41,11 @@ FCT_TRANSACTION_LABELS = dg.AssetKey("fct_transaction_labels")
 FCT_CUSTOMER_DAILY_FEATURES = dg.AssetKey("fct_customer_daily_features")
 FCT_MERCHANT_DAILY_FEATURES = dg.AssetKey("fct_merchant_daily_features")
 FCT_CUSTOMER_MERCHANT_FEATURES = dg.AssetKey("fct_customer_merchant_features")
-FEATURE_MARTS = (FCT_CUSTOMER_DAILY_FEATURES, FCT_MERCHANT_DAILY_FEATURES, FCT_CUSTOMER_MERCHANT_FEATURES)
+# The velocity state: each customer's transactions of the last 24 hours after each instant (feature view
+# customer_recent_transactions; online, the stream consumer pushes it).
+FCT_CUSTOMER_RECENT_TRANSACTIONS = dg.AssetKey("fct_customer_recent_transactions")
+FEATURE_MARTS = (FCT_CUSTOMER_DAILY_FEATURES, FCT_MERCHANT_DAILY_FEATURES, FCT_CUSTOMER_MERCHANT_FEATURES,
+                 FCT_CUSTOMER_RECENT_TRANSACTIONS)
 ENTITY_MARTS = (FCT_TRANSACTIONS, FCT_TRANSACTION_LABELS)
 
 # Features, training, scoring, monitoring.

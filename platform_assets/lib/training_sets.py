@@ -72,7 +72,8 @@ def transactions_between(exports_dir: Path, start: datetime, end: datetime) -> p
         exports_dir,
         """
         SELECT transaction_id, customer_id, merchant_id, event_ts AS event_timestamp,
-               amount, hour_of_day, is_online, is_night, CAST(epoch(event_ts) AS BIGINT) AS transaction_epoch
+               amount, hour_of_day, is_online, is_night, CAST(epoch(event_ts) AS BIGINT) AS transaction_epoch,
+               epoch_us(event_ts) AS transaction_us
         FROM {tx} WHERE event_ts >= $start AND event_ts < $end ORDER BY event_ts, transaction_id
         """,
         {"start": start, "end": end},

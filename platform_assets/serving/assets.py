@@ -189,6 +189,7 @@ def skew(store, served) -> dict:
         })
         entity_rows["transaction_epoch"] = np.floor(
             entity_rows["event_timestamp"].astype("int64") / 1e9 + 0.5).astype("int64")
+        entity_rows["transaction_us"] = entity_rows["event_timestamp"].astype("int64") // 1_000
         entity_rows = entity_rows.sort_values(["event_timestamp", "transaction_id"], kind="stable")
         vectors = group.set_index("transaction_id")["features"].map(json.loads)
         offline = join_features(store, entity_rows.reset_index(drop=True), service)

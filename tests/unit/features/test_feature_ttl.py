@@ -31,3 +31,16 @@ def test_ttl_follows_the_longest_window_the_calendar_keeps_rows_for():
     assert repo.FEATURE_TTL == timedelta(days=repo.LONGEST_WINDOW_DAYS + 1)
     assert repo.customer_daily_features.ttl == repo.merchant_daily_features.ttl == repo.FEATURE_TTL
     assert repo.customer_merchant_features.ttl == timedelta(0)
+
+
+def test_velocity_state_reaches_back_the_longest_velocity_window_in_dbt_and_feast():
+    repo = _feature_repo()
+    assert repo.RECENT_HORIZON_SECONDS == max(seconds for _, seconds in repo.VELOCITY_WINDOWS) == 86_400
+    project = yaml.safe_load((PROJECT_ROOT / "dbt_project" / "dbt_project.yml").read_text())
+    assert project["vars"]["recent_horizon_seconds"] == repo.RECENT_HORIZON_SECONDS
+    # a state older than the horizon holds nothing inside a window; the TTL must never null one that does
+    assert repo.customer_recent_transactions.ttl >= timedelta(seconds=repo.RECENT_HORIZON_SECONDS)
+    assert repo.customer_recent_transactions.stream_source.name == "customer_transactions_push"
+    service = {p.name for p in repo.fraud_detector_v3.feature_view_projections}
+    assert service == {"customer_daily_features", "merchant_daily_features", "transaction_features",
+                       "velocity_features"}

@@ -76,7 +76,12 @@ def test_feature_objects_read_the_exports_of_their_own_data_dir(tmp_path):
                                                               "transaction_features"}
     assert first.customer_merchant_source.path == str(
         tmp_path / "one" / "exports" / "fct_customer_merchant_features.parquet")
-    assert len(first.all()) == 12
+    # the velocity state: the push source's batch source is the data dir's own export too
+    assert first.customer_recent_transactions.batch_source.path == str(
+        tmp_path / "one" / "exports" / "fct_customer_recent_transactions.parquet")
+    assert second.customer_transactions_push.batch_source.path == str(
+        tmp_path / "two" / "exports" / "fct_customer_recent_transactions.parquet")
+    assert len(first.all()) == 18
 
 
 def test_on_demand_code_is_portable_and_computes_transaction_features():
