@@ -276,8 +276,11 @@ def velocity_world(tmp_path_factory) -> Iterator[VelocityWorld]:
     data_dir = tmp_path_factory.mktemp("velocity-world")
     with pytest.MonkeyPatch.context() as mp:
         settings = local_settings(mp, data_dir)
+        # Frauds a little more common and reported the next day, so both splits have matured positives: the
+        # scoring test trains a v3 model on this training set.
         config = SimulationConfig(start_date=START, days=DAYS, n_customers=120, n_merchants=25,
-                                  transactions_per_day=300, malformed_rate=0.01, seed=18)
+                                  transactions_per_day=300, malformed_rate=0.003, seed=18, fraud_rate=0.04,
+                                  max_label_delay_days=1)
         write_landing_zone(config, settings.landing_dir)
         add_to_landing(settings.landing_dir, [*bursts(), *(ln for case in edge_cases() for ln in case.lines)])
         settings = load_settings()  # the partitions start on the first landed day
@@ -316,14 +319,16 @@ def velocity_world(tmp_path_factory) -> Iterator[VelocityWorld]:
 
 @pytest.fixture(scope="module")
 def training_set(velocity_world) -> pd.DataFrame:
-    """The fraud_detector_v3 training set, built by the real builder (Feast's point-in-time join)."""
-    from platform_assets.features.training_set_builder import build_training_set
+    """The fraud_detector_v3 training set, built by the real builder (Feast's point-in-time join) and saved as
+    the newest snapshot (what the model asset trains on)."""
+    from platform_assets.features.training_set_builder import build_training_set, save_snapshot
 
     t0 = time.perf_counter()
     settings = velocity_world.settings
+    out_dir = settings.data_dir / "training_sets"
     built = build_training_set(velocity_world.store, settings.exports_dir, FEATURE_SERVICE, LABEL_MATURITY_DAYS,
-                               WARMUP_DAYS, HOLDOUT_DAYS, settings.data_dir / "training_sets")
-    frame = built.read()
+                               WARMUP_DAYS, HOLDOUT_DAYS, out_dir)
+    frame = pd.read_parquet(save_snapshot(built, out_dir).path)
     velocity_world.timings["training_set"] = time.perf_counter() - t0
     return frame
 
@@ -385,6 +390,41 @@ def test_batch_scoring_and_the_training_set_agree_row_for_row(training_set, scor
              for tid, a, b in zip(training_set["transaction_id"], training_set[f], scored[f], strict=True)
              if not exactly(a, b)]
     assert not wrong, f"{len(wrong)} (transaction, feature, training set, scoring): {wrong[:10]}"
+
+
+@pytest.fixture(scope="module")
+def predictions(velocity_world, training_set) -> pd.DataFrame:
+    """The real batch-scoring asset with a v3 champion: `fraud_model` trains on the v3 snapshot (the first model
+    is champion), then `daily_predictions` scores every day of the world; its files hold the features it scored."""
+    from platform_assets.lib import names
+    from platform_assets.lib.predictions import day_path
+
+    world, t0 = velocity_world, time.perf_counter()
+
+    def run(selection, **kwargs):
+        result = dg.materialize(list(world.defs.assets), selection=selection, instance=world.instance,
+                                resources=world.defs.resources, **kwargs)
+        assert result.success
+        return result
+
+    run(dg.AssetSelection.assets(names.FRAUD_MODEL))
+    last = START + timedelta(days=DAYS - 1)
+    run(dg.AssetSelection.assets(names.DAILY_PREDICTIONS),
+        tags=names.partition_range_tags(START.isoformat(), last.isoformat()))
+    days = [pd.read_parquet(day_path(world.settings.data_dir / "predictions", START + timedelta(days=n)))
+            for n in range(DAYS)]
+    world.timings["train_and_score"] = time.perf_counter() - t0
+    return pd.concat(days, ignore_index=True)
+
+
+@pytest.mark.slow
+def test_the_scoring_asset_scores_a_v3_model_on_the_oracles_values(velocity_world, predictions):
+    """`daily_predictions` itself (model and all): every transaction of every day was scored on the true values."""
+    assert set(predictions["feature_service"]) == {FEATURE_SERVICE}, set(predictions["feature_service"])
+    assert len(predictions) == len(velocity_world.oracle.events), (
+        f"{len(predictions)} predictions for {len(velocity_world.oracle.events)} raw transactions")
+    wrong = mismatches(predictions, velocity_world.oracle)
+    assert not wrong, "daily_predictions vs oracle over raw.transactions:\n" + describe(wrong)
 
 
 def test_the_world_has_bursts_so_non_zero_windows_are_common(training_set):
