@@ -213,6 +213,31 @@ def edge_cases() -> list[EdgeCase]:
     c, m = "E0000009", "M00009"
     cases.append(EdgeCase("idle for 48 h", "P9", {},
                           [line("X90", c, m, 500, D0 + timedelta(hours=6)), line("P9", c, m, 500, D2 + timedelta(hours=6))]))
+    # 10. Amounts as the contract allows them: no decimals, one decimal, one cent.
+    t = D1 + timedelta(hours=16)
+    c, m = "E0000010", "M00019"
+    cases.append(EdgeCase(
+        "amounts written as 5, 5.5 and 0.01", "P10",
+        {**_all("cust", {w: (3, 1051) for w in WINDOWS_SECONDS}), **_all("cm", {w: (3, 1051) for w in WINDOWS_SECONDS}),
+         "cust_distinct_merchants_1h": 1},
+        [line("X100", c, m, 0, t - 180 * S, amount="5"), line("X101", c, m, 0, t - 120 * S, amount="5.5"),
+         line("X102", c, m, 0, t - 60 * S, amount="0.01"), line("P10", c, m, 100, t)],
+    ))
+    # 11. Windows across midnight (the training set's day chunks, the holdout cut), instants written with a
+    # -05:00 offset and with one fractional digit.
+    t = D2
+    c, m = "E0000011", "M00020"
+    late = D2 - timedelta(milliseconds=500)  # 23:59:59.5 on day 1
+    cases.append(EdgeCase(
+        "windows across midnight, other offsets and precisions", "P11",
+        {**_all("cust", {"10m": (1, 300), "1h": (2, 500), "24h": (2, 500)}),
+         **_all("cm", {"10m": (1, 300), "1h": (2, 500), "24h": (2, 500)}), "cust_distinct_merchants_1h": 1},
+        [line("X110", c, m, 200, t - 1800 * S, event_ts=(t - 1800 * S - timedelta(hours=5)).strftime(
+            "%Y-%m-%dT%H:%M:%S-05:00")),
+         line("X111", c, m, 300, late, event_ts=(late - timedelta(hours=5)).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-5]
+              + "-05:00"),
+         line("P11", c, m, 400, t)],
+    ))
     return cases
 
 

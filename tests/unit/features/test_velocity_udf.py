@@ -211,7 +211,7 @@ def test_sums_are_exact_up_to_2_53_cents(udf):
 
 @pytest.mark.xfail(strict=True, reason="sums go through float64 before the division: above 2**53 cents the EUR value "
                    "is rounded twice; the landing contract accepts amounts up to 15 integer digits "
-                   "(/work/shared/18/notes-oracle.md, 05:20)")
+                   "(/work/shared/18/notes-oracle.md, 05:16)")
 def test_a_sum_above_2_53_cents_is_still_the_correctly_rounded_eur_value(udf):
     """An amount of 90,071,992,547,409.93 EUR passes the landing contract ([0-9]{1,15}, DECIMAL(18,2)); its sum
     in EUR should be the float64 nearest to 9007199254740993 / 100."""
