@@ -38,10 +38,11 @@ states as (
         list(merchant_id order by event_us, transaction_id) over recent as recent_merchant_ids
 
     from transactions
-    window recent as (
-        partition by customer_id order by event_us
-        range between {{ var('recent_horizon_seconds') * 1000000 }} preceding and current row
-    )
+    window
+        recent as (
+            partition by customer_id order by event_us
+            range between {{ var('recent_horizon_seconds') * 1000000 }} preceding and current row
+        )
     -- the transactions of one instant share one state
     qualify row_number() over (partition by customer_id, event_us order by transaction_id) = 1
 
