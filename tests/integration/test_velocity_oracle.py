@@ -347,6 +347,8 @@ def velocity_world(tmp_path_factory) -> Iterator[VelocityWorld]:
                 con.close()
             timings["world"] = time.perf_counter() - started
             yield VelocityWorld(settings, oracle, quarantine, store, defs, instance, timings)
+            # the stages' seconds, for whoever runs the module with -s (no assertion: a busy machine)
+            print("velocity world timings:", json.dumps({k: round(v, 1) for k, v in timings.items()}))
 
 
 @pytest.fixture(scope="module")
@@ -567,8 +569,3 @@ def test_a_corrected_day_reloaded_alone_still_gives_the_oracles_values(velocity_
     after = frame.set_index("transaction_id").loc[before.index.intersection(frame["transaction_id"])]
     changed = (after[VELOCITY_FEATURES] != before.loc[after.index, VELOCITY_FEATURES]).any(axis=1)
     assert changed.sum() >= 3, f"only {int(changed.sum())} rows changed after the reload"
-
-
-def test_timings(velocity_world):
-    """Not an assertion on speed (a busy machine): the stages' seconds, for the report."""
-    print(json.dumps({k: round(v, 1) for k, v in velocity_world.timings.items()}))
