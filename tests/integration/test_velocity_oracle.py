@@ -238,6 +238,16 @@ def edge_cases() -> list[EdgeCase]:
               + "-05:00"),
          line("P11", c, m, 400, t)],
     ))
+    # 12. An amount near the top of what the contract allows (10^14 EUR: DECIMAL(18, 2) * 100 overflowed in the
+    # state mart and failed the whole warehouse run) loads, counts and sums to the cent.
+    t = D1 + timedelta(hours=20)
+    c, m = "E0000012", "M00021"
+    cases.append(EdgeCase(
+        "an amount of 10^14 EUR", "P12",
+        {**_all("cust", {w: (1, 10**16) for w in WINDOWS_SECONDS}), **_all("cm", {w: (1, 10**16) for w in WINDOWS_SECONDS}),
+         "cust_distinct_merchants_1h": 1},
+        [line("X120", c, m, 10**16, t - 60 * S), line("P12", c, m, 100, t)],
+    ))
     return cases
 
 
