@@ -27,7 +27,7 @@ PYTEST_ARGS ?=
 # (tests/conftest.py); groups are handed out in collection order, so the heaviest worlds (tests/e2e) start first.
 PYTEST_WORKERS ?= 3
 
-.PHONY: help install prepare simulate demo test test-fast dev serve chargeback-api mlflow evidently feast-apply feast-ui relocate dbt-build validate lint doctor free-slots backup restore clean clean-data bench bench-startup bench-serve bench-sources
+.PHONY: help install prepare simulate demo test test-fast dev serve chargeback-api mlflow evidently feast-apply feast-ui relocate dbt-build validate lint doctor free-slots backup restore clean clean-data bench bench-startup bench-serve bench-sources velocity-consumer bench-velocity
 
 help:
 	@echo "make demo       install, simulate sample data and materialize the whole graph"
@@ -46,6 +46,8 @@ help:
 	@echo "make restore    newest backup back in place, current file kept aside (BACKUP=<file name> for another)"
 	@echo "make feast-ui   Feast's web UI over the registry on http://$(HOST):$(FEAST_UI_PORT)"
 	@echo "make relocate   after moving the data directory: OLD=<where it was> rewrites what MLflow, Feast and DuckDB recorded"
+	@echo "make velocity-consumer  the online velocity consumer (streams -> velocity state in the online store)"
+	@echo "make bench-velocity     event -> visible online lag at 10/100/500 events/s vs the raw stream"
 	@echo "make lint       ruff, then the pre-commit hooks (ruff, sqlfluff on dbt models, hadolint); what CI runs first"
 	@echo "make feast-apply / dbt-build / validate / clean-data"
 	@echo "make bench      benchmarks vs stock Feast and the raw engines (SIZE=100k|1m|10m) -> docs/benchmarks.md"
@@ -197,6 +199,17 @@ bench-serve: install
 # Ingestion per source system (docs/benchmarks.md, "Sources"): a few minutes; Redis at 127.0.0.1:6379 for the
 # stream's production backend. One JSON line per measurement in benchmarks/results/sources/.
 SOURCES_RESULTS := benchmarks/results/sources
+# The online velocity consumer (features/velocity_online.py): the transaction stream and the scoring service's
+# traffic into the velocity state in the online store; `make dev` starts one too (PLATFORM_VELOCITY_CONSUMER=off).
+velocity-consumer: install
+	$(BIN)/python -m platform_assets.features.velocity_online $(ARGS)
+
+# Event -> visible online (the velocity state) at fixed rates, vs the raw stream underneath (docs/benchmarks.md).
+VELOCITY_RESULTS := benchmarks/results/velocity
+bench-velocity: prepare
+	mkdir -p $(VELOCITY_RESULTS)
+	PYTHONPATH=$(ROOT) $(BIN)/python -m benchmarks.velocity_freshness --out $(VELOCITY_RESULTS)/freshness.jsonl $(ARGS)
+
 bench-sources: prepare
 	mkdir -p $(SOURCES_RESULTS)
 	PYTHONPATH=$(ROOT) $(BIN)/python -m benchmarks.sources_system_of_record --out $(SOURCES_RESULTS)/system_of_record.jsonl

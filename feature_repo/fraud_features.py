@@ -95,9 +95,10 @@ RECENT_TRANSACTION_FIELDS = {
     "recent_merchant_ids": Array(String),
 }
 DISTINCT_MERCHANTS_WINDOW = "1h"
-# The transaction being scored: its instant t (microseconds since the epoch, UTC) and its merchant (the pair's
-# events are the customer's events there).
-VELOCITY_REQUEST_FIELDS = {"transaction_us": Int64, "merchant_id": String}
+# The instant t of the transaction being scored (microseconds since the epoch, UTC). Its merchant, whose events
+# the cm_* features count, is the entity row's `merchant_id` (a join key: Feast hands join keys to on-demand views
+# offline and online; as a request field it would stop being one).
+VELOCITY_REQUEST_FIELDS = {"transaction_us": Int64}
 VELOCITY_FEATURES = {
     **{f"cust_txn_count_{name}": Int64 for name, _ in VELOCITY_WINDOWS},
     **{f"cust_amount_sum_{name}": Float64 for name, _ in VELOCITY_WINDOWS},
@@ -177,7 +178,8 @@ def velocity_features_from_state(inputs, windows=VELOCITY_WINDOWS, distinct_wind
     One definition for training sets (a pandas frame from the point-in-time join), batch scoring and the scoring
     service (a mapping of column name to a sequence, one entry per request): for each window W, the events with
     `transaction_us - W <= event < transaction_us`; cm_* those at the row's `merchant_id`. A missing state (no
-    transaction in the last 24 hours, or none at all) counts as no events. Vectorised over all rows' events at once
+    transaction in the last 24 hours, or none at all) counts as no events. Only Feast's schema inference calls it
+    without `merchant_id` (it passes the declared sources' fields alone); every real read has the join key. Vectorised over all rows' events at once
     (no Python loop over events), so a training set of millions of rows costs seconds.
     Self-contained (imports inside, windows as a default) because Feast serializes the function by value.
     """
@@ -202,7 +204,8 @@ def velocity_features_from_state(inputs, windows=VELOCITY_WINDOWS, distinct_wind
     merchants = flat("recent_merchant_ids", object)[0]
     rows = np.repeat(np.arange(n, dtype=np.int64), lengths)
     # merchants as integer codes, the request's merchant coded alike (one hash pass, no string comparisons)
-    codes, uniques = pd.factorize(np.concatenate([merchants, np.asarray(list(inputs["merchant_id"]), dtype=object)]))
+    wanted = list(inputs["merchant_id"]) if "merchant_id" in inputs else [None] * n
+    codes, uniques = pd.factorize(np.concatenate([merchants, np.asarray(wanted, dtype=object)]))
     event_merchant, request_merchant = codes[: len(merchants)], codes[len(merchants):]
     instant = np.asarray(list(inputs["transaction_us"]), dtype=np.int64)
     age = instant[rows] - event_us  # > 0: strictly before the instant
@@ -358,7 +361,7 @@ def build_feature_objects(exports_dir: Path) -> FeatureObjects:
     velocity_request = RequestSource(
         name="velocity_request",
         schema=[Field(name=n, dtype=t) for n, t in VELOCITY_REQUEST_FIELDS.items()],
-        description="The transaction being scored: its instant (microseconds since the epoch, UTC) and merchant",
+        description="The instant of the transaction being scored (microseconds since the epoch, UTC)",
     )
     velocity = OnDemandFeatureView(
         name="velocity_features",

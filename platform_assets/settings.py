@@ -18,6 +18,7 @@ from datetime import date
 from pathlib import Path
 
 from platform_assets.lib.landing import first_landed_day
+from platform_assets.lib.transaction_stream import SCORED_STREAM
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 PROFILES = ("local", "production")
@@ -257,6 +258,15 @@ class Settings:
     stream_redis_url_from_env: bool = False
     # The most events one stream micro-batch (one run of raw_transactions) loads.
     stream_batch_events: int = 50_000
+    # Real-time velocity features (features/velocity_online.py): the scoring service appends every scored
+    # transaction to `scored_stream_name` (same backend as the transaction stream) unless PLATFORM_SCORED_STREAM=off;
+    # the consumer reads at most `velocity_batch_events` per batch and polls every `velocity_poll_seconds`.
+    scored_stream_name: str = SCORED_STREAM
+    scored_stream_enabled: bool = True
+    velocity_batch_events: int = 1_000
+    velocity_poll_seconds: float = 0.02
+    # `make dev` starts the consumer beside the UI (PLATFORM_VELOCITY_CONSUMER=off: it does not).
+    velocity_consumer_in_dev: bool = True
 
     @property
     def sources_dir(self) -> Path:
@@ -271,6 +281,11 @@ class Settings:
     def stream_log_path(self) -> Path:
         """The embedded transaction log of the local profile (stream_backend == "embedded")."""
         return self.sources_dir / "transaction_stream.sqlite"
+
+    @property
+    def velocity_dir(self) -> Path:
+        """The online velocity consumer's own files: its committed stream positions (SQLite) and heartbeat."""
+        return self.data_dir / "features" / "velocity"
 
     @property
     def dlt_pipelines_dir(self) -> Path:
@@ -397,6 +412,11 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         stream_redis_url=env.get("PLATFORM_STREAM_REDIS_URL") or "redis://127.0.0.1:6379/0",
         stream_redis_url_from_env=bool(env.get("PLATFORM_STREAM_REDIS_URL")),
         stream_batch_events=_typed(env, "PLATFORM_STREAM_BATCH_EVENTS", "50000", int),
+        scored_stream_name=env.get("PLATFORM_SCORED_STREAM_NAME") or SCORED_STREAM,
+        scored_stream_enabled=env.get("PLATFORM_SCORED_STREAM", "on").lower() not in ("off", "0", "false", "no"),
+        velocity_batch_events=_typed(env, "PLATFORM_VELOCITY_BATCH_EVENTS", "1000", int),
+        velocity_poll_seconds=_typed(env, "PLATFORM_VELOCITY_POLL_SECONDS", "0.02", float),
+        velocity_consumer_in_dev=env.get("PLATFORM_VELOCITY_CONSUMER", "on").lower() not in ("off", "0", "false", "no"),
         profile=profile,
         data_dir=data_dir,
         landing_dir=landing_dir,

@@ -5,4 +5,7 @@ from platform_assets.settings import Settings
 
 
 def build_defs(settings: Settings) -> dg.Definitions:
-    return dg.Definitions(assets=[feast_feature_views, feast_online_store, training_set])
+    from platform_assets.features.velocity_assets import build_defs as velocity_defs
+
+    return dg.Definitions.merge(dg.Definitions(assets=[feast_feature_views, feast_online_store, training_set]),
+                                velocity_defs(settings))

@@ -12,6 +12,7 @@ from datetime import date
 from pathlib import Path
 
 from platform_assets.lib import landing
+from platform_assets.lib import transaction_rules as rules
 
 
 @dataclass(frozen=True)
@@ -51,14 +52,9 @@ class SourceSpec:
         return landing.partition_path(landing_dir, self.name, day)
 
 
-ID_PATTERN = "[A-Za-z0-9][A-Za-z0-9_-]{0,63}"
-# ISO 8601 with a zone, at most microseconds; hour 24 and second 60 are refused (DuckDB would roll them over).
-ZONED_TS = (r"[0-9]{4}-[0-9]{2}-[0-9]{2}[T ]([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\.[0-9]{1,6})?"
-            r"(Z|[+-]([01][0-9]|2[0-3])(:?[0-5][0-9])?)")
-ZONELESS_TS = r"[0-9]{4}-[0-9]{2}-[0-9]{2}([T ][0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]+)?)?)?"
-# ISO 4217 currencies without minor units; every other accepted currency has two (DECIMAL(18,2) holds no more).
-ZERO_DECIMAL_CURRENCIES = ("BIF", "CLP", "DJF", "GNF", "ISK", "JPY", "KMF", "KRW", "PYG", "RWF", "UGX", "VND",
-                           "VUV", "XAF", "XOF", "XPF")
+# The patterns are the ground floor's (lib/transaction_rules.py), so the online consumer checks the same ones.
+ID_PATTERN, ZONED_TS, ZONELESS_TS = rules.ID_PATTERN, rules.ZONED_TS, rules.ZONELESS_TS
+ZERO_DECIMAL_CURRENCIES = rules.ZERO_DECIMAL_CURRENCIES
 
 
 def _missing(column: str) -> tuple[str, str]:

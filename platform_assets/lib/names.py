@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import dagster as dg
 
+from platform_assets.lib import transaction_stream
+
 # Groups: one per stage, as the UI shows them.
 INGESTION = "ingestion"
 WAREHOUSE = "warehouse"
@@ -168,3 +170,15 @@ STREAM_EVENTS_PER_SECOND = "events_per_second"
 STREAM_SENSOR = "transaction_stream_sensor"
 STREAM_CONSUMER_TAG = "platform/stream_consumer"
 STREAM_AFTER_TAG = "platform/stream_after"
+
+# Real-time velocity features (issue 18): the state view the online consumer writes through its push source, the
+# scoring service's own traffic as a second stream (same backend as the transaction stream), the consumer's own
+# Redis consumer group (never ingestion's), and its observable source asset.
+CUSTOMER_RECENT_TRANSACTIONS_VIEW = "customer_recent_transactions"
+CUSTOMER_TRANSACTIONS_PUSH = "customer_transactions_push"
+VELOCITY_FEATURES_VIEW = "velocity_features"
+VELOCITY_FEATURE_SERVICE = "fraud_detector_v3"
+SCORED_TRANSACTIONS_STREAM = transaction_stream.SCORED_STREAM
+VELOCITY_CONSUMER_GROUP = "platform-velocity"
+VELOCITY_CONSUMER = "velocity_online"
+VELOCITY_CONSUMER_ASSET = dg.AssetKey("velocity_online_consumer")

@@ -81,8 +81,11 @@ def fresh_online_features(store, feature_service: str, entity_rows: list[dict], 
                 column[i] = None
                 stale[name].append(i)
         values[name] = column
+    # What Feast hands an on-demand view: the join keys and request data of the entity rows, and the features
+    entity_columns = {k: [row.get(k) for row in entity_rows] for k in dict.fromkeys(k for row in entity_rows for k in row)}
     for odfv, outputs in odfvs:
-        inputs = pd.DataFrame({**{k: [row.get(k) for row in entity_rows] for k in _request_fields(odfv)}, **values})
+        inputs = pd.DataFrame({**entity_columns, **{k: entity_columns.get(k, [None] * len(entity_rows))
+                                                    for k in _request_fields(odfv)}, **values})
         computed = odfv.feature_transformation.udf(inputs)
         for name in outputs:
             values[name] = [None if pd.isna(v) else v.item() if hasattr(v, "item") else v for v in computed[name]]

@@ -39,6 +39,9 @@ SENT_AT = "sent_at"
 # stable consumer name lets a restarted consumer find the entries its killed predecessor left unacknowledged.
 CONSUMER_GROUP = "platform-ingestion"
 CONSUMER = "raw_transactions"
+# The scoring service's own traffic (serving/log.py appends every scored transaction), read by the online velocity
+# consumer next to the transaction stream: same backend, its own name (PLATFORM_SCORED_STREAM_NAME overrides).
+SCORED_STREAM = "platform:scored_transactions"
 
 
 @dataclass(frozen=True)
@@ -218,10 +221,11 @@ class EmbeddedStream(TransactionStream):
 class RedisStream(TransactionStream):
     kind = "redis"
 
-    def __init__(self, url: str, name: str) -> None:
+    def __init__(self, url: str, name: str, group: str = CONSUMER_GROUP, consumer: str = CONSUMER) -> None:
         import redis  # here, not at import: Definitions load without it
 
         self.name = name
+        self.group, self.consumer = group, consumer
         self._redis = redis.Redis.from_url(url, decode_responses=True)
         self._error = redis.ResponseError
 
@@ -232,7 +236,7 @@ class RedisStream(TransactionStream):
 
     def _ensure_group(self) -> None:
         try:
-            self._redis.xgroup_create(self.name, CONSUMER_GROUP, id="0", mkstream=True)
+            self._redis.xgroup_create(self.name, self.group, id="0", mkstream=True)
         except self._error as exc:
             if "BUSYGROUP" not in str(exc):
                 raise
@@ -265,7 +269,7 @@ class RedisStream(TransactionStream):
         # "0" and then the last id read: the pending entries list in order; ">": entries never delivered.
         for start in ("0", ">"):
             while len(kept) < limit:
-                reply = self._redis.xreadgroup(CONSUMER_GROUP, CONSUMER, {self.name: start}, count=limit - len(kept))
+                reply = self._redis.xreadgroup(self.group, self.consumer, {self.name: start}, count=limit - len(kept))
                 entries = [entry for _, stream_entries in reply or [] for entry in stream_entries]
                 if not entries:
                     break
@@ -280,7 +284,7 @@ class RedisStream(TransactionStream):
     def ack(self, positions: Iterable[str]) -> None:
         positions = list(positions)
         for i in range(0, len(positions), 10_000):
-            self._redis.xack(self.name, CONSUMER_GROUP, *positions[i:i + 10_000])
+            self._redis.xack(self.name, self.group, *positions[i:i + 10_000])
 
     def backlog(self, after: str | None) -> Backlog:
         """From the consumer group's own bookkeeping (O(1), no scan): entries never delivered (`lag`) plus
@@ -289,12 +293,12 @@ class RedisStream(TransactionStream):
         total = int(info.get("entries-added", info.get("length", 0)) or 0)
         newest = info.get("last-generated-id") if total else None
         groups = {g["name"]: g for g in self._redis.xinfo_groups(self.name)} if info else {}
-        group = groups.get(CONSUMER_GROUP)
+        group = groups.get(self.group)
         if group is None:
             first = self._redis.xrange(self.name, "-", "+", count=1) if info else []
             oldest = self.position_key(first[0][0])[0] / 1000 if first else None
             return Backlog(int(info.get("length", 0) or 0), oldest, newest, total)
-        pending = self._redis.xpending(self.name, CONSUMER_GROUP)
+        pending = self._redis.xpending(self.name, self.group)
         lag = int(group.get("lag") or 0)
         if pending["pending"]:
             oldest_id = pending["min"]
@@ -316,7 +320,10 @@ class RedisStream(TransactionStream):
 
 
 def open_stream(backend: str, name: str, log_path: str | Path | None = None,
-                redis_url: str | None = None) -> TransactionStream:
+                redis_url: str | None = None, group: str = CONSUMER_GROUP,
+                consumer: str = CONSUMER) -> TransactionStream:
+    """`group`/`consumer`: the Redis consumer group and consumer that read (ingestion's by default); the embedded
+    log has no groups: each reader keeps its own committed position."""
     if backend == "embedded":
         if not log_path:
             raise ValueError("the embedded stream needs its log file's path")
@@ -324,7 +331,7 @@ def open_stream(backend: str, name: str, log_path: str | Path | None = None,
     if backend == "redis":
         if not redis_url:
             raise ValueError("the redis stream needs a Redis URL (PLATFORM_STREAM_REDIS_URL)")
-        return RedisStream(redis_url, name)
+        return RedisStream(redis_url, name, group, consumer)
     raise ValueError(f"unknown stream backend {backend!r}")
 
 

@@ -218,6 +218,20 @@ class Guard:
             self.metrics.latency.labels(label).observe(time.perf_counter() - started)
 
 
+def scored_stream_opener(settings: Settings):
+    """How the prediction log's thread opens the scored-transactions stream (None: PLATFORM_SCORED_STREAM=off).
+    A Redis URL from the environment is read where it is used, as the stream resource does."""
+    if not settings.scored_stream_enabled:
+        return None
+    from platform_assets.lib.transaction_stream import open_stream
+
+    def opener():
+        return open_stream(settings.stream_backend, settings.scored_stream_name, log_path=settings.stream_log_path,
+                           redis_url=settings.stream_redis_url)
+
+    return opener
+
+
 def create_app(settings: Settings | None = None) -> Guard:
     """The ASGI app (uvicorn: `platform_assets.serving.app:create_app`, factory). Loading the model and the
     feature store happens in the background after start-up: /healthz answers at once, /readyz once loaded."""
@@ -245,7 +259,8 @@ def create_app(settings: Settings | None = None) -> Guard:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
-        scorer.log = PredictionLog(settings.serving_log_dir, shadow=scorer.shadow).start()
+        scorer.log = PredictionLog(settings.serving_log_dir, shadow=scorer.shadow,
+                                   scored_stream=scored_stream_opener(settings)).start()
         slots.start(first_refresh=True)
         try:
             yield

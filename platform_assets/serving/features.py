@@ -17,14 +17,26 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
 
+from platform_assets.lib import names
 from platform_assets.lib import online_store_health as health
 from platform_assets.lib.online_features import is_stale
 
 NIGHT_HOURS = range(6)  # dbt: hour_of_day between 0 and 5 (UTC)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_ONE_US = timedelta(microseconds=1)
+# Views whose rows carry their own event times (the velocity state: arrays of event instants, windowed exactly by
+# the UDF at the request's instant): the TTL guard would null a row whose newest event is 24 h + a fraction of a
+# second old while that event still counts (rows keep whole seconds), so they are not guarded.
+SELF_TIMED_VIEWS = frozenset({names.CUSTOMER_RECENT_TRANSACTIONS_VIEW})
+
+
+def transaction_us(event_ts: datetime) -> int:
+    """The request's instant in microseconds since the epoch, exactly (integer arithmetic, no float)."""
+    return (event_ts - _EPOCH) // _ONE_US
 # How long a probe of the online store is trusted: a lost store is refused within this, at ~1 ms per probe.
 PROBE_SECONDS = 5.0
 
@@ -94,7 +106,7 @@ class OnlineFeatureReader:
             view = store.get_feature_view(name)
             ttl = view.ttl.total_seconds() if view.ttl else 0.0
             self.reads.append(ViewRead(view, list(view.join_keys), features, ttl))
-        provided = {"amount", "is_online", "is_night", "transaction_epoch"}
+        provided = {"amount", "is_online", "is_night", "transaction_epoch", "transaction_us"}
         provided |= {f for r in self.reads for f in r.features}
         provided |= {o for _, outputs in self.udfs for o in outputs}
         missing = [f for f in model_features if f not in provided]
@@ -120,7 +132,10 @@ class OnlineFeatureReader:
             raise FeatureReadError(self._probed[1])
 
     def read(self, rows: list[dict]) -> FeatureBatch:
-        """`rows`: dicts with customer_id, merchant_id, amount, channel and event_ts (an aware datetime)."""
+        """`rows`: dicts with customer_id, merchant_id, amount, channel and event_ts (an aware datetime).
+
+        The on-demand UDFs get plain columns: the request inputs, `transaction_us` (event_ts in microseconds),
+        the entity columns `customer_id` and `merchant_id`, and every stored feature read."""
         self._refuse_lost_store()
         n = len(rows)
         columns: dict[str, list] = {}
@@ -132,6 +147,9 @@ class OnlineFeatureReader:
             for key, value in inputs.items():
                 columns[key][i] = value
             now.append(row["event_ts"].timestamp())
+        columns["transaction_us"] = [transaction_us(row["event_ts"]) for row in rows]
+        columns["customer_id"] = [row["customer_id"] for row in rows]
+        columns["merchant_id"] = [row["merchant_id"] for row in rows]
         stale: list[list[str]] = [[] for _ in range(n)]
         found: dict[str, list[bool]] = {}
         fast = getattr(self.online_store, "read_values", None)  # our SQLite store: Python values, no protobufs
@@ -145,8 +163,9 @@ class OnlineFeatureReader:
             except Exception as exc:  # sqlite3/redis errors: the store is unusable, not this request
                 raise FeatureReadError(f"online store read of {read.view.name} failed: {exc}") from exc
             hits = [seconds != 0 for seconds in row_ts]  # 0: no row; -1: a row without an event time
+            guarded = read.view.name not in SELF_TIMED_VIEWS
             for i, seconds in enumerate(row_ts):
-                if seconds > 0 and is_stale(seconds, read.ttl_seconds, now[i]):
+                if guarded and seconds > 0 and is_stale(seconds, read.ttl_seconds, now[i]):
                     stale[i].extend(read.features)
                     for name in read.features:
                         values[name][i] = None

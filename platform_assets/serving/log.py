@@ -7,6 +7,13 @@ interval of answering (at most 50 ms plus the write; the tests kill it 0.3 s aft
 every row). Every second the file is also fsync'ed, which bounds the loss on a power cut to about one second.
 The challenger, when there is one, is scored here, in shadow: its score is logged, never returned.
 
+The same thread also appends every scored transaction (its id, customer, merchant, amount, currency, channel,
+event_ts) to the scored-transactions stream when one is given (`scored_stream`: a callable opening a
+`lib.transaction_stream` stream, opened in the thread, which owns its connection): the online velocity consumer
+(features/velocity_online.py) reads it, so the service's own traffic reaches the real-time velocity state within
+a batch. A failed append is logged and counted (`stream_dropped`); the file record is written first and never
+waits for it.
+
 Layout: `<log_dir>/served_date=YYYY-MM-DD/<host>-<pid>-<start>.jsonl`, one JSON object per line, a new file per
 process and UTC day (several workers never share a file). A line cut short by a crash is skipped, and counted,
 by the `served_predictions` asset that loads a day into the warehouse.
@@ -14,6 +21,7 @@ by the `served_predictions` asset that loads a day into the warehouse.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import queue
@@ -33,8 +41,14 @@ def day_dir(log_dir: Path, day) -> Path:
 
 
 class PredictionLog:
-    def __init__(self, log_dir: Path, shadow=None, drain_seconds: float = 0.05, fsync_seconds: float = 1.0):
+    def __init__(self, log_dir: Path, shadow=None, drain_seconds: float = 0.05, fsync_seconds: float = 1.0,
+                 scored_stream=None):
         self.log_dir = Path(log_dir)
+        self.scored_stream = scored_stream  # callable() -> TransactionStream, opened in the writer thread
+        self._stream = None
+        self._stream_owner: int | None = None
+        self.streamed = 0
+        self.stream_dropped = 0
         self.shadow = shadow  # callable(records) -> None, fills challenger fields in place
         self.drain_seconds, self.fsync_seconds = drain_seconds, fsync_seconds
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
@@ -89,9 +103,32 @@ class PredictionLog:
             self._file.write(b"".join(orjson.dumps(r, option=orjson.OPT_SERIALIZE_NUMPY) + b"\n" for r in rows))
             self._file.flush()
             self.written += len(rows)
+        if self.scored_stream is not None:
+            self._publish(records)
         if self._file is not None and time.monotonic() - self._last_sync >= self.fsync_seconds:
             os.fsync(self._file.fileno())
             self._last_sync = time.monotonic()
+
+    def _publish(self, records: list[dict]) -> None:
+        """The scored transactions to the scored stream, as the switch would send them (text fields)."""
+        events = [{"transaction_id": r["transaction_id"], "customer_id": r["customer_id"],
+                   "merchant_id": r["merchant_id"], "amount": amount_text(r["amount"]), "currency": r["currency"],
+                   "channel": r["channel"], "event_ts": r["event_ts"], "sent_at": r["served_at"]} for r in records]
+        try:
+            if self._stream is not None and self._stream_owner != threading.get_ident():
+                self._stream = None  # opened by the writer thread, which has ended: a connection of our own
+            if self._stream is None:
+                self._stream = self.scored_stream()
+                self._stream_owner = threading.get_ident()
+            self._stream.append(events)
+            self.streamed += len(events)
+        except Exception:  # the stream is down: the prediction is logged anyway, the velocity state misses it
+            self.stream_dropped += len(events)
+            log.exception("scored-transactions stream append failed (%s records)", len(events))
+            if self._stream is not None:
+                with contextlib.suppress(Exception):
+                    self._stream.close()
+                self._stream = None
 
     def _run(self) -> None:
         while not self._stop.is_set():
@@ -103,6 +140,14 @@ class PredictionLog:
                 except Exception:
                     self.dropped += len(records)
                     log.exception("prediction log write failed (%s records)", len(records))
+        self._close_stream()
+
+    def _close_stream(self) -> None:
+        """The stream's connection belongs to the thread that opened it: closed there, dropped elsewhere."""
+        if self._stream is not None and self._stream_owner == threading.get_ident():
+            with contextlib.suppress(Exception):
+                self._stream.close()
+        self._stream = None
 
     def close(self) -> None:
         """Write what is queued, fsync, close: a graceful stop loses nothing."""
@@ -117,6 +162,13 @@ class PredictionLog:
             os.fsync(self._file.fileno())
             self._file.close()
             self._file = None
+        self._close_stream()
+
+
+def amount_text(amount: float) -> str:
+    """A request amount (validated to at most two decimals) as the plain decimal text the contract reads."""
+    cents = round(float(amount) * 100)
+    return f"{cents // 100}.{cents % 100:02d}"
 
 
 def served_at() -> str:

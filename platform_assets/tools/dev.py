@@ -261,6 +261,41 @@ def _start_simulated_chargeback_api(settings):
     return process
 
 
+def _start_velocity_consumer(settings):
+    """The online velocity consumer (features/velocity_online.py) beside the UI, unless PLATFORM_VELOCITY_CONSUMER=off
+    or one already runs on this data dir (its heartbeat is fresh and its pid alive). It dies with the launcher
+    (the same parent-death shim as `dagster dev`) and is stopped with SIGTERM (it finishes its batch) before."""
+    if not settings.velocity_consumer_in_dev:
+        return None
+    from platform_assets.features.velocity_online import read_heartbeat
+
+    beat = read_heartbeat(settings) or {}
+    if beat.get("state") != "stopped" and beat.get("pid") and time.time() - beat.get("heartbeat_at", 0) < 30:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(beat["pid"], 0)
+            print(f"make dev: the velocity consumer already runs (pid {beat['pid']})", flush=True)
+            return None
+    log_dir = settings.data_dir / "logs"
+    log_dir.mkdir(parents=True, exist_ok=True)
+    with open(log_dir / "velocity-consumer.log", "ab") as out:
+        process = subprocess.Popen([sys.executable, "-c", SHIM, str(os.getpid()), sys.executable, "-m",
+                                    "platform_assets.features.velocity_online"], cwd=PROJECT_ROOT,
+                                   stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    print(f"make dev: the online velocity consumer (pid {process.pid}, log {log_dir / 'velocity-consumer.log'})",
+          flush=True)
+    return process
+
+
+def _stop_process(process, grace: float) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        process.terminate()
+    try:
+        process.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout=KILL_WAIT_SECONDS)
+
+
 def run(host: str, port: int, workspace: Path, grace: float) -> int:
     settings = load_settings()
     home = settings.dagster_home or settings.data_dir / "dagster"
@@ -280,6 +315,7 @@ def run(host: str, port: int, workspace: Path, grace: float) -> int:
     for sig in STOP_SIGNALS:
         signal.signal(sig, _on_signal)
     api = _start_simulated_chargeback_api(settings)
+    consumer = _start_velocity_consumer(settings)
     command = [sys.executable, "-c", SHIM, str(os.getpid()),
                sys.executable, "-m", "dagster", "dev", "-w", str(workspace), "-h", host, "-p", str(port)]
     print(f"make dev: Dagster UI and daemon on http://{host}:{port} (DAGSTER_HOME={home}); Ctrl-C stops "
@@ -292,7 +328,11 @@ def run(host: str, port: int, workspace: Path, grace: float) -> int:
                 proc.wait(timeout=0.5)
     finally:
         started = time.monotonic()
+        if consumer is not None:
+            consumer.terminate()  # first: it finishes its batch while the rest stops
         left = stop_tree(proc, grace)
+        if consumer is not None:
+            _stop_process(consumer, max(0.5, grace - (time.monotonic() - started)))
         if received:
             print(f"make dev: {signal.Signals(received[0]).name} received: stopped in "
                   f"{time.monotonic() - started:.1f} s" + (f", {sorted(left)} left" if left else ""),

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 from dataclasses import dataclass
 
 import duckdb
@@ -134,7 +135,28 @@ def check_exports(settings: Settings) -> Finding:
                    "materialize the warehouse group in the UI")
 
 
-CHECKS = (check_manifest, check_landing, check_warehouse_lock, check_exports, check_pool_slots)
+def check_velocity_consumer(settings: Settings) -> Finding:
+    """The online velocity consumer's heartbeat (features/velocity_online.py): a consumer that died without
+    stopping leaves the velocity features frozen at its last batch."""
+    from platform_assets.features.velocity_online import read_heartbeat
+
+    beat = read_heartbeat(settings)
+    if beat is None:
+        return Finding("velocity consumer", True, "never ran here (`make dev` or `make velocity-consumer` starts it)")
+    age = time.time() - float(beat.get("heartbeat_at", 0))
+    counts = (f"{beat.get('events_read', 0):,} events read, {beat.get('refused_total', 0):,} refused, "
+              f"batch write {beat.get('last_batch', {}).get('write_ms', '-')} ms")
+    if beat.get("state") == "stopped":
+        return Finding("velocity consumer", True, f"stopped cleanly {age:.0f} s ago ({counts})")
+    if age > 30:
+        return Finding("velocity consumer", False, f"pid {beat.get('pid')} stopped beating {age:.0f} s ago without "
+                       "stopping (killed?): velocity features are frozen; restart it with `make velocity-consumer` "
+                       "(it resumes from its committed positions, nothing is counted twice)")
+    return Finding("velocity consumer", True, f"running, pid {beat.get('pid')} ({counts})")
+
+
+CHECKS = (check_manifest, check_landing, check_warehouse_lock, check_exports, check_pool_slots,
+          check_velocity_consumer)
 
 
 def diagnose(settings: Settings, free_stuck_slots: bool = False) -> list[Finding]:

@@ -248,6 +248,31 @@ def test_protobuf_writes_land_in_the_same_rows(stores):
     assert ours_dict["spend"][:2] == [12.5, None] and ours_dict["txn_count"][:2] == [3, 4]
 
 
+def test_a_write_never_replaces_a_newer_row_with_an_older_one(stores):
+    """A materialization of the history may overlap the stream consumer's pushes of newer states: like Feast's
+    Redis store, ours keeps the newer row (the stock SQLite store would overwrite it)."""
+    _, ours, _ = stores
+
+    def write(seconds: int, spend: float) -> None:
+        frame = pd.DataFrame({"customer_id": ["C050"], "event_timestamp": [T0 + 40 * DAY + timedelta(seconds=seconds)],
+                              "created_timestamp": [T0 + 40 * DAY], "spend": [spend], "txn_count": [1],
+                              "ratio32": [0.5], "small_int": [1], "segment": ["gold"], "is_vip": [True]})
+        for column in ("event_timestamp", "created_timestamp"):
+            frame[column] = pd.to_datetime(frame[column], utc=True)
+        ours.write_to_online_store("customer_stats", frame)
+
+    def spend() -> float:
+        return _online(ours, "scoring", [{"customer_id": "C050", "merchant_id": "M01"}])[0]["spend"][0]
+
+    write(10, 1.0)
+    write(5, 2.0)  # older: kept out
+    assert spend() == 1.0
+    write(10, 3.0)  # the same instant: a re-write (a merged late event) lands
+    assert spend() == 3.0
+    write(20, 4.0)
+    assert spend() == 4.0
+
+
 def test_fast_entity_key_encoding_is_feasts():
     for join_keys, values, types in (
         (["customer_id"], [["C1", "ü-2", ""]], [ValueType.STRING]),

@@ -114,7 +114,7 @@ def _assert_rebuilt(world: World, status: str) -> dict:
 def test_first_load_fills_every_view_and_passes_its_check(world):
     metadata, check = _latest(world)
     assert world.counts == {"customer_daily_features": 40, "merchant_daily_features": 8,
-                            "customer_merchant_features": 40}
+                            "customer_merchant_features": 40, "customer_recent_transactions": 40}
     assert metadata[names.ONLINE_STORE_REBUILT] is False and check.passed
     assert world.before["cust_txn_count_1d"][-1] is None  # an unknown customer stays unknown
     assert all(v is not None for v in world.before["cust_txn_count_1d"][:-1])

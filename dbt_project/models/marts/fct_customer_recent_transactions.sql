@@ -21,7 +21,8 @@ transactions as (
         merchant_id,
         event_ts,
         epoch_us(event_ts) as event_us,
-        cast(amount * 100 as bigint) as amount_cents
+        -- widened first: DECIMAL(18, 2) * 100 overflows from 10^14 EUR, which the landing contract allows
+        cast(cast(amount as decimal(38, 2)) * 100 as bigint) as amount_cents
 
     from {{ ref('int_transactions_enriched') }}
 
