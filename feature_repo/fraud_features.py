@@ -220,7 +220,8 @@ def velocity_features_from_state(inputs, windows=VELOCITY_WINDOWS, distinct_wind
         out[f"cm_amount_sum_{name}"] = np.bincount(rows[at_merchant], weights=amount_cents[at_merchant],
                                                    minlength=n) / 100
         if name == distinct_window:
-            pairs = np.unique(rows[inside] * (len(uniques) + 1) + event_merchant[inside])
+            known = inside & (event_merchant >= 0)  # a missing merchant (code -1) is no merchant to count
+            pairs = np.unique(rows[known] * (len(uniques) + 1) + event_merchant[known])
             out[f"cust_distinct_merchants_{name}"] = np.bincount(pairs // (len(uniques) + 1), minlength=n).astype(
                 np.int64)
     if frame:

@@ -89,7 +89,9 @@ def gate_scores(model, frame, latest, features: list[str], label: str, feature_s
 def holdout_with_features(holdout, feature_service: str, feast, exports_dir):
     """The same holdout rows (transactions and labels) with the features of `feature_service`, joined point in time
     as the training set joined its own: how a champion that reads features the challenger's service lacks (a v3
-    champion, a v2 challenger) is scored on the challenger's holdout. None when a holdout transaction is gone."""
+    champion, a v2 challenger) is scored on the challenger's holdout. A holdout transaction the warehouse no longer
+    has (a corrected day withdrew it) is left out; the gate then scores both models on the rows that remain. None
+    when none remains."""
     import pandas as pd
 
     from platform_assets.lib.training_sets import KEYS, join_features, transactions_between
@@ -97,11 +99,11 @@ def holdout_with_features(holdout, feature_service: str, feast, exports_dir):
     ts = pd.to_datetime(holdout["event_timestamp"], utc=True)
     rows = transactions_between(exports_dir, ts.min().to_pydatetime(), (ts.max() + pd.Timedelta(seconds=1)).to_pydatetime())
     rows = rows[rows["transaction_id"].isin(holdout["transaction_id"])]
-    if len(rows) != len(holdout):
+    if rows.empty:
         return None
     joined = join_features(feast.store(), rows, feature_service).drop(columns=KEYS[1:], errors="ignore")
     labels = holdout.drop(columns=[c for c in joined.columns if c != "transaction_id"], errors="ignore")
-    return labels.merge(joined, on="transaction_id", how="left", validate="one_to_one")
+    return labels.merge(joined, on="transaction_id", how="inner", validate="one_to_one")
 
 
 @dataclass
@@ -200,6 +202,10 @@ def gate(fitted: Fitted, config: ModelConfig, mlflow_tracking: MlflowResource, s
             except (FeatureServiceNotFoundException, FeatureViewNotFoundException):
                 holdout = None  # the champion's service is gone from the registry: it cannot be scored
         if holdout is not None and all(f in holdout.columns for f in inputs):
+            if len(holdout) < len(fitted.holdout):  # some holdout rows are gone: both models on the same rows
+                same = fitted.holdout[fitted.holdout["transaction_id"].isin(holdout["transaction_id"])]
+                candidate = gate_scores(fitted.model, same, latest_window(same, config.latest_window_days),
+                                        fitted.manifest.feature_columns, label, service)
             champion_latest = latest_window(holdout, config.latest_window_days)
             champion_scores = gate_scores(champion.model, holdout, champion_latest, inputs, label, champion_service)
     decision = decide(candidate, champion_scores, config.min_pr_auc_improvement, champion_version,

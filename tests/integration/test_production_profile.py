@@ -265,9 +265,10 @@ def test_feast_registry_lives_in_postgres(production, feast_run):
         services = {s for (s,) in con.execute(
             "SELECT feature_service_name FROM feature_services WHERE project_id = %s", (project,)).fetchall()}
     assert {"projects", "entities", "feature_views", "feature_services", "data_sources"} <= tables
-    assert views == {"customer_daily_features", "merchant_daily_features", "customer_merchant_features"}
+    assert views == {"customer_daily_features", "merchant_daily_features", "customer_merchant_features",
+                     "customer_recent_transactions"}
     assert entities - {"__dummy"} == {"customer", "merchant"}  # Feast adds its own __dummy entity
-    assert services == {"fraud_detector_v1", "fraud_detector_v2"}
+    assert services == {"fraud_detector_v1", "fraud_detector_v2", "fraud_detector_v3"}
     assert not (production.settings.data_dir / "feast").exists(), "no local registry or online store file"
 
 
