@@ -65,8 +65,8 @@ class Scorer:
         model = self.slots.champion  # one reference for the whole call: a swap never splits a request
         if model is None:
             raise NotReady(self.slots.last_error or "no champion model loaded yet")
-        rows = [{"customer_id": t.customer_id, "merchant_id": t.merchant_id, "amount": t.amount,
-                 "channel": t.channel, "event_ts": t.event_ts} for t in transactions]
+        rows = [{"transaction_id": t.transaction_id, "customer_id": t.customer_id, "merchant_id": t.merchant_id,
+                 "amount": t.amount, "channel": t.channel, "event_ts": t.event_ts} for t in transactions]
         batch = model.reader.read(rows)
         scored = model.score(batch.matrix)
         self.metrics.batch.observe(len(rows))

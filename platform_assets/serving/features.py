@@ -37,6 +37,38 @@ SELF_TIMED_VIEWS = frozenset({names.CUSTOMER_RECENT_TRANSACTIONS_VIEW})
 def transaction_us(event_ts: datetime) -> int:
     """The request's instant in microseconds since the epoch, exactly (integer arithmetic, no float)."""
     return (event_ts - _EPOCH) // _ONE_US
+STATE_FIELDS = frozenset({"recent_transaction_ids", "recent_event_us", "recent_amount_cents", "recent_merchant_ids"})
+
+
+def fold_batch_into_states(columns: dict[str, list], rows: list[dict]) -> None:
+    """A customer's other transactions of the same request join the velocity state each of its rows reads.
+
+    Ten card tests in one batch are scored together, before the consumer has seen any of them; offline the tenth
+    counts the nine before it (they are transactions like any other once they land). So each row's state gets the
+    batch's other transactions of its customer that it does not hold yet (by id); the UDF keeps only those strictly
+    before the row's instant, as it does for stored events. Amounts in cents as the prediction log hands them to the
+    consumer (`serving/log.amount_text`)."""
+    by_customer: dict[str, list[int]] = {}
+    for i, row in enumerate(rows):
+        by_customer.setdefault(row["customer_id"], []).append(i)
+    for members in by_customer.values():
+        if len(members) < 2:
+            continue
+        batch = [(rows[j].get("transaction_id"), columns["transaction_us"][j], round(float(rows[j]["amount"]) * 100),
+                  rows[j]["merchant_id"]) for j in members]
+        for i in members:
+            ids = list(columns["recent_transaction_ids"][i] or [])
+            held = set(ids)
+            extra = [event for j, event in zip(members, batch, strict=True)
+                     if j != i and (event[0] is None or event[0] not in held)]
+            if not extra:
+                continue
+            columns["recent_transaction_ids"][i] = ids + [e[0] for e in extra]
+            columns["recent_event_us"][i] = list(columns["recent_event_us"][i] or []) + [e[1] for e in extra]
+            columns["recent_amount_cents"][i] = list(columns["recent_amount_cents"][i] or []) + [e[2] for e in extra]
+            columns["recent_merchant_ids"][i] = list(columns["recent_merchant_ids"][i] or []) + [e[3] for e in extra]
+
+
 # How long a probe of the online store is trusted: a lost store is refused within this, at ~1 ms per probe.
 PROBE_SECONDS = 5.0
 
@@ -171,6 +203,8 @@ class OnlineFeatureReader:
                         values[name][i] = None
             columns.update(values)
             found[read.view.name] = hits
+        if STATE_FIELDS <= columns.keys():
+            fold_batch_into_states(columns, rows)
         for udf, outputs in self.udfs:
             computed = udf(columns)
             for name in outputs:
