@@ -7,7 +7,7 @@ from platform_assets.serving.features import fold_batch_into_states, transaction
 from platform_assets.settings import PROJECT_ROOT
 
 sys.path.insert(0, str(PROJECT_ROOT / "feature_repo"))
-from fraud_features import velocity_features_from_state  # noqa: E402
+from fraud_features import velocity_features_from_state
 
 sys.path.pop(0)
 T = datetime(2026, 3, 1, 12, tzinfo=UTC)
