@@ -25,8 +25,9 @@ import pytest
 from platform_env import local_settings
 
 from platform_assets.features.registry import apply_repo
-from platform_assets.features.velocity_online import StateStore, read_heartbeat
+from platform_assets.features.velocity_online import StateStore
 from platform_assets.lib.transaction_stream import open_stream
+from platform_assets.lib.velocity_consumer import ONLINE_HORIZON_US, read_heartbeat
 from platform_assets.resources.profile import build_resources
 from platform_assets.serving.log import PredictionLog, served_at
 from platform_assets.settings import PROJECT_ROOT
@@ -40,7 +41,7 @@ CONFIG = SimulationConfig(start_date=FIRST_DAY, days=2, n_customers=60, n_mercha
                           malformed_rate=0.03, seed=18)
 REDIS_URL = f"redis://127.0.0.1:{os.environ.get('PLATFORM_TEST_REDIS_PORT', '6379')}/0"
 BACKENDS = ["embedded", pytest.param("redis", marks=pytest.mark.production)]
-HORIZON_US = 86_400 * 1_000_000
+HORIZON_US = ONLINE_HORIZON_US  # online states keep 24 h + MAX_FUTURE of the newest
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
@@ -179,9 +180,11 @@ def test_scoring_traffic_reaches_the_state(velocity_platform):
     log = PredictionLog(settings.serving_log_dir, scored_stream=lambda: open_stream(
         settings.stream_backend, settings.scored_stream_name, log_path=settings.stream_log_path,
         redis_url=settings.stream_redis_url)).start()
+    # event times just before now: scored traffic obeys the landing day rule against its served time
+    base = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=2)
     scored = [{"transaction_id": f"S{i}", "customer_id": f"C{i % 3}", "merchant_id": f"M{i % 2}",
                "amount": 12.5 + i, "currency": "EUR", "channel": "online",
-               "event_ts": datetime(2026, 3, 2, 12, 0, i, 250_000 + i, tzinfo=UTC).isoformat(), "served_at": served_at(),
+               "event_ts": (base + timedelta(seconds=i, microseconds=250_000 + i)).isoformat(), "served_at": served_at(),
                "score": 0.1} for i in range(9)]
     log.append(scored[:5])
     log.append(scored[3:])  # scored twice (a retry): counted once
