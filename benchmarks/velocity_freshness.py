@@ -185,7 +185,7 @@ def phase(args, work: Path, rate: float, mode: str, write: str) -> dict:
         consumer = subprocess.Popen([sys.executable, "-m", "platform_assets.features.velocity_online", "--write", write,
                                      "--batch-events", str(args.batch_events), "--log-level", "warning"],
                                     cwd=ROOT, env=env, stderr=subprocess.PIPE, text=True)
-        from platform_assets.features.velocity_online import read_heartbeat
+        from platform_assets.lib.velocity_consumer import read_heartbeat
 
         deadline = time.time() + 120
         while (read_heartbeat(settings) or {}).get("state") != "running":
@@ -207,7 +207,7 @@ def phase(args, work: Path, rate: float, mode: str, write: str) -> dict:
            "lag": _percentiles(got["lags"]),
            "samples_lost": got["lost"], "reader_polls": got["polls"]}
     if consumer is not None:
-        from platform_assets.features.velocity_online import read_heartbeat
+        from platform_assets.lib.velocity_consumer import read_heartbeat
 
         time.sleep(1.2)  # one more heartbeat
         beat = read_heartbeat(settings) or {}

@@ -15,8 +15,8 @@ import time
 
 import dagster as dg
 
-from platform_assets.features.velocity_online import OFFSETS_FILE, read_heartbeat
 from platform_assets.lib import names
+from platform_assets.lib.velocity_consumer import OFFSETS_FILE, read_heartbeat
 from platform_assets.resources.transaction_stream import TransactionStreamResource
 from platform_assets.settings import Settings
 
