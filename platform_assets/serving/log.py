@@ -33,6 +33,8 @@ from pathlib import Path
 
 import orjson
 
+from platform_assets.lib.transaction_rules import ZERO_DECIMAL_CURRENCIES
+
 log = logging.getLogger("platform_assets.serving")
 
 
@@ -112,7 +114,7 @@ class PredictionLog:
     def _publish(self, records: list[dict]) -> None:
         """The scored transactions to the scored stream, as the switch would send them (text fields)."""
         events = [{"transaction_id": r["transaction_id"], "customer_id": r["customer_id"],
-                   "merchant_id": r["merchant_id"], "amount": amount_text(r["amount"]), "currency": r["currency"],
+                   "merchant_id": r["merchant_id"], "amount": amount_text(r["amount"], r["currency"]), "currency": r["currency"],
                    "channel": r["channel"], "event_ts": r["event_ts"], "sent_at": r["served_at"]} for r in records]
         try:
             if self._stream is not None and self._stream_owner != threading.get_ident():
@@ -165,9 +167,14 @@ class PredictionLog:
         self._close_stream()
 
 
-def amount_text(amount: float) -> str:
-    """A request amount (validated to at most two decimals) as the plain decimal text the contract reads."""
+def amount_text(amount: float, currency: str = "EUR") -> str:
+    """A request amount (validated to at most two decimals) as the plain decimal text the contract reads, with
+    the currency's number of decimals (lib/transaction_rules.py): none for a zero-decimal currency (JPY 1500 is
+    "1500", which the contract accepts, not "1500.00", which it refuses as amount_precision). A zero-decimal
+    amount with a fraction keeps it, so the consumer refuses it exactly as the landing contract would."""
     cents = round(float(amount) * 100)
+    if currency in ZERO_DECIMAL_CURRENCIES and cents % 100 == 0:
+        return str(cents // 100)
     return f"{cents // 100}.{cents % 100:02d}"
 
 

@@ -21,3 +21,19 @@ def test_amounts_become_text_the_contract_accepts_with_the_same_cents():
         checked = check_transaction({"transaction_id": "T", "customer_id": "C", "merchant_id": "M", "amount": text,
                                      "currency": "EUR", "channel": "online", "event_ts": "2026-03-01T00:00:00Z"})
         assert checked.amount_cents == round(amount * 100)
+
+
+def test_zero_decimal_currencies_are_written_without_decimals():
+    """JPY has no minor unit: "1500.00" would be refused as amount_precision by the consumer (and the landing
+    contract); "1500" is accepted with the same cents. A fraction in such a currency stays and is refused the
+    same way both ways."""
+    row = {"transaction_id": "T", "customer_id": "C", "merchant_id": "M", "channel": "online",
+           "event_ts": "2026-03-01T00:00:00Z"}
+    for currency in ("JPY", "KRW", "CLP"):
+        assert amount_text(1500.0, currency) == "1500"
+        checked = check_transaction({**row, "amount": amount_text(1500.0, currency), "currency": currency})
+        assert checked.amount_cents == 150_000
+        assert check_transaction({**row, "amount": amount_text(1500.5, currency), "currency": currency}) == (
+            "amount_precision")
+    assert amount_text(1500.0, "EUR") == "1500.00"
+    assert amount_text(1500.0, "USD") == "1500.00"
