@@ -71,7 +71,8 @@ def build_defs(settings: Settings) -> dg.Definitions:
         metadata: dict = {}
         backlog_total, oldest_age = 0, 0.0
         for label, name in streams.items():
-            stream = open_stream(velocity_streams.backend, name, log_path=velocity_streams.log_path,
+            log_path = velocity_streams.log_path if label == "transactions" else str(settings.scored_stream_log_path)
+            stream = open_stream(velocity_streams.backend, name, log_path=log_path,
                                  redis_url=velocity_streams.redis_url, group=names.VELOCITY_CONSUMER_GROUP,
                                  consumer=names.VELOCITY_CONSUMER)
             try:

@@ -354,8 +354,10 @@ def open_sources(settings: Settings, streams: list[str] | None = None) -> list[S
                    *(["scored"] if settings.scored_stream_enabled else [])]
     sources = []
     for label in streams:
-        name = settings.stream_name if label == "transactions" else settings.scored_stream_name
-        stream = open_stream(settings.stream_backend, name, log_path=settings.stream_log_path,
+        scored = label != "transactions"
+        name = settings.scored_stream_name if scored else settings.stream_name
+        log_path = settings.scored_stream_log_path if scored else settings.stream_log_path
+        stream = open_stream(settings.stream_backend, name, log_path=log_path,
                              redis_url=settings.stream_redis_url, group=names.VELOCITY_CONSUMER_GROUP,
                              consumer=names.VELOCITY_CONSUMER)
         sources.append(Source(label, stream, settings.landing_lookback_days))

@@ -12,7 +12,10 @@ event_ts) to the scored-transactions stream when one is given (`scored_stream`: 
 `lib.transaction_stream` stream, opened in the thread, which owns its connection): the online velocity consumer
 (features/velocity_online.py) reads it, so the service's own traffic reaches the real-time velocity state within
 a batch. A failed append is logged and counted (`stream_dropped`); the file record is written first and never
-waits for it.
+waits long for it: the embedded scored stream is a SQLite file of its own (never the transaction log's, whose
+loaders hold its lock) and its append gives up after 50 ms of another writer's lock (serving/app.py
+SCORED_STREAM_BUSY_SECONDS), so the loss bound above holds; on Redis each XADD caps the stream near
+`scored_stream_maxlen` entries (MAXLEN ~).
 
 Layout: `<log_dir>/served_date=YYYY-MM-DD/<host>-<pid>-<start>.jsonl`, one JSON object per line, a new file per
 process and UTC day (several workers never share a file). A line cut short by a crash is skipped, and counted,

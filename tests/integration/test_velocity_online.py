@@ -178,7 +178,7 @@ def test_scoring_traffic_reaches_the_state(velocity_platform):
     settings, store, environment = velocity_platform
     environment = {**environment, "PLATFORM_TRANSACTIONS_SOURCE": "files"}
     log = PredictionLog(settings.serving_log_dir, scored_stream=lambda: open_stream(
-        settings.stream_backend, settings.scored_stream_name, log_path=settings.stream_log_path,
+        settings.stream_backend, settings.scored_stream_name, log_path=settings.scored_stream_log_path,
         redis_url=settings.stream_redis_url)).start()
     # event times just before now: scored traffic obeys the landing day rule against its served time
     base = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=2)
@@ -368,3 +368,23 @@ def test_a_late_event_reaches_a_redis_online_store(tmp_path, write):
     finally:
         for key in client.scan_iter(match=f"*{project}*".encode()):
             client.delete(key)
+
+
+@pytest.mark.production
+def test_the_scored_stream_on_redis_is_capped():
+    """XADD MAXLEN ~ bound: the scored stream keeps about `maxlen` entries (never fewer), not every one ever
+    scored; the newest are the ones kept."""
+    import redis
+
+    name = f"test:velocity:capped:{uuid.uuid4().hex[:8]}"
+    stream = open_stream("redis", name, redis_url=REDIS_URL, maxlen=100)
+    try:
+        for batch in range(20):
+            stream.append([{"transaction_id": f"T{batch}-{i}"} for i in range(50)])
+        client = redis.Redis.from_url(REDIS_URL, decode_responses=True)
+        length = client.xlen(name)
+        assert 100 <= length < 1_000, length
+        assert client.xrevrange(name, count=1)[0][1]["transaction_id"] == "T19-49"
+    finally:
+        stream.close()
+        redis.Redis.from_url(REDIS_URL).delete(name)

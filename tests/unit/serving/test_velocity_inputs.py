@@ -37,3 +37,44 @@ def test_zero_decimal_currencies_are_written_without_decimals():
             "amount_precision")
     assert amount_text(1500.0, "EUR") == "1500.00"
     assert amount_text(1500.0, "USD") == "1500.00"
+
+
+def test_a_locked_scored_stream_never_stalls_the_prediction_log(tmp_path):
+    """The embedded scored stream lives in its own SQLite file, and its append waits at most
+    SCORED_STREAM_BUSY_SECONDS for another writer's lock: the file record is written at once, the stream batch
+    is dropped and counted, and the next batch goes through once the lock is gone."""
+    import sqlite3
+    import time
+
+    from platform_assets.lib.transaction_stream import open_stream
+    from platform_assets.serving.app import SCORED_STREAM_BUSY_SECONDS
+    from platform_assets.serving.log import PredictionLog, served_at
+    from platform_assets.settings import load_settings
+
+    settings = load_settings({"PLATFORM_DATA_DIR": str(tmp_path)})
+    assert settings.scored_stream_log_path != settings.stream_log_path
+    assert settings.scored_stream_maxlen == 1_000_000
+    path = settings.scored_stream_log_path
+    open_stream("embedded", "scored", log_path=path).close()  # the schema
+
+    def opener():
+        return open_stream("embedded", "scored", log_path=path, busy_timeout_seconds=SCORED_STREAM_BUSY_SECONDS)
+
+    record = {"transaction_id": "T1", "customer_id": "C1", "merchant_id": "M1", "amount": 1500.0, "currency": "JPY",
+              "channel": "online", "event_ts": "2026-03-01T00:00:00+00:00", "served_at": served_at(), "score": 0.1}
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")  # another writer holds the lock
+    log = PredictionLog(tmp_path / "log", scored_stream=opener)
+    started = time.perf_counter()
+    log._write([record])
+    assert time.perf_counter() - started < 2.0  # not the 30 s default
+    assert log.written == 1 and log.stream_dropped == 1 and log.streamed == 0
+    holder.execute("ROLLBACK")
+    holder.close()
+    log._write([{**record, "transaction_id": "T2"}])
+    assert log.streamed == 1
+    log.close()
+    stream = open_stream("embedded", "scored", log_path=path)
+    events = stream.peek(None, 10)
+    stream.close()
+    assert [e.fields["transaction_id"] for e in events] == ["T2"] and events[0].fields["amount"] == "1500"
