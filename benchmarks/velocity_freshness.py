@@ -170,59 +170,88 @@ def produce(settings, rate: float, seconds: float, max_events: int, sample_every
             "max_behind_schedule_ms": round(late * 1e3, 1)}
 
 
+def _stop(process, grace: float = 10.0) -> None:
+    """Terminate -> wait -> kill a consumer (subprocess.Popen) or reader (multiprocessing.Process) still running."""
+    if process is None:
+        return
+    if isinstance(process, subprocess.Popen):
+        if process.poll() is None:
+            process.terminate()  # SIGTERM: the consumer finishes its batch and exits 0
+            try:
+                process.wait(grace)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(grace)
+        return
+    if process.is_alive():
+        process.terminate()
+        process.join(grace)
+        if process.is_alive():
+            process.kill()
+            process.join(grace)
+
+
 def phase(args, work: Path, rate: float, mode: str, write: str) -> dict:
+    """One measured phase. Whatever fails (a consumer that never starts, a reader that never answers), its
+    processes are stopped (terminate, then kill) and its Redis streams deleted before the exception leaves."""
     suffix = uuid.uuid4().hex[:8]
     env = _env(work / f"{mode}-{write}-{int(rate)}-{suffix}", args.backend, suffix)
     Path(env["PLATFORM_DATA_DIR"]).mkdir(parents=True)
     settings = _settings(env)
-    consumer = None
-    if mode == "online":
-        from platform_assets.features.registry import apply_repo
-        from platform_assets.resources.profile import build_resources
+    from platform_assets.lib.velocity_consumer import read_heartbeat
 
-        feast = build_resources(settings)["feast"]
-        apply_repo(feast.store(), feast.feature_objects().all())
-        consumer = subprocess.Popen([sys.executable, "-m", "platform_assets.features.velocity_online", "--write", write,
-                                     "--batch-events", str(args.batch_events), "--log-level", "warning"],
-                                    cwd=ROOT, env=env, stderr=subprocess.PIPE, text=True)
-        from platform_assets.features.velocity_online import read_heartbeat
+    consumer = proc = None
+    try:
+        if mode == "online":
+            from platform_assets.features.registry import apply_repo
+            from platform_assets.resources.profile import build_resources
 
-        deadline = time.time() + 120
-        while (read_heartbeat(settings) or {}).get("state") != "running":
-            if time.time() > deadline or consumer.poll() is not None:
-                raise RuntimeError(f"the consumer did not start: {consumer.stderr.read()[-2000:]}")
-            time.sleep(0.2)
-    ctx = mp.get_context("spawn")
-    samples, results, ready = ctx.Queue(), ctx.Queue(), ctx.Event()
-    proc = ctx.Process(target=reader, args=(env, mode, samples, results, ready))
-    proc.start()
-    ready.wait(120)
-    sample_every = max(1, int(rate // args.sample_per_second))
-    produced = produce(settings, rate, args.seconds, args.max_events, sample_every, samples,
-                       np.random.default_rng(int(rate)))
-    samples.put(None)
-    got = results.get(timeout=120)
-    proc.join(30)
-    row = {"mode": mode, "rate": rate, "backend": args.backend, "sample_every": sample_every, **produced,
-           "lag": _percentiles(got["lags"]),
-           "samples_lost": got["lost"], "reader_polls": got["polls"]}
-    if consumer is not None:
-        from platform_assets.features.velocity_online import read_heartbeat
+            feast = build_resources(settings)["feast"]
+            apply_repo(feast.store(), feast.feature_objects().all())
+            consumer = subprocess.Popen([sys.executable, "-m", "platform_assets.features.velocity_online",
+                                         "--write", write, "--batch-events", str(args.batch_events),
+                                         "--log-level", "warning"],
+                                        cwd=ROOT, env=env, stderr=subprocess.PIPE, text=True)
+            deadline = time.time() + 120
+            while (read_heartbeat(settings) or {}).get("state") != "running":
+                if consumer.poll() is not None:
+                    raise RuntimeError(f"the consumer did not start: {consumer.stderr.read()[-2000:]}")
+                if time.time() > deadline:
+                    raise RuntimeError("the consumer did not start within 120 s")
+                time.sleep(0.2)
+        ctx = mp.get_context("spawn")
+        samples, results, ready = ctx.Queue(), ctx.Queue(), ctx.Event()
+        proc = ctx.Process(target=reader, args=(env, mode, samples, results, ready))
+        proc.start()
+        if not ready.wait(120):
+            raise RuntimeError("the reader did not start within 120 s")
+        sample_every = max(1, int(rate // args.sample_per_second))
+        produced = produce(settings, rate, args.seconds, args.max_events, sample_every, samples,
+                           np.random.default_rng(int(rate)))
+        samples.put(None)
+        got = results.get(timeout=120)
+        proc.join(30)
+        row = {"mode": mode, "rate": rate, "backend": args.backend, "sample_every": sample_every, **produced,
+               "lag": _percentiles(got["lags"]),
+               "samples_lost": got["lost"], "reader_polls": got["polls"]}
+        if consumer is not None:
+            time.sleep(1.2)  # one more heartbeat
+            beat = read_heartbeat(settings) or {}
+            consumer.send_signal(signal.SIGTERM)
+            consumer.wait(30)
+            beat = read_heartbeat(settings) or beat
+            row.update({"write": write, "consumer_events_read": beat.get("events_read"),
+                        "consumer_batches": beat.get("batches"), "consumer_peak_rss_mb": beat.get("peak_rss_mb"),
+                        "consumer_throughput_eps": round((beat.get("events_read") or 0) / produced["seconds"], 1),
+                        "refused": beat.get("refused_total"), "last_batch": beat.get("last_batch")})
+        return row
+    finally:
+        _stop(proc)
+        _stop(consumer)
+        if args.backend == "redis":
+            import redis
 
-        time.sleep(1.2)  # one more heartbeat
-        beat = read_heartbeat(settings) or {}
-        consumer.send_signal(signal.SIGTERM)
-        consumer.wait(30)
-        beat = read_heartbeat(settings) or beat
-        row.update({"write": write, "consumer_events_read": beat.get("events_read"),
-                    "consumer_batches": beat.get("batches"), "consumer_peak_rss_mb": beat.get("peak_rss_mb"),
-                    "consumer_throughput_eps": round((beat.get("events_read") or 0) / produced["seconds"], 1),
-                    "refused": beat.get("refused_total"), "last_batch": beat.get("last_batch")})
-    if args.backend == "redis":
-        import redis
-
-        redis.Redis.from_url(settings.stream_redis_url).delete(settings.stream_name, settings.scored_stream_name)
-    return row
+            redis.Redis.from_url(settings.stream_redis_url).delete(settings.stream_name, settings.scored_stream_name)
 
 
 def main(argv: list[str] | None = None) -> list[dict]:

@@ -263,6 +263,9 @@ class Settings:
     # the consumer reads at most `velocity_batch_events` per batch and polls every `velocity_poll_seconds`.
     scored_stream_name: str = SCORED_STREAM
     scored_stream_enabled: bool = True
+    # On Redis the scored stream is capped (XADD MAXLEN ~): nothing trims it otherwise, and the consumer only needs
+    # its recent entries (PLATFORM_SCORED_STREAM_MAXLEN; 0: no cap).
+    scored_stream_maxlen: int = 1_000_000
     velocity_batch_events: int = 1_000
     velocity_poll_seconds: float = 0.02
     # `make dev` starts the consumer beside the UI (PLATFORM_VELOCITY_CONSUMER=off: it does not).
@@ -281,6 +284,12 @@ class Settings:
     def stream_log_path(self) -> Path:
         """The embedded transaction log of the local profile (stream_backend == "embedded")."""
         return self.sources_dir / "transaction_stream.sqlite"
+
+    @property
+    def scored_stream_log_path(self) -> Path:
+        """The embedded scored-transactions stream: a SQLite file of its own, so a lock on the transaction log
+        (a loader, a replay) never stalls the scoring service's prediction-log writer thread."""
+        return self.sources_dir / "scored_stream.sqlite"
 
     @property
     def velocity_dir(self) -> Path:
@@ -414,6 +423,7 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         stream_batch_events=_typed(env, "PLATFORM_STREAM_BATCH_EVENTS", "50000", int),
         scored_stream_name=env.get("PLATFORM_SCORED_STREAM_NAME") or SCORED_STREAM,
         scored_stream_enabled=env.get("PLATFORM_SCORED_STREAM", "on").lower() not in ("off", "0", "false", "no"),
+        scored_stream_maxlen=_typed(env, "PLATFORM_SCORED_STREAM_MAXLEN", "1000000", int),
         velocity_batch_events=_typed(env, "PLATFORM_VELOCITY_BATCH_EVENTS", "1000", int),
         velocity_poll_seconds=_typed(env, "PLATFORM_VELOCITY_POLL_SECONDS", "0.02", float),
         velocity_consumer_in_dev=env.get("PLATFORM_VELOCITY_CONSUMER", "on").lower() not in ("off", "0", "false", "no"),

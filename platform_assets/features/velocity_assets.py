@@ -15,8 +15,8 @@ import time
 
 import dagster as dg
 
-from platform_assets.features.velocity_online import OFFSETS_FILE, read_heartbeat
 from platform_assets.lib import names
+from platform_assets.lib.velocity_consumer import OFFSETS_FILE, read_heartbeat
 from platform_assets.resources.transaction_stream import TransactionStreamResource
 from platform_assets.settings import Settings
 
@@ -71,7 +71,8 @@ def build_defs(settings: Settings) -> dg.Definitions:
         metadata: dict = {}
         backlog_total, oldest_age = 0, 0.0
         for label, name in streams.items():
-            stream = open_stream(velocity_streams.backend, name, log_path=velocity_streams.log_path,
+            log_path = velocity_streams.log_path if label == "transactions" else str(settings.scored_stream_log_path)
+            stream = open_stream(velocity_streams.backend, name, log_path=log_path,
                                  redis_url=velocity_streams.redis_url, group=names.VELOCITY_CONSUMER_GROUP,
                                  consumer=names.VELOCITY_CONSUMER)
             try:

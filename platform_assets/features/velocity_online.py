@@ -7,12 +7,14 @@ One long-running process, the single writer of the feature view `customer_recent
    stream when transactions arrive by stream, and the scoring service's scored-transactions stream always): in
    Redis through its own consumer group (`platform-velocity`, never ingestion's), in the embedded log by position;
    when nothing arrived it sleeps `poll_seconds` (20 ms) and asks again;
-2. validates each record by the landing contract's value rules (lib/transaction_rules.py); refused ones are
-   counted by reason (log, heartbeat file), never applied;
+2. validates each record by the landing contract's value rules (lib/transaction_rules.py; the day rule against
+   sent_at, which for scored traffic is the served time) and refuses an event dated more than MAX_FUTURE (5 min)
+   after its own wall clock (`event_ts_in_future`, lib/velocity_consumer.py); refused ones are counted by reason
+   (log, heartbeat file), never applied;
 3. reads the current states of the customers the batch touches (one online read), merges (velocity_state.merge:
-   union by transaction_id, sort, trim to 24 h of the newest) and writes the changed states (one write: Feast's
-   push path `store.push(customer_transactions_push, df, to=PushMode.ONLINE)`, or with `--write direct` the online
-   store's `online_write_batch` for the same view);
+   union by transaction_id, sort, trim to 24 h + MAX_FUTURE (5 min) of the newest) and writes the changed states
+   (one write: Feast's push path `store.push(customer_transactions_push, df, to=PushMode.ONLINE)`, or with
+   `--write direct` the online store's `online_write_batch` for the same view);
 4. only then commits its positions (a SQLite file of its own under data/features/velocity) and acknowledges the
    Redis entries (XACK).
 
@@ -44,11 +46,17 @@ from platform_assets.features.velocity_state import STATE_FIELDS, CustomerState,
 from platform_assets.lib import names
 from platform_assets.lib.transaction_rules import ValidTransaction, check_transaction
 from platform_assets.lib.transaction_stream import SENT_AT, Event, TransactionStream, open_stream
+from platform_assets.lib.velocity_consumer import (
+    FUTURE_REFUSAL,
+    MAX_FUTURE_SECONDS,
+    ONLINE_HORIZON_US,
+    heartbeat_path,
+    offsets_path,
+    read_heartbeat,
+)
 from platform_assets.settings import Settings, load_settings
 
 log = logging.getLogger("platform_assets.features.velocity_online")
-HEARTBEAT_FILE = "heartbeat.json"
-OFFSETS_FILE = "offsets.sqlite"
 HEARTBEAT_SECONDS = 1.0
 CRASH_POINTS = ("before_write", "after_write")
 WRITE_MODES = ("push", "direct")
@@ -56,16 +64,7 @@ EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 ONE_US = timedelta(microseconds=1)
 
 
-def heartbeat_path(settings: Settings) -> Path:
-    return settings.velocity_dir / HEARTBEAT_FILE
-
-
-def read_heartbeat(settings: Settings) -> dict | None:
-    """The consumer's last heartbeat (None: it never ran on this data dir)."""
-    try:
-        return json.loads(heartbeat_path(settings).read_text())
-    except (FileNotFoundError, json.JSONDecodeError):
-        return None
+__all__ = ["Consumer", "Offsets", "StateStore", "heartbeat_path", "parse_events", "read_heartbeat"]
 
 
 class Offsets:
@@ -202,7 +201,7 @@ class Source:
 
     label: str  # "transactions" | "scored"
     stream: TransactionStream
-    lookback_days: int | None  # the transaction stream's rule on event_ts vs sent_at; None for scored traffic
+    lookback_days: int | None  # the landing rule on event_ts's day vs sent_at's (scored traffic: the served time)
 
 
 @dataclass
@@ -218,8 +217,13 @@ class Counts:
     last_batch: dict = field(default_factory=dict)
 
 
-def parse_events(events: list[Event], lookback_days: int | None, refused: Counter) -> list[ValidTransaction]:
-    """The valid transactions of `events`; each refused one is counted under its reason."""
+def parse_events(events: list[Event], lookback_days: int | None, refused: Counter,
+                 now_us: int | None = None) -> list[ValidTransaction]:
+    """The valid transactions of `events`; each refused one is counted under its reason. An event dated more than
+    MAX_FUTURE_SECONDS after `now_us` (the consumer's wall clock) is refused as `event_ts_in_future`."""
+    if now_us is None:
+        now_us = time.time_ns() // 1_000
+    latest_us = now_us + MAX_FUTURE_SECONDS * 1_000_000
     valid = []
     for event in events:
         if not isinstance(event.fields, Mapping):
@@ -228,6 +232,8 @@ def parse_events(events: list[Event], lookback_days: int | None, refused: Counte
         checked = check_transaction(event.fields, event.fields.get(SENT_AT), lookback_days)
         if isinstance(checked, str):
             refused[checked] += 1
+        elif checked.event_us > latest_us:
+            refused[FUTURE_REFUSAL] += 1
         else:
             valid.append(checked)
     return valid
@@ -262,15 +268,16 @@ class Consumer:
         if not read:
             return 0
         valid: list[ValidTransaction] = []
+        now_us = time.time_ns() // 1_000
         for source, events in read:
-            valid += parse_events(events, source.lookback_days, self.counts.refused)
+            valid += parse_events(events, source.lookback_days, self.counts.refused, now_us)
         got = time.perf_counter()
         customers = sorted({t.customer_id for t in valid})
         current = self.states.read(customers)
         held = {cid: set(s.transaction_ids) for cid, s in current.items() if s is not None}
-        changed = merge_batch(current, valid)
+        changed = merge_batch(current, valid, ONLINE_HORIZON_US)
         # Each valid event is applied (its id entered the state), a duplicate (its id was held, or came earlier in
-        # the batch) or expired (more than 24 h before the customer's newest: trimmed at once).
+        # the batch) or expired (more than 24 h + MAX_FUTURE before the customer's newest: trimmed at once).
         applied = sum(len(set(s.transaction_ids) - held.get(cid, set())) for cid, s in changed.items())
         fresh = len({(t.customer_id, t.transaction_id) for t in valid
                      if t.transaction_id not in held.get(t.customer_id, ())})
@@ -347,11 +354,13 @@ def open_sources(settings: Settings, streams: list[str] | None = None) -> list[S
                    *(["scored"] if settings.scored_stream_enabled else [])]
     sources = []
     for label in streams:
-        name = settings.stream_name if label == "transactions" else settings.scored_stream_name
-        stream = open_stream(settings.stream_backend, name, log_path=settings.stream_log_path,
+        scored = label != "transactions"
+        name = settings.scored_stream_name if scored else settings.stream_name
+        log_path = settings.scored_stream_log_path if scored else settings.stream_log_path
+        stream = open_stream(settings.stream_backend, name, log_path=log_path,
                              redis_url=settings.stream_redis_url, group=names.VELOCITY_CONSUMER_GROUP,
                              consumer=names.VELOCITY_CONSUMER)
-        sources.append(Source(label, stream, settings.landing_lookback_days if label == "transactions" else None))
+        sources.append(Source(label, stream, settings.landing_lookback_days))
     return sources
 
 
@@ -401,7 +410,7 @@ def main(argv: list[str] | None = None) -> None:
     if states is None:
         return
     sources = open_sources(settings, args.streams.split(",") if args.streams else None)
-    consumer = Consumer(settings, sources, states, Offsets(settings.velocity_dir / OFFSETS_FILE),
+    consumer = Consumer(settings, sources, states, Offsets(offsets_path(settings)),
                         args.batch_events, args.poll_seconds, args.crash_at, args.crash_batch)
     log.info("velocity consumer: streams %s (%s), write %s, batches of %s, poll %ss",
              [s.stream.name for s in sources], settings.stream_backend, args.write, args.batch_events,

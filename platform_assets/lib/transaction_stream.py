@@ -145,17 +145,21 @@ class TransactionStream(ABC):
 class EmbeddedStream(TransactionStream):
     kind = "sqlite"
 
-    def __init__(self, path: str | Path, name: str) -> None:
+    def __init__(self, path: str | Path, name: str, busy_timeout_seconds: float = 30.0) -> None:
+        """`busy_timeout_seconds`: how long an append (or read) waits for another writer's lock before it fails
+        (sqlite3.OperationalError); a writer that must not stall (the prediction log's thread) sets it short."""
         self.path = Path(path)
         self.name = name
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._con = sqlite3.connect(self.path, timeout=30, isolation_level=None)
         self._con.execute("PRAGMA journal_mode=WAL")
-        self._con.execute("PRAGMA busy_timeout=30000")
+        self._con.execute("PRAGMA busy_timeout=30000")  # the schema below, whoever else is starting
+
         self._con.execute(
             "CREATE TABLE IF NOT EXISTS stream_events (position INTEGER PRIMARY KEY AUTOINCREMENT, "
             "stream TEXT NOT NULL, payload TEXT NOT NULL, written_at REAL NOT NULL)")
         self._con.execute("CREATE INDEX IF NOT EXISTS stream_events_by_stream ON stream_events (stream, position)")
+        self._con.execute(f"PRAGMA busy_timeout={max(0, round(busy_timeout_seconds * 1000))}")
 
     @staticmethod
     def position_key(position: str) -> tuple[int, int]:
@@ -221,10 +225,14 @@ class EmbeddedStream(TransactionStream):
 class RedisStream(TransactionStream):
     kind = "redis"
 
-    def __init__(self, url: str, name: str, group: str = CONSUMER_GROUP, consumer: str = CONSUMER) -> None:
+    def __init__(self, url: str, name: str, group: str = CONSUMER_GROUP, consumer: str = CONSUMER,
+                 maxlen: int | None = None) -> None:
+        """`maxlen`: each XADD trims the stream to about that many entries (MAXLEN ~, cheap: whole macro nodes);
+        None or 0: never trimmed."""
         import redis  # here, not at import: Definitions load without it
 
         self.name = name
+        self.maxlen = maxlen or None
         self.group, self.consumer = group, consumer
         self._redis = redis.Redis.from_url(url, decode_responses=True)
         self._error = redis.ResponseError
@@ -245,7 +253,8 @@ class RedisStream(TransactionStream):
         # A Redis entry is always a field map: something that is not an object travels as its text in `raw`.
         pipe = self._redis.pipeline(transaction=True)
         for e in events:
-            pipe.xadd(self.name, dict(e) if isinstance(e, Mapping) else {"raw": str(e)})
+            pipe.xadd(self.name, dict(e) if isinstance(e, Mapping) else {"raw": str(e)}, maxlen=self.maxlen,
+                      approximate=True)
         return list(pipe.execute())
 
     def _event(self, position: str, fields: dict | None) -> Event:
@@ -321,17 +330,19 @@ class RedisStream(TransactionStream):
 
 def open_stream(backend: str, name: str, log_path: str | Path | None = None,
                 redis_url: str | None = None, group: str = CONSUMER_GROUP,
-                consumer: str = CONSUMER) -> TransactionStream:
+                consumer: str = CONSUMER, maxlen: int | None = None,
+                busy_timeout_seconds: float = 30.0) -> TransactionStream:
     """`group`/`consumer`: the Redis consumer group and consumer that read (ingestion's by default); the embedded
-    log has no groups: each reader keeps its own committed position."""
+    log has no groups: each reader keeps its own committed position. `maxlen`: Redis only, the approximate cap
+    of each XADD; `busy_timeout_seconds`: embedded only, how long a write waits for another writer's lock."""
     if backend == "embedded":
         if not log_path:
             raise ValueError("the embedded stream needs its log file's path")
-        return EmbeddedStream(log_path, name)
+        return EmbeddedStream(log_path, name, busy_timeout_seconds)
     if backend == "redis":
         if not redis_url:
             raise ValueError("the redis stream needs a Redis URL (PLATFORM_STREAM_REDIS_URL)")
-        return RedisStream(redis_url, name, group, consumer)
+        return RedisStream(redis_url, name, group, consumer, maxlen)
     raise ValueError(f"unknown stream backend {backend!r}")
 
 

@@ -42,6 +42,9 @@ from platform_assets.settings import Settings, load_settings
 log = logging.getLogger("platform_assets.serving")
 PROTECTED = ("/v1/", "/metrics")
 ROUTES = ("/v1/score", "/v1/score/batch", "/healthz", "/readyz", "/metrics", "/docs", "/openapi.json")
+# The most an append to the scored stream waits for another writer's lock (embedded log) before the batch is
+# dropped and counted (log.PredictionLog.stream_dropped): the prediction log's loss bound is one drain interval.
+SCORED_STREAM_BUSY_SECONDS = 0.05
 
 
 class JSON(Response):
@@ -226,8 +229,12 @@ def scored_stream_opener(settings: Settings):
     from platform_assets.lib.transaction_stream import open_stream
 
     def opener():
-        return open_stream(settings.stream_backend, settings.scored_stream_name, log_path=settings.stream_log_path,
-                           redis_url=settings.stream_redis_url)
+        # Its own SQLite file (embedded) and a short busy timeout: the prediction log's thread never waits long
+        # on the stream (a failed append is dropped and counted, the file record is already written); on Redis
+        # each XADD keeps the stream near scored_stream_maxlen entries.
+        return open_stream(settings.stream_backend, settings.scored_stream_name,
+                           log_path=settings.scored_stream_log_path, redis_url=settings.stream_redis_url,
+                           maxlen=settings.scored_stream_maxlen, busy_timeout_seconds=SCORED_STREAM_BUSY_SECONDS)
 
     return opener
 

@@ -12,7 +12,10 @@ event_ts) to the scored-transactions stream when one is given (`scored_stream`: 
 `lib.transaction_stream` stream, opened in the thread, which owns its connection): the online velocity consumer
 (features/velocity_online.py) reads it, so the service's own traffic reaches the real-time velocity state within
 a batch. A failed append is logged and counted (`stream_dropped`); the file record is written first and never
-waits for it.
+waits long for it: the embedded scored stream is a SQLite file of its own (never the transaction log's, whose
+loaders hold its lock) and its append gives up after 50 ms of another writer's lock (serving/app.py
+SCORED_STREAM_BUSY_SECONDS), so the loss bound above holds; on Redis each XADD caps the stream near
+`scored_stream_maxlen` entries (MAXLEN ~).
 
 Layout: `<log_dir>/served_date=YYYY-MM-DD/<host>-<pid>-<start>.jsonl`, one JSON object per line, a new file per
 process and UTC day (several workers never share a file). A line cut short by a crash is skipped, and counted,
@@ -32,6 +35,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import orjson
+
+from platform_assets.lib.transaction_rules import ZERO_DECIMAL_CURRENCIES
 
 log = logging.getLogger("platform_assets.serving")
 
@@ -112,7 +117,7 @@ class PredictionLog:
     def _publish(self, records: list[dict]) -> None:
         """The scored transactions to the scored stream, as the switch would send them (text fields)."""
         events = [{"transaction_id": r["transaction_id"], "customer_id": r["customer_id"],
-                   "merchant_id": r["merchant_id"], "amount": amount_text(r["amount"]), "currency": r["currency"],
+                   "merchant_id": r["merchant_id"], "amount": amount_text(r["amount"], r["currency"]), "currency": r["currency"],
                    "channel": r["channel"], "event_ts": r["event_ts"], "sent_at": r["served_at"]} for r in records]
         try:
             if self._stream is not None and self._stream_owner != threading.get_ident():
@@ -165,9 +170,14 @@ class PredictionLog:
         self._close_stream()
 
 
-def amount_text(amount: float) -> str:
-    """A request amount (validated to at most two decimals) as the plain decimal text the contract reads."""
+def amount_text(amount: float, currency: str = "EUR") -> str:
+    """A request amount (validated to at most two decimals) as the plain decimal text the contract reads, with
+    the currency's number of decimals (lib/transaction_rules.py): none for a zero-decimal currency (JPY 1500 is
+    "1500", which the contract accepts, not "1500.00", which it refuses as amount_precision). A zero-decimal
+    amount with a fraction keeps it, so the consumer refuses it exactly as the landing contract would."""
     cents = round(float(amount) * 100)
+    if currency in ZERO_DECIMAL_CURRENCIES and cents % 100 == 0:
+        return str(cents // 100)
     return f"{cents // 100}.{cents % 100:02d}"
 
 

@@ -267,7 +267,7 @@ def _start_velocity_consumer(settings):
     (the same parent-death shim as `dagster dev`) and is stopped with SIGTERM (it finishes its batch) before."""
     if not settings.velocity_consumer_in_dev:
         return None
-    from platform_assets.features.velocity_online import read_heartbeat
+    from platform_assets.lib.velocity_consumer import read_heartbeat
 
     beat = read_heartbeat(settings) or {}
     if beat.get("state") != "stopped" and beat.get("pid") and time.time() - beat.get("heartbeat_at", 0) < 30:

@@ -138,7 +138,7 @@ def check_exports(settings: Settings) -> Finding:
 def check_velocity_consumer(settings: Settings) -> Finding:
     """The online velocity consumer's heartbeat (features/velocity_online.py): a consumer that died without
     stopping leaves the velocity features frozen at its last batch."""
-    from platform_assets.features.velocity_online import read_heartbeat
+    from platform_assets.lib.velocity_consumer import read_heartbeat
 
     beat = read_heartbeat(settings)
     if beat is None:

@@ -25,8 +25,9 @@ import pytest
 from platform_env import local_settings
 
 from platform_assets.features.registry import apply_repo
-from platform_assets.features.velocity_online import StateStore, read_heartbeat
+from platform_assets.features.velocity_online import StateStore
 from platform_assets.lib.transaction_stream import open_stream
+from platform_assets.lib.velocity_consumer import ONLINE_HORIZON_US, read_heartbeat
 from platform_assets.resources.profile import build_resources
 from platform_assets.serving.log import PredictionLog, served_at
 from platform_assets.settings import PROJECT_ROOT
@@ -40,7 +41,7 @@ CONFIG = SimulationConfig(start_date=FIRST_DAY, days=2, n_customers=60, n_mercha
                           malformed_rate=0.03, seed=18)
 REDIS_URL = f"redis://127.0.0.1:{os.environ.get('PLATFORM_TEST_REDIS_PORT', '6379')}/0"
 BACKENDS = ["embedded", pytest.param("redis", marks=pytest.mark.production)]
-HORIZON_US = 86_400 * 1_000_000
+HORIZON_US = ONLINE_HORIZON_US  # online states keep 24 h + MAX_FUTURE of the newest
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
@@ -177,11 +178,13 @@ def test_scoring_traffic_reaches_the_state(velocity_platform):
     settings, store, environment = velocity_platform
     environment = {**environment, "PLATFORM_TRANSACTIONS_SOURCE": "files"}
     log = PredictionLog(settings.serving_log_dir, scored_stream=lambda: open_stream(
-        settings.stream_backend, settings.scored_stream_name, log_path=settings.stream_log_path,
+        settings.stream_backend, settings.scored_stream_name, log_path=settings.scored_stream_log_path,
         redis_url=settings.stream_redis_url)).start()
+    # event times just before now: scored traffic obeys the landing day rule against its served time
+    base = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=2)
     scored = [{"transaction_id": f"S{i}", "customer_id": f"C{i % 3}", "merchant_id": f"M{i % 2}",
                "amount": 12.5 + i, "currency": "EUR", "channel": "online",
-               "event_ts": datetime(2026, 3, 2, 12, 0, i, 250_000 + i, tzinfo=UTC).isoformat(), "served_at": served_at(),
+               "event_ts": (base + timedelta(seconds=i, microseconds=250_000 + i)).isoformat(), "served_at": served_at(),
                "score": 0.1} for i in range(9)]
     log.append(scored[:5])
     log.append(scored[3:])  # scored twice (a retry): counted once
@@ -365,3 +368,23 @@ def test_a_late_event_reaches_a_redis_online_store(tmp_path, write):
     finally:
         for key in client.scan_iter(match=f"*{project}*".encode()):
             client.delete(key)
+
+
+@pytest.mark.production
+def test_the_scored_stream_on_redis_is_capped():
+    """XADD MAXLEN ~ bound: the scored stream keeps about `maxlen` entries (never fewer), not every one ever
+    scored; the newest are the ones kept."""
+    import redis
+
+    name = f"test:velocity:capped:{uuid.uuid4().hex[:8]}"
+    stream = open_stream("redis", name, redis_url=REDIS_URL, maxlen=100)
+    try:
+        for batch in range(20):
+            stream.append([{"transaction_id": f"T{batch}-{i}"} for i in range(50)])
+        client = redis.Redis.from_url(REDIS_URL, decode_responses=True)
+        length = client.xlen(name)
+        assert 100 <= length < 1_000, length
+        assert client.xrevrange(name, count=1)[0][1]["transaction_id"] == "T19-49"
+    finally:
+        stream.close()
+        redis.Redis.from_url(REDIS_URL).delete(name)
