@@ -22,6 +22,7 @@ from platform_assets.settings import PROJECT_ROOT
 
 FEAST = PROJECT_ROOT / ".venv" / "bin" / "feast"
 FEATURE_VIEWS = ("customer_daily_features", "merchant_daily_features", "customer_merchant_features",
+                 "customer_recent_transactions", "velocity_features",
                  "transaction_features")
 
 

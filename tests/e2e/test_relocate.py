@@ -69,7 +69,7 @@ def test_the_data_directory_moves(demo_platform, tmp_path, monkeypatch):
                          timeout=300, check=False)
     assert out.returncode == 0, out.stdout + out.stderr
     assert f"relocated {old} -> {new}" in out.stdout
-    assert "warehouse: 6 views" in out.stdout  # the dbt marts exported as parquet (dbt-duckdb external)
+    assert "warehouse: 7 views" in out.stdout  # the dbt marts exported as parquet (dbt-duckdb external)
 
     stale = files_naming(new, old, origin)
     assert {f for f in stale if not f.startswith(HISTORY)} <= set(FREED_BLOCKS), stale
