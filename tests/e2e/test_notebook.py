@@ -42,11 +42,13 @@ def test_starter_notebook_runs_and_shows_what_it_promises(clean_platform, monkey
 
     assert f"data dir: {clean_platform.settings.data_dir}" in printed
     assert f"the champion reads feature service: {service}" in printed
-    assert ("feature views: ['customer_daily_features', 'customer_merchant_features', 'merchant_daily_features']"
-            in printed)
-    assert "on-demand feature views: ['transaction_features']" in printed
+    assert ("feature views: ['customer_daily_features', 'customer_merchant_features', 'customer_recent_transactions', "
+            "'merchant_daily_features']" in printed)
+    assert "on-demand feature views: ['transaction_features', 'velocity_features']" in printed
     assert "feature service fraud_detector_v2: ['customer_daily_features', 'merchant_daily_features', " \
            "'transaction_features']" in printed
+    assert "feature service fraud_detector_v3: ['customer_daily_features', 'merchant_daily_features', " \
+           "'transaction_features', 'velocity_features']" in printed
     assert re.search(r"cust_txn_count_7d = \d+", printed), printed
     assert re.search(r"amount_to_cust_avg_30d = \d+\.\d+", printed), printed
     assert "stale values: 0" in printed
