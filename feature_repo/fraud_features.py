@@ -290,6 +290,20 @@ def _view(
     return source, view
 
 
+def _on_demand(name: str, sources: list, features: dict, udf, description: str) -> OnDemandFeatureView:
+    """An on-demand view whose function (numpy, frame or columns) runs offline and online alike, stored by value."""
+    return OnDemandFeatureView(
+        name=name,
+        sources=sources,
+        schema=[Field(name=n, dtype=t) for n, t in features.items()],
+        mode="pandas",
+        udf=_portable(udf),
+        udf_string=inspect.getsource(udf),
+        description=description,
+        tags={"team": "fraud"},
+    )
+
+
 def build_feature_objects(exports_dir: Path) -> FeatureObjects:
     customer = Entity(name="customer", join_keys=["customer_id"], value_type=ValueType.STRING,
                       description="A card holder")
@@ -312,16 +326,10 @@ def build_feature_objects(exports_dir: Path) -> FeatureObjects:
         schema=[Field(name=n, dtype=t) for n, t in REQUEST_FIELDS.items()],
         description="The transaction being scored: its amount and its time (Unix seconds)",
     )
-    transaction_features = OnDemandFeatureView(
-        name="transaction_features",
-        sources=[customer_view, pair_view, request],
-        schema=[Field(name=n, dtype=t) for n, t in TRANSACTION_FEATURES.items()],
-        mode="pandas",
-        udf=_portable(transaction_level_features),
-        udf_string=inspect.getsource(transaction_level_features),
-        description="Amount relative to the customer's history, hour of day, time since the last transaction, "
-                    "first purchase at this merchant",
-        tags={"team": "fraud"},
+    transaction_features = _on_demand(
+        "transaction_features", [customer_view, pair_view, request], TRANSACTION_FEATURES, transaction_level_features,
+        "Amount relative to the customer's history, hour of day, time since the last transaction, first purchase at "
+        "this merchant",
     )
     v1 = FeatureService(
         name="fraud_detector_v1",
@@ -364,16 +372,10 @@ def build_feature_objects(exports_dir: Path) -> FeatureObjects:
         schema=[Field(name=n, dtype=t) for n, t in VELOCITY_REQUEST_FIELDS.items()],
         description="The instant of the transaction being scored (microseconds since the epoch, UTC)",
     )
-    velocity = OnDemandFeatureView(
-        name="velocity_features",
-        sources=[recent_view, velocity_request],
-        schema=[Field(name=n, dtype=t) for n, t in VELOCITY_FEATURES.items()],
-        mode="pandas",
-        udf=_portable(velocity_features_from_state),
-        udf_string=inspect.getsource(velocity_features_from_state),
-        description="Counts and amounts of the customer's and the customer-merchant pair's transactions in the "
-                    "last 10 minutes, 1 hour and 24 hours before the transaction, distinct merchants in the last hour",
-        tags={"team": "fraud"},
+    velocity = _on_demand(
+        "velocity_features", [recent_view, velocity_request], VELOCITY_FEATURES, velocity_features_from_state,
+        "Counts and amounts of the customer's and the customer-merchant pair's transactions in the last 10 minutes, "
+        "1 hour and 24 hours before the transaction, distinct merchants in the last hour",
     )
     v3 = FeatureService(
         name="fraud_detector_v3",
