@@ -70,7 +70,7 @@ class Scorer:
             raise NotReady(self.slots.last_error or "no champion model loaded yet")
         rows = [{"transaction_id": t.transaction_id, "customer_id": t.customer_id, "merchant_id": t.merchant_id,
                  "amount": t.amount, "channel": t.channel, "event_ts": t.event_ts} for t in transactions]
-        batch = model.reader.read(rows)
+        batch = model.reader.read(rows, transactions=True)
         scored = model.score(batch.matrix)
         self.metrics.batch.observe(len(rows))
         now = served_at()
@@ -117,7 +117,7 @@ class Scorer:
             matrix = np.array([[r["features"][f] for f in challenger.features] for r in records], dtype="float64")
         else:  # it reads another feature service: its own lookup
             rows = [{**r, "event_ts": datetime.fromisoformat(r["event_ts"])} for r in records]
-            matrix = challenger.reader.read(rows).matrix
+            matrix = challenger.reader.read(rows, transactions=True).matrix
         scores = challenger.score(matrix, explain=False).scores
         for record, score in zip(records, scores, strict=True):
             record["challenger_version"], record["challenger_score"] = challenger.version, float(score)

@@ -163,7 +163,7 @@ class OnlineFeatureReader:
         if self._probed[1] is not None:
             raise FeatureReadError(self._probed[1])
 
-    def read(self, rows: list[dict]) -> FeatureBatch:
+    def read(self, rows: list[dict], transactions: bool = False) -> FeatureBatch:
         """`rows`: dicts with customer_id, merchant_id, amount, channel and event_ts (an aware datetime).
 
         The on-demand UDFs get plain columns: the request inputs, `transaction_us` (event_ts in microseconds),
@@ -203,7 +203,7 @@ class OnlineFeatureReader:
                         values[name][i] = None
             columns.update(values)
             found[read.view.name] = hits
-        if STATE_FIELDS <= columns.keys():
+        if transactions and STATE_FIELDS <= columns.keys():  # rows are transactions, not probes of instants
             fold_batch_into_states(columns, rows)
         for udf, outputs in self.udfs:
             computed = udf(columns)
