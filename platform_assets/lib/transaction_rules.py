@@ -57,6 +57,11 @@ def _text(value: object) -> str:
     return "" if value is None else str(value)
 
 
+def instant_us(instant: datetime) -> int:
+    """Microseconds since the epoch of an aware datetime, exactly (integer arithmetic, no float)."""
+    return (instant - _EPOCH) // _ONE_US
+
+
 def parse_instant_us(text: str) -> int | None:
     """Microseconds since the epoch of a zoned ISO timestamp the contract accepts, else None."""
     if not _ZONED.fullmatch(text):
@@ -67,7 +72,7 @@ def parse_instant_us(text: str) -> int | None:
         return None
     if parsed.tzinfo is None:
         return None
-    return (parsed - _EPOCH) // _ONE_US
+    return instant_us(parsed)
 
 
 def amount_cents(text: str) -> int:

@@ -17,17 +17,16 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 
 import numpy as np
 
 from platform_assets.lib import names
 from platform_assets.lib import online_store_health as health
 from platform_assets.lib.online_features import is_stale
+from platform_assets.lib.transaction_rules import instant_us
 
 NIGHT_HOURS = range(6)  # dbt: hour_of_day between 0 and 5 (UTC)
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_ONE_US = timedelta(microseconds=1)
 # Views whose rows carry their own event times (the velocity state: arrays of event instants, windowed exactly by
 # the UDF at the request's instant): the TTL guard would null a row whose newest event is 24 h + a fraction of a
 # second old while that event still counts (rows keep whole seconds), so they are not guarded.
@@ -35,8 +34,8 @@ SELF_TIMED_VIEWS = frozenset({names.CUSTOMER_RECENT_TRANSACTIONS_VIEW})
 
 
 def transaction_us(event_ts: datetime) -> int:
-    """The request's instant in microseconds since the epoch, exactly (integer arithmetic, no float)."""
-    return (event_ts - _EPOCH) // _ONE_US
+    """The request's instant in microseconds since the epoch, as the consumer reads the same transaction."""
+    return instant_us(event_ts)
 STATE_FIELDS = frozenset({"recent_transaction_ids", "recent_event_us", "recent_amount_cents", "recent_merchant_ids"})
 
 
