@@ -6,7 +6,18 @@ from pathlib import Path
 
 import pytest
 
-from platform_assets.settings import Settings, load_settings
+from platform_assets.settings import PROJECT_ROOT, Settings, load_settings
+
+
+def feature_repo_module(name: str = "fraud_features_under_test"):
+    """feature_repo/fraud_features.py loaded as a fresh module under `name` (what `feast apply` reads), without
+    putting feature_repo/ on sys.path."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(name, PROJECT_ROOT / "feature_repo" / "fraud_features.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def local_settings(mp: pytest.MonkeyPatch, data_dir: Path, **env: str) -> Settings:

@@ -2,21 +2,17 @@
 
 from __future__ import annotations
 
-import importlib.util
 import re
 from datetime import timedelta
 
 import yaml
+from platform_env import feature_repo_module
 
 from platform_assets.settings import PROJECT_ROOT
 
 
 def _feature_repo():
-    spec = importlib.util.spec_from_file_location("fraud_features_under_test",
-                                                  PROJECT_ROOT / "feature_repo" / "fraud_features.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return feature_repo_module()
 
 
 def test_ttl_follows_the_longest_window_the_calendar_keeps_rows_for():

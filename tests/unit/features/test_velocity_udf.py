@@ -10,14 +10,11 @@ arrays: zeros), sums exact in cents, a frame and a dict of columns giving the sa
 
 from __future__ import annotations
 
-import importlib.util
-
 import numpy as np
 import pandas as pd
 import pytest
+from platform_env import feature_repo_module
 from velocity_oracle import COUNT_FEATURES, SUM_FEATURES, VELOCITY_FEATURES, Event, VelocityOracle
-
-from platform_assets.settings import PROJECT_ROOT
 
 MIN = 60_000_000
 HOUR = 60 * MIN
@@ -28,11 +25,7 @@ STATE = ["recent_transaction_ids", "recent_event_us", "recent_amount_cents", "re
 
 @pytest.fixture(scope="module")
 def repo():
-    spec = importlib.util.spec_from_file_location("fraud_features_velocity_under_test",
-                                                  PROJECT_ROOT / "feature_repo" / "fraud_features.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return feature_repo_module("fraud_features_velocity_under_test")
 
 
 @pytest.fixture(scope="module")

@@ -1,15 +1,12 @@
 """Transactions of one scoring request see each other in the velocity features, as they will offline."""
 
-import sys
 from datetime import UTC, datetime, timedelta
 
+from platform_env import feature_repo_module
+
 from platform_assets.serving.features import fold_batch_into_states, transaction_us
-from platform_assets.settings import PROJECT_ROOT
 
-sys.path.insert(0, str(PROJECT_ROOT / "feature_repo"))
-from fraud_features import velocity_features_from_state
-
-sys.path.pop(0)
+velocity_features_from_state = feature_repo_module("fraud_features_batch_under_test").velocity_features_from_state
 T = datetime(2026, 3, 1, 12, tzinfo=UTC)
 
 
