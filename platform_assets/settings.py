@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
+from platform_assets.lib import object_store
 from platform_assets.lib.landing import first_landed_day
 from platform_assets.lib.transaction_stream import SCORED_STREAM
 
@@ -152,10 +153,10 @@ def _source_modes(env, recorded: dict) -> SourceModes:
     return SourceModes(**chosen, origin=", ".join(sorted(origins)))
 
 
-def exports_dir(data_dir: str | Path) -> Path:
+def exports_dir(root: str | Path):
     """The dbt marts as parquet (dbt-duckdb's `external_root` in dbt_project/profiles.yml): what Feast, training
-    and monitoring read."""
-    return Path(data_dir) / "exports"
+    and monitoring read. `root` is the data directory or the shared store's URL (then the result is a URL)."""
+    return object_store.join(root, "exports")
 
 
 def serving_log_dir(data_dir: str | Path) -> Path:
@@ -271,6 +272,26 @@ class Settings:
     # `make dev` starts the consumer beside the UI (PLATFORM_VELOCITY_CONSUMER=off: it does not).
     velocity_consumer_in_dev: bool = True
 
+    # The shared store (lib/object_store.py): PLATFORM_SHARED_STORE_URL, an s3:// URL in production, where exports,
+    # training sets, reports, the prediction log and the DuckLake warehouse's data files live; "" locally, where
+    # they stay under data_dir.
+    shared_store_url: str = ""
+    # The production warehouse is DuckLake when PLATFORM_WAREHOUSE_CATALOG is set (its PostgreSQL catalog; the
+    # value may hold a password, so it reaches the resources as dg.EnvVar): only whether it is set is known here.
+    warehouse_catalog_configured: bool = False
+    # A dask.distributed scheduler (tcp://host:8786): fraud_model trains with xgboost.dask on its cluster.
+    dask_scheduler: str = ""
+
+    @property
+    def shared_root(self) -> str:
+        """Where the shared files live: the shared store's URL, else the data directory."""
+        return self.shared_store_url or str(self.data_dir)
+
+    @property
+    def warehouse_data_url(self) -> str:
+        """The DuckLake warehouse's data files (parquet), on the shared store."""
+        return str(object_store.join(self.shared_root, "warehouse")).rstrip("/") + "/"
+
     @property
     def sources_dir(self) -> Path:
         return sources_dir(self.data_dir)
@@ -319,8 +340,9 @@ class Settings:
         return self.data_dir / "backups"
 
     @property
-    def exports_dir(self) -> Path:
-        return exports_dir(self.data_dir)
+    def exports_dir(self):
+        """The parquet exports: a Path locally, a URL (str) on the shared store."""
+        return exports_dir(self.shared_root)
 
     @property
     def feature_store_yaml(self) -> Path:
@@ -405,7 +427,16 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
     if stream_backend not in STREAM_BACKENDS:
         raise ValueError(f"PLATFORM_STREAM_BACKEND={stream_backend!r} is not one of {STREAM_BACKENDS}")
     chargeback_api_port = _typed(env, "PLATFORM_CHARGEBACK_API_PORT", str(DEFAULT_CHARGEBACK_API_PORT), int)
+    shared_store_url = env.get("PLATFORM_SHARED_STORE_URL", "").rstrip("/")
+    if shared_store_url and not object_store.is_remote(shared_store_url):
+        raise ValueError(f"PLATFORM_SHARED_STORE_URL must be an s3:// URL, got {shared_store_url!r}")
+    dask_scheduler = env.get("PLATFORM_DASK_SCHEDULER", "")
+    if dask_scheduler and "://" not in dask_scheduler:
+        raise ValueError(f"PLATFORM_DASK_SCHEDULER must be a scheduler address like tcp://host:8786, got {dask_scheduler!r}")
     return Settings(
+        shared_store_url=shared_store_url,
+        warehouse_catalog_configured=bool(env.get("PLATFORM_WAREHOUSE_CATALOG")),
+        dask_scheduler=dask_scheduler,
         sources=sources,
         source_database_url=env.get("PLATFORM_SOURCE_DATABASE_URL")
         or f"sqlite:///{sources_dir(data_dir) / 'system_of_record.sqlite'}",

@@ -53,7 +53,8 @@ def build_resources(settings: Settings) -> dict:
             model_name=settings.model_name,
             ui_url=settings.mlflow_ui_url,
         ),
-        "storage": PlatformStorage(data_dir=str(settings.data_dir), evidently_url=settings.evidently_url,
+        "storage": PlatformStorage(data_dir=str(settings.data_dir), shared_root=settings.shared_store_url,
+                                   evidently_url=settings.evidently_url,
                                    evidently_keep_days=settings.evidently_keep_days),
         "policy": LoopPolicy(**dict(settings.policy_overrides)),
         # The webhook URL may hold a token: resolved at run time, hidden in the UI; no webhook unless set.

@@ -1,9 +1,15 @@
-"""Where the platform's files live under its data directory (PLATFORM_DATA_DIR)."""
+"""Where the platform's files live: under its data directory (PLATFORM_DATA_DIR), or, when the production profile
+names a shared store (PLATFORM_SHARED_STORE_URL, lib/object_store.py), there, so that every machine sees them.
+
+The folders are `upath.UPath`s: a plain `pathlib.Path` locally, an s3fs-backed path on the shared store, with the
+same `/`, `exists`, `open`, `glob`. Give DuckDB, pandas and Dask `str(path)`: a URL they read through httpfs
+(`object_store.configure_duckdb`) or s3fs."""
 
 from pathlib import Path
 
 import dagster as dg
 from pydantic import Field
+from upath import UPath
 
 from platform_assets.settings import (
     DEFAULT_EVIDENTLY_KEEP_DAYS,
@@ -16,6 +22,9 @@ from platform_assets.settings import (
 
 class PlatformStorage(dg.ConfigurableResource):
     data_dir: str = Field(description="The platform data directory")
+    shared_root: str = Field(
+        default="", description="The shared store's URL (PLATFORM_SHARED_STORE_URL); empty: the data directory"
+    )
     evidently_url: str = Field(
         default=f"http://127.0.0.1:{DEFAULT_EVIDENTLY_PORT}",
         description="Where a browser reaches the Evidently UI over the report workspace (report links)",
@@ -24,24 +33,27 @@ class PlatformStorage(dg.ConfigurableResource):
         default=DEFAULT_EVIDENTLY_KEEP_DAYS, description="Days of snapshots per report the workspace keeps (0: all)"
     )
 
-    def exports_dir(self) -> Path:
-        return exports_dir(self.data_dir)
+    def root(self) -> UPath:
+        return UPath(self.shared_root or self.data_dir)
 
-    def training_sets_dir(self) -> Path:
-        return Path(self.data_dir) / "training_sets"
+    def exports_dir(self) -> UPath:
+        return UPath(exports_dir(self.shared_root or self.data_dir))
 
-    def reports_dir(self) -> Path:
-        return Path(self.data_dir) / "reports"
+    def training_sets_dir(self) -> UPath:
+        return self.root() / "training_sets"
+
+    def reports_dir(self) -> UPath:
+        return self.root() / "reports"
 
     def evidently_workspace_dir(self) -> Path:
         return evidently_workspace_dir(self.data_dir)
 
-    def predictions_dir(self) -> Path:
-        return Path(self.data_dir) / "predictions"
+    def predictions_dir(self) -> UPath:
+        return self.root() / "predictions"
 
     def serving_log_dir(self) -> Path:
         return serving_log_dir(self.data_dir)
 
-    def served_dir(self) -> Path:
+    def served_dir(self) -> UPath:
         """The served predictions as parquet, one file per day (lib/predictions.served_day_path)."""
-        return Path(self.data_dir) / "serving" / "served"
+        return self.root() / "serving" / "served"
