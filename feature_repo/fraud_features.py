@@ -272,7 +272,7 @@ def _view(
     """A feature view over one dbt feature mart, read from its parquet export."""
     source = FileSource(
         name=mart,
-        path=str(Path(exports_dir) / f"{mart}.parquet"),
+        path=_export(exports_dir, mart),
         timestamp_field="event_timestamp",
         created_timestamp_column="created_timestamp",
         description=f"dbt mart {mart} (parquet export)",
@@ -302,6 +302,12 @@ def _on_demand(name: str, sources: list, features: dict, udf, description: str) 
         description=description,
         tags={"team": "fraud"},
     )
+
+
+def _export(exports_dir: Path | str, mart: str) -> str:
+    """The mart's parquet file: a path under a folder, or a URL under the shared store's (never Path("s3://..."),
+    which would fold the "//")."""
+    return f"{str(exports_dir).rstrip('/')}/{mart}.parquet"
 
 
 def build_feature_objects(exports_dir: Path) -> FeatureObjects:
@@ -346,7 +352,7 @@ def build_feature_objects(exports_dir: Path) -> FeatureObjects:
     )
     recent_source = FileSource(
         name="fct_customer_recent_transactions",
-        path=str(Path(exports_dir) / "fct_customer_recent_transactions.parquet"),
+        path=_export(exports_dir, "fct_customer_recent_transactions"),
         timestamp_field="event_timestamp",
         created_timestamp_column="created_timestamp",
         description="dbt mart fct_customer_recent_transactions (parquet export): the state after each instant",
@@ -389,8 +395,10 @@ def build_feature_objects(exports_dir: Path) -> FeatureObjects:
                           recent_source, push, recent_view, velocity_request, velocity, v3)
 
 
+# What `feast apply` and the CLI see: the exports on the shared store in production, else under the data dir.
 _objects = build_feature_objects(
-    Path(os.environ.get("PLATFORM_DATA_DIR", Path(__file__).resolve().parent.parent / "data")) / "exports"
+    os.environ.get("PLATFORM_SHARED_STORE_URL", "").rstrip("/") + "/exports" if os.environ.get("PLATFORM_SHARED_STORE_URL")
+    else Path(os.environ.get("PLATFORM_DATA_DIR", Path(__file__).resolve().parent.parent / "data")) / "exports"
 )
 customer = _objects.customer
 merchant = _objects.merchant

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
-from platform_assets.lib import object_store
+from platform_assets.lib import names, object_store
 from platform_assets.lib.landing import first_landed_day
 from platform_assets.lib.transaction_stream import SCORED_STREAM
 
@@ -288,6 +288,21 @@ class Settings:
         return self.shared_store_url or str(self.data_dir)
 
     @property
+    def dbt_target(self) -> str:
+        """The dbt target (dbt_project/profiles.yml): local; production (DuckLake); production_file (the production
+        profile on one machine, without a lake)."""
+        if self.profile == "production" and not self.warehouse_catalog_configured:
+            return "production_file"
+        return self.profile
+
+    @property
+    def warehouse_writer_pool(self) -> str | None:
+        """The pool of the assets that write raw tables. A DuckDB file has one writer: all of them share the
+        `duckdb_writer` pool (limit 1). DuckLake serialises commits itself and the writers retry a conflicting
+        commit (lib/warehouse_lake.py), so ingestion runs unpooled, partitions in parallel; dbt keeps the pool."""
+        return None if self.warehouse_catalog_configured else names.DUCKDB_WRITER_POOL
+
+    @property
     def warehouse_data_url(self) -> str:
         """The DuckLake warehouse's data files (parquet), on the shared store."""
         return str(object_store.join(self.shared_root, "warehouse")).rstrip("/") + "/"
@@ -361,7 +376,7 @@ class Settings:
         }
 
     def dbt_env(self) -> dict[str, str]:
-        return dbt_environment(self.data_dir, self.profile)
+        return dbt_environment(self.data_dir, self.dbt_target)
 
 
 def _typed(env, name: str, default: str, kind):
@@ -430,6 +445,12 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
     shared_store_url = env.get("PLATFORM_SHARED_STORE_URL", "").rstrip("/")
     if shared_store_url and not object_store.is_remote(shared_store_url):
         raise ValueError(f"PLATFORM_SHARED_STORE_URL must be an s3:// URL, got {shared_store_url!r}")
+    if env.get("PLATFORM_WAREHOUSE_CATALOG") and not shared_store_url:
+        raise ValueError("PLATFORM_WAREHOUSE_CATALOG (the DuckLake warehouse) needs PLATFORM_SHARED_STORE_URL: the "
+                         "lake's data files and the exports live on the shared store")
+    if env.get("PLATFORM_WAREHOUSE_CATALOG") and profile != "production":
+        raise ValueError("PLATFORM_WAREHOUSE_CATALOG is the production profile's warehouse: set PLATFORM_PROFILE="
+                         "production too (the local profile keeps the DuckDB file)")
     dask_scheduler = env.get("PLATFORM_DASK_SCHEDULER", "")
     if dask_scheduler and "://" not in dask_scheduler:
         raise ValueError(f"PLATFORM_DASK_SCHEDULER must be a scheduler address like tcp://host:8786, got {dask_scheduler!r}")

@@ -37,6 +37,8 @@ from feast.infra.registry.base_registry import BaseRegistry
 from feast.on_demand_feature_view import OnDemandFeatureView
 from feast.repo_config import RepoConfig
 
+from platform_assets.lib import object_store
+
 STORE_TYPE = "platform_assets.feast_stores.duckdb_offline.AsofDuckDBOfflineStore"
 ENTITY_TABLE = "__feast_entity_rows"
 
@@ -50,20 +52,24 @@ def literal(text: str) -> str:
 
 
 def local_parquet_path(source: DataSource | None) -> str | None:
-    """The file a source reads, when this store can read it itself (a local parquet file, no field mapping)."""
+    """The file a source reads, when this store can read it itself (a parquet file, local or on the shared store's
+    S3, with no field mapping)."""
     if not isinstance(source, FileSource) or source.field_mapping:
         return None
     path = source.path
-    if "://" in path and not path.startswith("file://"):
+    if "://" in path and not path.startswith(("file://", "s3://")):
         return None
     if not (isinstance(source.file_format, ParquetFormat) or (source.file_format is None and path.endswith(".parquet"))):
         return None
     return path.removeprefix("file://")
 
 
-def connect() -> duckdb.DuckDBPyConnection:
+def connect(*paths: str) -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB; one that reads s3:// `paths` gets httpfs and the shared store's secret."""
     con = duckdb.connect(":memory:")
     con.execute("SET TimeZone = 'UTC'")
+    if any(object_store.is_remote(p) for p in paths):
+        object_store.configure_duckdb(con)
     return con
 
 
@@ -243,7 +249,7 @@ class AsofDuckDBOfflineStore(DuckDBOfflineStore):
                               created_timestamp_column or None)
 
         def compute() -> pa.Table:
-            con = connect()
+            con = connect(path)
             try:
                 return con.execute(sql, {"start": start_date, "end": end_date}).to_arrow_table()
             finally:
@@ -286,7 +292,7 @@ class AsofDuckDBOfflineStore(DuckDBOfflineStore):
                   "max_ets": timestamps.max().to_pydatetime() if len(rows) else None}
 
         def run(fetch):
-            con = connect()
+            con = connect(*(view["path"] for view in views))
             try:
                 con.register(ENTITY_TABLE, rows)
                 return fetch(con.execute(sql, bounds))

@@ -167,7 +167,7 @@ def _store_matches_offline(store, views, end, offline_entities) -> dg.AssetCheck
 
 
 def _newest_event(path: str):
-    with _parquet_reader() as con:
+    with _parquet_reader(path) as con:
         return con.execute("SELECT max(event_timestamp) FROM read_parquet(?)", [path]).fetchone()[0]
 
 
@@ -176,7 +176,7 @@ def _entities_in_window(path: str, keys: list[str], start, end, inclusive: bool 
     [start, end] (what a materialization up to `end` leaves in the store: Feast's window includes its end)."""
     columns = ", ".join(sql_identifier(k) for k in keys)
     upper = "<=" if inclusive else "<"
-    with _parquet_reader() as con:
+    with _parquet_reader(path) as con:
         return con.execute(
             f"SELECT count(*) FROM (SELECT DISTINCT {columns} FROM read_parquet(?) "
             f"WHERE event_timestamp >= ? AND event_timestamp {upper} ?)",

@@ -77,7 +77,7 @@ def load_result(spec: SourceSpec, load: LoadResult, max_share: float, asset_key:
 
 def _build_ingestion_asset(
     spec: SourceSpec, key: dg.AssetKey, description: str, partitions: dg.PartitionsDefinition,
-    deps: tuple[dg.AssetKey, ...],
+    deps: tuple[dg.AssetKey, ...], pool: str | None,
 ) -> dg.AssetsDefinition:
     @dg.asset(
         key=key,
@@ -87,7 +87,7 @@ def _build_ingestion_asset(
         description=description,
         partitions_def=partitions if spec.partitioned else None,
         backfill_policy=dg.BackfillPolicy.single_run() if spec.partitioned else None,
-        pool=names.DUCKDB_WRITER_POOL,
+        pool=pool,
         check_specs=[quarantine_check(key)],
         metadata={"landing_path": spec.path_glob, "table": f"raw.{spec.table}"},
         tags={"layer": "raw"},
@@ -100,10 +100,10 @@ def _build_ingestion_asset(
     ) -> dg.MaterializeResult:
         days = [partition_date(k) for k in context.partition_keys] if spec.partitioned else None
         progress = ProgressLog(context.log.info, f"{spec.name} files loaded", len(days) if days else 1)
-        with warehouse.get_connection() as con:
-            load = load_source(con, spec, Path(landing_zone.path), days, loaded_at=datetime.now(UTC),
-                               on_file_loaded=progress.advance, reload_unchanged=config.reload_unchanged)
-            con.execute("CHECKPOINT")
+        load = warehouse.write(
+            lambda con: load_source(con, spec, Path(landing_zone.path), days, loaded_at=datetime.now(UTC),
+                                    on_file_loaded=progress.advance, reload_unchanged=config.reload_unchanged),
+            log=context.log.warning)
         context.log.info(
             f"{spec.name}: {load.rows_loaded:,} rows loaded, {load.rows_quarantined:,} quarantined "
             f"from {len(load.files)} file(s) ({load.files_unchanged} unchanged since their last load)"
@@ -126,9 +126,9 @@ DESCRIPTIONS = {
 }
 
 
-def build_ingestion_assets(partitions: dg.PartitionsDefinition,
-                           keys: tuple[dg.AssetKey, ...] = names.RAW) -> list[dg.AssetsDefinition]:
+def build_ingestion_assets(partitions: dg.PartitionsDefinition, keys: tuple[dg.AssetKey, ...] = names.RAW,
+                           pool: str | None = names.DUCKDB_WRITER_POOL) -> list[dg.AssetsDefinition]:
     """One asset per source system that arrives as files (`keys`); the daily sources are partitioned by
     `partitions`."""
-    return [_build_ingestion_asset(SOURCES[source], key, description, partitions, deps)
+    return [_build_ingestion_asset(SOURCES[source], key, description, partitions, deps, pool)
             for key, (source, description, deps) in DESCRIPTIONS.items() if key in keys]

@@ -41,9 +41,11 @@ from platform_assets.resources.warehouse import WarehouseResource
 from platform_assets.settings import Settings
 
 SOURCE = "chargeback_api"
+# No PRIMARY KEY: DuckLake (the production warehouse) has no constraints. One row per source holds because the
+# only writer replaces it inside its load's transaction.
 CURSORS_DDL = """
 CREATE TABLE IF NOT EXISTS raw.source_cursors (
-    source VARCHAR PRIMARY KEY,
+    source VARCHAR NOT NULL,
     cursor VARCHAR NOT NULL,
     updated_at TIMESTAMPTZ NOT NULL
 )
@@ -59,7 +61,8 @@ def committed_cursor(con: duckdb.DuckDBPyConnection) -> str | None:
 
 
 def _commit_cursor(con: duckdb.DuckDBPyConnection, cursor: str, at: datetime) -> None:
-    con.execute("INSERT OR REPLACE INTO raw.source_cursors VALUES ($s, $c, $at)", {"s": SOURCE, "c": cursor, "at": at})
+    con.execute("DELETE FROM raw.source_cursors WHERE source = $s", {"s": SOURCE})
+    con.execute("INSERT INTO raw.source_cursors VALUES ($s, $c, $at)", {"s": SOURCE, "c": cursor, "at": at})
 
 
 def _reported_day(item: object) -> date | None:
@@ -159,7 +162,7 @@ def build_defs(settings: Settings, partitions: dg.PartitionsDefinition) -> dg.De
                     "UTC day they were reported, in raw.chargebacks.",
         partitions_def=partitions,
         backfill_policy=dg.BackfillPolicy.single_run(),
-        pool=names.DUCKDB_WRITER_POOL,
+        pool=settings.warehouse_writer_pool,
         check_specs=[quarantine_check(names.RAW_CHARGEBACKS, "Refused chargebacks stay below max_quarantine_share")],
         metadata={"source_url": settings.chargeback_api_url, "table": f"raw.{CHARGEBACKS.table}"},
         tags={"layer": "raw"},
@@ -176,10 +179,10 @@ def build_defs(settings: Settings, partitions: dg.PartitionsDefinition) -> dg.De
                 context.log.info(f"chargebacks: {len(fetched.pages)} pages, {fetched.items:,} items so far")
 
         fetched = chargeback_api.read(cursor, bound, on_page=progress)
-        with warehouse.get_connection() as con:
-            load, rebuilt, new, garbage = load_chargebacks(con, days, fetched, cursor, datetime.now(UTC))
-            committed = committed_cursor(con)
-            con.execute("CHECKPOINT")
+        def work(con):
+            return (*load_chargebacks(con, days, fetched, cursor, datetime.now(UTC)), committed_cursor(con))
+
+        load, rebuilt, new, garbage, committed = warehouse.write(work, log=context.log.warning)
         outside = sorted(rebuilt - set(days))
         for day in outside:
             if partitions.has_partition_key(day.isoformat()):

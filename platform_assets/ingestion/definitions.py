@@ -40,4 +40,4 @@ def build_defs(settings: Settings) -> dg.Definitions:
 
         live.append(transaction_stream_defs(settings, partitions))
     return dg.Definitions.merge(
-        dg.Definitions(assets=[*build_ingestion_assets(partitions, from_files), landed_files]), *live)
+        dg.Definitions(assets=[*build_ingestion_assets(partitions, from_files, settings.warehouse_writer_pool), landed_files]), *live)

@@ -47,7 +47,7 @@ def ensure_received_table(con: duckdb.DuckDBPyConnection, spec: SourceSpec) -> N
     ensure_raw_tables(con, spec)
     con.execute(
         f"""CREATE TABLE IF NOT EXISTS {received_table(spec)} (
-            position VARCHAR PRIMARY KEY,
+            position VARCHAR NOT NULL,  -- unique by the ANTI JOIN below (DuckLake has no constraints)
             seq BIGINT NOT NULL,
             partition_date DATE NOT NULL,
             record VARCHAR NOT NULL,

@@ -150,7 +150,7 @@ def _source_kind(url: str) -> str:
     return "postgres" if scheme == "postgresql" else scheme
 
 
-def _build_asset(key: dg.AssetKey, spec: SourceSpec, source_kind: str) -> dg.AssetsDefinition:
+def _build_asset(key: dg.AssetKey, spec: SourceSpec, source_kind: str, pool: str | None) -> dg.AssetsDefinition:
     @dg.asset(
         key=key,
         group_name=names.INGESTION,
@@ -158,20 +158,22 @@ def _build_asset(key: dg.AssetKey, spec: SourceSpec, source_kind: str) -> dg.Ass
         description=f"{spec.name.capitalize()} from the system-of-record database, extracted incrementally by "
                     f"`updated_at` (dlt) into {DATASET}.{spec.table}, then raw.{spec.table}: one row per key, its "
                     "newest version, deleted ones as tombstones (deleted_at).",
-        pool=names.DUCKDB_WRITER_POOL,
+        pool=pool,
         check_specs=[quarantine_check(key, "Refused rows stay below max_quarantine_share")],
         metadata={"source_table": spec.table, "dataset": f"{DATASET}.{spec.table}", "table": f"raw.{spec.table}"},
         tags={"layer": "raw"},
     )
     def _load(context: dg.AssetExecutionContext, config: SystemOfRecordConfig, warehouse: WarehouseResource,
               system_of_record: SystemOfRecord) -> dg.MaterializeResult:
-        with warehouse.get_connection() as con:
+        def work(con):
             extracted = extract(con, system_of_record.url, spec, Path(system_of_record.pipelines_dir),
                                 config.full_refresh)
             load = rebuild_raw(con, spec, datetime.now(UTC))
             tombstones, cursor = con.execute(
                 f"SELECT count(deleted_at), max(updated_at) FROM raw.{sql_identifier(spec.table)}").fetchone()
-            con.execute("CHECKPOINT")
+            return extracted, load, tombstones, cursor
+
+        extracted, load, tombstones, cursor = warehouse.write(work, log=context.log.warning)
         context.log.info(f"{spec.name}: {extracted:,} changed rows extracted, raw.{spec.table} rebuilt with "
                          f"{load.rows_loaded:,} rows ({tombstones:,} deleted), {load.rows_quarantined:,} refused")
         result = load_result(spec, load, config.max_quarantine_share, key)
@@ -187,4 +189,4 @@ def _build_asset(key: dg.AssetKey, spec: SourceSpec, source_kind: str) -> dg.Ass
 def build_defs(settings: Settings) -> dg.Definitions:
     """raw_customers and raw_merchants from the system-of-record database (replacing their file assets)."""
     kind = _source_kind(settings.source_database_url)
-    return dg.Definitions(assets=[_build_asset(key, spec, kind) for key, spec in SPECS.items()])
+    return dg.Definitions(assets=[_build_asset(key, spec, kind, settings.warehouse_writer_pool) for key, spec in SPECS.items()])

@@ -39,8 +39,9 @@ from platform_assets.resources.transaction_stream import (
 )
 from platform_assets.settings import Settings
 
+# One row per stream, replaced in the batch's transaction (no PRIMARY KEY: DuckLake has no constraints).
 OFFSETS_DDL = """CREATE TABLE IF NOT EXISTS raw.stream_offsets (
-    stream VARCHAR PRIMARY KEY,
+    stream VARCHAR NOT NULL,
     position VARCHAR NOT NULL,
     events BIGINT NOT NULL,
     committed_at TIMESTAMPTZ NOT NULL
@@ -128,11 +129,11 @@ def drain(con: duckdb.DuckDBPyConnection, stream: TransactionStream, stream_name
                          for day in sorted(days)}
         result.batches = 1
         result.committed = batch[-1][0].position
-        con.execute(
-            """INSERT INTO raw.stream_offsets VALUES ($s, $p, $n, $t)
-               ON CONFLICT (stream) DO UPDATE SET position = excluded.position,
-                   events = raw.stream_offsets.events + excluded.events, committed_at = excluded.committed_at""",
-            {"s": stream_name, "p": result.committed, "n": received, "t": now})
+        before = con.execute("SELECT coalesce(sum(events), 0) FROM raw.stream_offsets WHERE stream = $s",
+                             {"s": stream_name}).fetchone()[0]
+        con.execute("DELETE FROM raw.stream_offsets WHERE stream = $s", {"s": stream_name})
+        con.execute("INSERT INTO raw.stream_offsets VALUES ($s, $p, $n, $t)",
+                    {"s": stream_name, "p": result.committed, "n": before + received, "t": now})
         if on_received is not None:
             on_received(result)
         con.commit()
@@ -219,7 +220,7 @@ def build_defs(settings: Settings, partitions: dg.PartitionsDefinition) -> dg.De
                     "raw.stream_offsets, in the batch's own transaction).",
         partitions_def=partitions,
         backfill_policy=dg.BackfillPolicy.single_run(),
-        pool=names.DUCKDB_WRITER_POOL,
+        pool=settings.warehouse_writer_pool,
         check_specs=[quarantine_check(key, "Refused rows stay below max_quarantine_share")],
         metadata={"stream": settings.stream_name, "table": "raw.transactions"},
         tags={"layer": "raw"},
@@ -229,12 +230,15 @@ def build_defs(settings: Settings, partitions: dg.PartitionsDefinition) -> dg.De
                          transaction_stream: TransactionStreamResource) -> dg.MaterializeResult:
         days = [partition_date(k) for k in context.partition_keys]
         started = time.perf_counter()
-        with transaction_stream.open() as stream, warehouse.get_connection() as con:
-            drained = drain_range(con, stream, transaction_stream.name, until=config.until,
-                                  max_events=config.max_events, batch_events=transaction_stream.batch_events,
-                                  lookback_days=transaction_stream.lookback_days, first_day=min(days),
-                                  last_day=max(days))
-            con.execute("CHECKPOINT")
+        with transaction_stream.open() as stream:
+            # Each batch commits its rows with its stream position: after a conflict the retry resumes from the
+            # position that did commit.
+            drained = warehouse.write(
+                lambda con: drain_range(con, stream, transaction_stream.name, until=config.until,
+                                        max_events=config.max_events, batch_events=transaction_stream.batch_events,
+                                        lookback_days=transaction_stream.lookback_days, first_day=min(days),
+                                        last_day=max(days)),
+                log=context.log.warning)
             backlog = stream.backlog(drained.committed)
         seconds = time.perf_counter() - started
         lag = time.time() - drained.oldest_written_at if drained.oldest_written_at else 0.0

@@ -30,11 +30,12 @@ from platform_assets.settings import Settings, exports_dir
 DATA_DIR_VAR = "platform_data_dir"
 PARTIAL_PARSE = "partial_parse.msgpack"
 MEMORY_LIMIT_VAR = "platform_duckdb_memory_limit"
+SHARED_ROOT_VAR = "platform_shared_root"
 
 
 def dbt_project(settings: Settings) -> DbtProject:
     return DbtProject(project_dir=settings.dbt_project_dir, profiles_dir=settings.dbt_project_dir,
-                      target=settings.profile)
+                      target=settings.dbt_target)
 
 
 def dbt_executable() -> str:
@@ -78,9 +79,15 @@ def with_vars(args: list[str], extra: dict[str, str]) -> list[str]:
 class PlatformDbtResource(DbtCliResource):
     data_dir: str = Field(description="Platform data directory: the warehouse and exports dbt writes")
     duckdb_memory_limit: str = Field(default="4GB", description="DuckDB spills to disk past this")
+    shared_root: str = Field(default="", description="The shared store's URL (production): the DuckLake data files "
+                             "and the exports dbt writes live there; empty: under data_dir")
 
     def platform_vars(self) -> dict[str, str]:
-        return {DATA_DIR_VAR: self.data_dir, MEMORY_LIMIT_VAR: self.duckdb_memory_limit}
+        shared = {SHARED_ROOT_VAR: self.shared_root} if self.shared_root else {}
+        return {DATA_DIR_VAR: self.data_dir, MEMORY_LIMIT_VAR: self.duckdb_memory_limit, **shared}
+
+    def exports_dir(self):
+        return exports_dir(self.shared_root or self.data_dir)
 
     def parse_cache(self) -> Path:
         """Where the partial parse of this data directory's vars and target is kept."""
@@ -89,7 +96,8 @@ class PlatformDbtResource(DbtCliResource):
 
     def cli(self, args, *, context=None, target_path: Path | None = None, **kwargs):
         # DuckDB creates neither the warehouse's folder nor the one dbt-duckdb exports parquet into.
-        for folder in (Path(self.data_dir) / "warehouse", exports_dir(self.data_dir)):
+        folders = [Path(self.data_dir) / "warehouse"] + ([] if self.shared_root else [exports_dir(self.data_dir)])
+        for folder in folders:
             folder.mkdir(parents=True, exist_ok=True)
         exit_with_run_worker()  # dbt holds the warehouse: it must not outlive a killed run (lib/run_workers)
         args = list(args)

@@ -40,6 +40,8 @@ class FeastResource(dg.ConfigurableResource):
     repo_path: str = Field(description="The Feast repository (feature_repo/)")
     feature_store_yaml: str = Field(description="feature_store.yaml of the active profile")
     data_dir: str = Field(description="The platform data directory: exports are read, local stores written here")
+    shared_root: str = Field(default="", description="The shared store's URL, where the exports live in production "
+                             "(PLATFORM_SHARED_STORE_URL); empty: under data_dir")
     project: str | None = Field(default=None, description="Feast project; overrides the yaml's (PLATFORM_FEAST_PROJECT)")
     registry_url: str | None = Field(default=None, description="SQL registry URL (production profile)")
     redis_url: str | None = Field(default=None, description="Redis online store host:port (production profile)")
@@ -110,5 +112,5 @@ class FeastResource(dg.ConfigurableResource):
 
     def feature_objects(self):
         """The repository's entities, sources, views and services, built for this resource's exports dir."""
-        return self.definitions_module().build_feature_objects(exports_dir(self.data_dir))
+        return self.definitions_module().build_feature_objects(exports_dir(self.shared_root or self.data_dir))
 

@@ -26,21 +26,29 @@ def build_resources(settings: Settings) -> dict:
     and MLflow's tracking server (MLFLOW_TRACKING_URI)."""
     production = settings.profile == "production"
     return {
+        # In production with PLATFORM_WAREHOUSE_CATALOG: DuckLake (its catalog string may hold a password, so it
+        # is resolved at run time), data files on the shared store. Otherwise the DuckDB file.
         "warehouse": WarehouseResource(
-            database=str(settings.warehouse_path), connection_config={"memory_limit": settings.duckdb_memory_limit}
+            database=":memory:" if settings.warehouse_catalog_configured else str(settings.warehouse_path),
+            connection_config={"memory_limit": settings.duckdb_memory_limit},
+            ducklake_catalog=dg.EnvVar("PLATFORM_WAREHOUSE_CATALOG") if settings.warehouse_catalog_configured
+            else None,
+            ducklake_data_path=settings.warehouse_data_url if settings.warehouse_catalog_configured else None,
         ),
         "landing_zone": LandingZone(path=str(settings.landing_dir)),
         "dbt": PlatformDbtResource(
             project_dir=dbt_project(settings),
-            target=settings.profile,
+            target=settings.dbt_target,
             data_dir=str(settings.data_dir),
             duckdb_memory_limit=settings.duckdb_memory_limit,
+            shared_root=settings.shared_store_url,
             dbt_executable=dbt_executable(),
         ),
         "feast": FeastResource(
             repo_path=str(settings.feature_repo_dir),
             feature_store_yaml=str(settings.feature_store_yaml),
             data_dir=str(settings.data_dir),
+            shared_root=settings.shared_store_url,
             project=settings.feast_project,
             registry_url=dg.EnvVar("PLATFORM_FEAST_REGISTRY_URL") if production else None,
             redis_url=dg.EnvVar("PLATFORM_REDIS_URL") if production else None,

@@ -1,4 +1,11 @@
-"""The DuckDB warehouse: one file, one writer at a time.
+"""The warehouse: a DuckDB file locally (one writer at a time), DuckLake in production (many writers).
+
+In production (`ducklake_catalog` set, from PLATFORM_WAREHOUSE_CATALOG) the connection is an in-memory DuckDB with
+the lake attached as its default catalog (lib/warehouse_lake.py): the same SQL reaches tables whose catalog is in
+PostgreSQL and whose data files are on the shared store, from any machine, with several writers at once. Writers
+wrap their transaction in `run_with_retries`, which re-runs it whole after a commit conflict.
+
+The local file:
 
 DuckDB lets a single process hold a file read-write, and even read-only openers fail while it does
 (duckdb#17158). Every writer therefore sits in the `duckdb_writer` pool (limit 1, see `dagster.yaml`) and holds
@@ -18,6 +25,7 @@ import duckdb
 from dagster_duckdb import DuckDBResource
 from pydantic import Field
 
+from platform_assets.lib import warehouse_lake
 from platform_assets.lib.run_workers import exit_with_run_worker
 from platform_assets.lib.warehouse_file import (
     WarehouseCorruptError,
@@ -37,18 +45,54 @@ class WarehouseResource(DuckDBResource):
     lock_timeout_seconds: float = Field(
         default=60.0, description="How long to wait for another process to release the file before failing"
     )
+    ducklake_catalog: str | None = Field(
+        default=None, description="DuckLake catalog in PostgreSQL ('postgres:host=... dbname=...'): the production "
+        "warehouse; unset, `database` is a DuckDB file")
+    ducklake_data_path: str | None = Field(
+        default=None, description="Where the DuckLake data files live (the shared store's warehouse/ prefix)")
+
+    @property
+    def is_lake(self) -> bool:
+        return bool(self.ducklake_catalog)
 
     def _connect(self) -> duckdb.DuckDBPyConnection:
         """DuckDBResource's own back-off waits ~100 s and then re-raises DuckDB's terse error, for any IO error:
         this one waits only for a lock conflict, at most lock_timeout_seconds."""
         config = {"custom_user_agent": "dagster", **self.connection_config}
+        if self.is_lake:
+            con = duckdb.connect(":memory:", config=config)
+            try:
+                warehouse_lake.attach(con, self.ducklake_catalog, self.ducklake_data_path or "")
+            except BaseException:
+                con.close()
+                raise
+            return con
         return connect(self.database, config=config, lock_timeout_seconds=self.lock_timeout_seconds)
+
+    def checkpoint(self, con: duckdb.DuckDBPyConnection) -> None:
+        """After a write to the file: fold the WAL into the file (a crash then replays nothing). A lake has no WAL
+        of ours, and its CHECKPOINT compacts files and expires snapshots: maintenance, not part of a load."""
+        if not self.is_lake:
+            con.execute("CHECKPOINT")
+
+    def write(self, work, log=None):
+        """`work(con)` on a fresh connection; against the lake, again on a new connection after a commit
+        conflict (the work is one idempotent transaction). The file has one writer: no conflict to retry."""
+        def once():
+            with self.get_connection() as con:
+                result = work(con)
+                self.checkpoint(con)
+                return result
+
+        if not self.is_lake:
+            return once()
+        return warehouse_lake.run_with_retries(once, log=log)
 
     @contextmanager
     def get_connection(self) -> Iterator[duckdb.DuckDBPyConnection]:
         """A corrupt data block opens fine and fails only when a query reads it, so the caller's own queries
         are checked too: their corruption error becomes WarehouseCorruptError, the rest pass unchanged."""
-        if self.database != ":memory:":
+        if self.database != ":memory:" and not self.is_lake:
             Path(self.database).parent.mkdir(parents=True, exist_ok=True)
         exit_with_run_worker()
         con = self._connect()

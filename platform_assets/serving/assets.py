@@ -212,13 +212,14 @@ def skew(store, served) -> dict:
     return {"compared": compared, "mismatches": mismatches, "worst": worst}
 
 
-def build_served_predictions(partitions: dg.PartitionsDefinition) -> dg.AssetsDefinition:
+def build_served_predictions(partitions: dg.PartitionsDefinition,
+                             pool: str | None = names.DUCKDB_WRITER_POOL) -> dg.AssetsDefinition:
     @dg.asset(
         key=names.SERVED_PREDICTIONS,
         group_name=names.SERVING,
         kinds={"duckdb", "fastapi"},
         partitions_def=partitions,
-        pool=names.DUCKDB_WRITER_POOL,
+        pool=pool,
         deps=[names.DEPLOYED_MODEL],
         check_specs=[dg.AssetCheckSpec(
             names.SKEW_CHECK, asset=names.SERVED_PREDICTIONS,

@@ -7,6 +7,7 @@ from platform_assets.settings import Settings
 
 def build_defs(settings: Settings) -> dg.Definitions:
     return dg.Definitions(
-        assets=[deployed_model, build_served_predictions(daily_partitions(settings.partition_start, include_today=True))],
+        assets=[deployed_model, build_served_predictions(daily_partitions(settings.partition_start, include_today=True),
+                                                         settings.warehouse_writer_pool)],
         sensors=[deploy_on_champion_change],
     )

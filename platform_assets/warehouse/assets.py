@@ -20,9 +20,8 @@ from pathlib import Path
 import dagster as dg
 from dagster_dbt import DbtProject, dbt_assets
 
-from platform_assets.lib import names
+from platform_assets.lib import names, object_store
 from platform_assets.resources.dbt import PlatformDbtResource, require_manifest
-from platform_assets.settings import exports_dir
 from platform_assets.warehouse.translator import WarehouseTranslator
 
 DAILY_MODELS = "tag:daily"
@@ -38,17 +37,19 @@ def _with_export_row_count(context: dg.AssetExecutionContext, event, exports: Pa
     dbt still holds open, so dagster-dbt's own `fetch_row_counts()` would collide with its lock)."""
     if not isinstance(event, dg.Output):
         return event
-    export = exports / f"{context.asset_key_for_output(event.output_name).path[-1]}.parquet"
-    if not export.exists():
+    export = object_store.join(exports, f"{context.asset_key_for_output(event.output_name).path[-1]}.parquet")
+    if not object_store.exists(export):
         return event
     import pyarrow.parquet as pq
 
-    return event.with_metadata({**event.metadata, "dagster/row_count": pq.read_metadata(export).num_rows})
+    with object_store.filesystem(export).open(str(export), "rb") as handle:
+        rows = pq.read_metadata(handle).num_rows
+    return event.with_metadata({**event.metadata, "dagster/row_count": rows})
 
 
 def _build(context: dg.AssetExecutionContext, dbt: PlatformDbtResource, args: list[str]):
     invocation = dbt.cli(["build", *args], context=context)
-    exports = exports_dir(dbt.data_dir)
+    exports = dbt.exports_dir()
     for event in invocation.stream():
         yield _with_export_row_count(context, event, exports)
     if "--vars" not in args:

@@ -76,7 +76,25 @@ def test_production_profile_picks_its_feature_store_yaml(tmp_path):
     assert s.profile == "production"
     assert s.feature_store_yaml == PROJECT_ROOT / "feature_repo" / "feature_store.production.yaml"
     assert s.feature_store_yaml.is_file()
+    # Without a DuckLake catalog the production profile keeps the DuckDB file (one machine).
+    assert s.dbt_env()["PLATFORM_DBT_TARGET"] == "production_file"
+    assert s.warehouse_writer_pool == "duckdb_writer"
+
+
+def test_the_ducklake_warehouse_needs_the_shared_store_and_unpools_ingestion(tmp_path):
+    lake = {"PLATFORM_PROFILE": "production", "PLATFORM_DATA_DIR": str(tmp_path),
+            "PLATFORM_WAREHOUSE_CATALOG": "postgres:host=db dbname=lake"}
+    with pytest.raises(ValueError, match="PLATFORM_SHARED_STORE_URL"):
+        load_settings(environ=lake)
+    with pytest.raises(ValueError, match="PLATFORM_PROFILE"):
+        load_settings(environ={**lake, "PLATFORM_PROFILE": "local", "PLATFORM_SHARED_STORE_URL": "s3://b"})
+    with pytest.raises(ValueError, match="s3://"):
+        load_settings(environ={**lake, "PLATFORM_SHARED_STORE_URL": "/mnt/nfs/platform"})
+    s = load_settings(environ={**lake, "PLATFORM_SHARED_STORE_URL": "s3://bucket/platform/"})
     assert s.dbt_env()["PLATFORM_DBT_TARGET"] == "production"
+    assert s.warehouse_writer_pool is None
+    assert s.warehouse_data_url == "s3://bucket/platform/warehouse/"
+    assert s.exports_dir == "s3://bucket/platform/exports"
 
 
 def test_environ_argument_is_isolated_from_the_process_environment(monkeypatch, tmp_path):
