@@ -54,8 +54,18 @@ def attach(con: duckdb.DuckDBPyConnection, catalog: str, data_path: str, alias: 
 
 
 def is_conflict(error: BaseException | str) -> bool:
-    text = str(error).lower()
-    return any(marker in text for marker in CONFLICT_MARKERS)
+    """A commit conflict, also when it is the context of the error raised after it: a failed COMMIT has already
+    rolled back, so a writer's `except: con.rollback()` raises "no transaction is active" over it."""
+    seen = 0
+    while error is not None and seen < 10:
+        text = str(error).lower()
+        if any(marker in text for marker in CONFLICT_MARKERS):
+            return True
+        if isinstance(error, str):
+            return False
+        error = error.__cause__ or error.__context__
+        seen += 1
+    return False
 
 
 def run_with_retries(work: Callable[[], T], *, attempts: int = 8, log: Callable[[str], None] | None = None,
