@@ -11,12 +11,14 @@ imports Dagster only inside the slot check (the other checks stay instant when D
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from dataclasses import dataclass
 
 import duckdb
 
+from platform_assets.lib import object_store
 from platform_assets.lib.exports import MARTS
 from platform_assets.lib.landing import SOURCES, path_glob
 from platform_assets.lib.warehouse_file import (
@@ -83,7 +85,26 @@ def check_landing(settings: Settings) -> Finding:
     )
 
 
+def check_warehouse_lake(settings: Settings) -> Finding:
+    """The DuckLake warehouse: attach it (catalog in PostgreSQL, data on the shared store) and count its tables."""
+    from platform_assets.lib import warehouse_lake
+
+    con = duckdb.connect()
+    try:
+        warehouse_lake.attach(con, os.environ["PLATFORM_WAREHOUSE_CATALOG"], settings.warehouse_data_url)
+        tables = con.execute("SELECT count(*) FROM duckdb_tables() WHERE database_name = ?",
+                             [warehouse_lake.ALIAS]).fetchone()[0]
+    except duckdb.Error as exc:
+        return Finding("warehouse", False, f"the DuckLake warehouse does not attach: {str(exc)[:300]} (check "
+                       "PLATFORM_WAREHOUSE_CATALOG, PostgreSQL, PLATFORM_SHARED_STORE_URL and the AWS_* variables)")
+    finally:
+        con.close()
+    return Finding("warehouse", True, f"DuckLake, {tables} tables, data at {settings.warehouse_data_url}")
+
+
 def check_warehouse_lock(settings: Settings) -> Finding:
+    if settings.warehouse_catalog_configured:
+        return check_warehouse_lake(settings)
     path = settings.warehouse_path
     if not path.exists():
         return Finding("warehouse", False, f"{path} does not exist yet: run `make demo` or materialize the "
@@ -128,7 +149,8 @@ def check_pool_slots(settings: Settings, free: bool = False) -> Finding:
 
 
 def check_exports(settings: Settings) -> Finding:
-    missing = sorted(m for m in MARTS if not (settings.exports_dir / f"{m}.parquet").exists())
+    missing = sorted(m for m in MARTS
+                     if not object_store.exists(object_store.join(settings.exports_dir, f"{m}.parquet")))
     if not missing:
         return Finding("warehouse exports", True, f"{len(MARTS)} marts in {settings.exports_dir}")
     return Finding("warehouse exports", False, f"{', '.join(missing)} not exported yet: run `make demo` or "

@@ -229,6 +229,11 @@ def main(argv: list[str] | None = None) -> int:
     commands.add_parser("set-aside", help="move the warehouse aside so the next runs rebuild it")
     args = parser.parse_args(argv)
     settings = load_settings()
+    if settings.warehouse_catalog_configured:
+        raise SystemExit(
+            "The warehouse is DuckLake (PLATFORM_WAREHOUSE_CATALOG): nothing here to copy. Back up its PostgreSQL "
+            "catalog (pg_dump) and version the bucket's warehouse/ prefix; DuckLake keeps every snapshot, so a bad "
+            "load is undone by time travel (AT (VERSION => n)) until its snapshots are expired. docs/production.md")
     try:
         if args.command == "backup":
             path = backup(settings, keep=args.keep, lock_timeout_seconds=args.lock_timeout)
