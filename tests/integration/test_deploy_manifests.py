@@ -83,7 +83,7 @@ def _resource_env_vars(environ: dict[str, str]) -> set[str]:
         if isinstance(value, dg.EnvVar):
             found.add(value.env_var_name)
         elif isinstance(value, dg.ConfigurableResource):
-            for field in value._get_non_default_public_field_values().values():  # noqa: SLF001
+            for field in value._get_non_default_public_field_values().values():
                 walk(field)
         elif isinstance(value, list | tuple):
             for item in value:
