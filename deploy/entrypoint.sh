@@ -72,10 +72,13 @@ case "${mode}" in
         ;;
     dask-scheduler)
         exec dask scheduler --host "${PLATFORM_DASK_HOST:-0.0.0.0}" --port "${PLATFORM_DASK_PORT:-8786}" \
-            --dashboard-address ":${PLATFORM_DASK_DASHBOARD_PORT:-8787}"
+            --dashboard-address "${PLATFORM_DASK_HOST:-0.0.0.0}:${PLATFORM_DASK_DASHBOARD_PORT:-8787}"
         ;;
     dask-worker)
-        exec dask worker "${PLATFORM_DASK_SCHEDULER}" --nworkers 1 \
+        # Named after the host (a container's or pod's own): deploy/healthcheck.py asks the scheduler for it.
+        host=()
+        [ -z "${PLATFORM_DASK_WORKER_HOST:-}" ] || host=(--host "${PLATFORM_DASK_WORKER_HOST}")
+        exec dask worker "${PLATFORM_DASK_SCHEDULER}" --name "$(hostname)" --nworkers 1 --no-dashboard "${host[@]}" \
             --nthreads "${PLATFORM_DASK_THREADS:-2}" --memory-limit "${PLATFORM_DASK_MEMORY_LIMIT:-auto}"
         ;;
     "")

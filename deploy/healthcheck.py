@@ -52,6 +52,10 @@ elif mode == "mlflow-server":
 elif mode == "dask-scheduler":
     get(f"http://127.0.0.1:{os.environ.get('PLATFORM_DASK_DASHBOARD_PORT', '8787')}/health")
 elif mode == "dask-worker":
-    pass  # the worker process is the container's: alive while the container is; the scheduler lists it
+    from distributed import Client
+
+    with Client(os.environ["PLATFORM_DASK_SCHEDULER"], timeout=10) as client:
+        names = {worker["name"] for worker in client.scheduler_info()["workers"].values()}
+    assert os.uname().nodename in names, f"the scheduler does not list {os.uname().nodename}: {names}"
 else:
     get(f"http://127.0.0.1:{os.environ.get('PLATFORM_WEBSERVER_PORT', '3000')}/server_info")
