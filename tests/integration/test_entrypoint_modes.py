@@ -160,3 +160,19 @@ def test_celery_worker_mode_answers_its_healthcheck_ping(tmp_path):
         keys = list(client.scan_iter(match=f"{prefix}*"))
         if keys:
             client.delete(*keys)
+
+
+def test_daemon_mode_is_healthy_once_it_heartbeats(tmp_path):
+    """`daemon` alone (compose's daemon container): its healthcheck is `dagster-daemon liveness-check` on the
+    instance, which fails before the first heartbeat and passes after."""
+    env = _env(tmp_path, TMPDIR=str(_tmp(tmp_path, "daemon")))
+    env.pop("PLATFORM_PROFILE", None)
+    (tmp_path / "daemon" / "platform-mode").write_text("daemon")
+    (tmp_path / "dagster").mkdir()
+    (tmp_path / "dagster" / "dagster.yaml").write_text((PROJECT_ROOT / "deploy" / "local" / "dagster.yaml").read_text())
+    assert not _healthy(env)  # no heartbeat in this instance yet
+    daemon = _start("daemon", env, tmp_path / "daemon.log")
+    try:
+        _wait_healthy(daemon, env, tmp_path / "daemon.log", seconds=120)
+    finally:
+        stop_process_group(daemon, timeout=30)
