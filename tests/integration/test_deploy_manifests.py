@@ -68,8 +68,14 @@ def _doc_required_vars() -> set[str]:
 
 
 def _doc_secret_vars() -> set[str]:
-    return {name for cells in _doc_rows() if "*secret" in " ".join(cells)
-            for name in re.findall(r"`([A-Z][A-Z0-9_]+)`", cells[0])}
+    """The variables the tables mark *secret*: a row whose example says so, or names followed by "(*secrets*)"."""
+    names = set()
+    for cells in _doc_rows():
+        if len(cells) >= 3 and "*secret" in cells[2]:
+            names.update(re.findall(r"`([A-Z][A-Z0-9_]+)`", cells[0]))
+        for listed in re.findall(r"((?:`[A-Z][A-Z0-9_]+`(?:, | and )?)+) \(\*secrets?\*\)", " ".join(cells)):
+            names.update(re.findall(r"`([A-Z][A-Z0-9_]+)`", listed))
+    return names
 
 
 def _resource_env_vars(environ: dict[str, str]) -> set[str]:
@@ -105,8 +111,9 @@ def _required_production_vars(tmp_path: Path) -> set[str]:
     instance_vars = set(re.findall(r"'env': '([A-Z_0-9]+)'", str(instance)))
     executor_vars = set(re.findall(r'\{"env": "([A-Z_0-9]+)"\}',
                                    (PROJECT_ROOT / "platform_assets" / "definitions.py").read_text()))
-    environ = {"PLATFORM_PROFILE": "production", "PLATFORM_DATA_DIR": str(tmp_path),
-               **{name: "configured" for name in SECRET_VARS}}
+    # the compose file's environment (the profile as deployed), every secret set, a data dir of the test's own
+    environ = {**COMPOSE["x-platform-env"], **{name: "configured" for name in SECRET_VARS},
+               "PLATFORM_DATA_DIR": str(tmp_path)}
     resource_vars = _resource_env_vars(environ)
     assert {"PLATFORM_FEAST_REGISTRY_URL", "PLATFORM_REDIS_URL", "MLFLOW_TRACKING_URI"} <= resource_vars
     assert {"PLATFORM_DAGSTER_PG_PASSWORD", "PLATFORM_DAGSTER_STORAGE"} <= instance_vars
