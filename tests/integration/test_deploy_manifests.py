@@ -173,12 +173,17 @@ def _helm_code_server_env() -> dict[str, dict]:
 def _schema_dir() -> Path | None:
     for candidate in (os.environ.get("PLATFORM_DEPLOY_SCHEMA_DIR"), PROJECT_ROOT / "tests" / "fixtures" /
                       "deploy_schemas", PROJECT_ROOT.parent / "shared" / "19" / "schemas"):
-        if candidate and (Path(candidate) / "compose-spec.json").exists():
+        if candidate and (Path(candidate) / "dagster-helm-values.schema.json").exists():
             return Path(candidate)
     return None
 
 
 def _schema(name: str) -> dict:
+    if name == "compose-spec.json":
+        # The compose specification's schema, as check-jsonschema (a dev dependency) ships it in its wheel.
+        from importlib.resources import files
+
+        return json.loads(files("check_jsonschema.builtin_schemas.vendor").joinpath(name).read_text())
     directory = _schema_dir()
     if directory is None or not (directory / name).exists():
         pytest.skip(f"{name} not found: see tests/fixtures/deploy_schemas/SOURCE.md (third-party schema, not in git)")
