@@ -368,6 +368,13 @@ class Settings:
         """Celery settings (no secrets) shared by the executor and the workers: every Redis key under the prefix."""
         return {
             "worker_prefetch_multiplier": 1,
+            # A step is acknowledged when it ends, not when a worker takes it: a pool process killed mid-step (OOM,
+            # SIGKILL, a lost machine's worker restarting) puts its step back on the queue and another process runs
+            # it again, in the same run. Every step may run again: ingestion and dbt commit in one transaction, so a
+            # killed attempt leaves nothing behind. A worker lost whole is redelivered after Redis' visibility
+            # timeout (kombu's default, 1 h: it must exceed the longest step, or a running step is delivered twice).
+            "task_acks_late": True,
+            "task_reject_on_worker_lost": True,
             "broker_transport_options": {
                 "max_retries": 3, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.5,
                 "global_keyprefix": self.celery_key_prefix,

@@ -103,7 +103,8 @@ def _build_ingestion_asset(
         load = warehouse.write(
             lambda con: load_source(con, spec, Path(landing_zone.path), days, loaded_at=datetime.now(UTC),
                                     on_file_loaded=progress.advance, reload_unchanged=config.reload_unchanged),
-            log=context.log.warning)
+            log=context.log.warning,
+            keys=tuple(f"raw.{spec.table}/{d}" for d in days) if days else (f"raw.{spec.table}",))
         context.log.info(
             f"{spec.name}: {load.rows_loaded:,} rows loaded, {load.rows_quarantined:,} quarantined "
             f"from {len(load.files)} file(s) ({load.files_unchanged} unchanged since their last load)"

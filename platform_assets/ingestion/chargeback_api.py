@@ -170,19 +170,23 @@ def build_defs(settings: Settings, partitions: dg.PartitionsDefinition) -> dg.De
     def raw_chargebacks(context: dg.AssetExecutionContext, config: IngestionConfig, warehouse: WarehouseResource,
                         chargeback_api: ChargebackApi) -> dg.MaterializeResult:
         days = sorted(partition_date(k) for k in context.partition_keys)
-        with warehouse.get_connection() as con:
-            cursor = committed_cursor(con)
         bound = datetime.combine(days[-1] + timedelta(days=1), time(), UTC)
 
         def progress(fetched: Fetched) -> None:
             if len(fetched.pages) % 20 == 0:
                 context.log.info(f"chargebacks: {len(fetched.pages)} pages, {fetched.items:,} items so far")
 
-        fetched = chargeback_api.read(cursor, bound, on_page=progress)
-        def work(con):
-            return (*load_chargebacks(con, days, fetched, cursor, datetime.now(UTC)), committed_cursor(con))
+        # The cursor is read, the API read from it and the cursor moved by one writer at a time (on the lake: its
+        # advisory lock; on the file: the pool), so a retried commit still starts from the cursor it read.
+        with warehouse.exclusive(f"source:{SOURCE}"):
+            with warehouse.get_connection() as con:
+                cursor = committed_cursor(con)
+            fetched = chargeback_api.read(cursor, bound, on_page=progress)
 
-        load, rebuilt, new, garbage, committed = warehouse.write(work, log=context.log.warning)
+            def work(con):
+                return (*load_chargebacks(con, days, fetched, cursor, datetime.now(UTC)), committed_cursor(con))
+
+            load, rebuilt, new, garbage, committed = warehouse.write(work, log=context.log.warning)
         outside = sorted(rebuilt - set(days))
         for day in outside:
             if partitions.has_partition_key(day.isoformat()):

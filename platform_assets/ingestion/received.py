@@ -85,14 +85,18 @@ def receive(con: duckdb.DuckDBPyConnection, spec: SourceSpec, records: Iterable[
         "arrival": pa.array(range(len(rows)), pa.int64()),
     }))
     try:
-        new = con.execute(
+        # The new records first, then one INSERT of them: DuckLake takes no INSERT ... RETURNING.
+        con.execute(f"""CREATE OR REPLACE TEMP TABLE _received_new AS
+                        SELECT i.* FROM _incoming i ANTI JOIN {table} t ON t.position = i.position""")
+        con.execute(
             f"""INSERT INTO {table}
-                SELECT i.position, $start + row_number() OVER (ORDER BY i.arrival), i.partition_date, i.record,
-                       i.is_object, $origin, $received_at
-                FROM _incoming i ANTI JOIN {table} t ON t.position = i.position
-                RETURNING partition_date""",
+                SELECT position, $start + row_number() OVER (ORDER BY arrival), partition_date, record,
+                       is_object, $origin, $received_at
+                FROM temp._received_new""",
             {"start": start, "origin": origin, "received_at": received_at},
-        ).fetchall()
+        )
+        new = con.execute("SELECT partition_date FROM temp._received_new").fetchall()
+        con.execute("DROP TABLE temp._received_new")
     finally:
         con.unregister("_incoming")
     return len(new), {d for (d,) in new}

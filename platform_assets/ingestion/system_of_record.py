@@ -173,7 +173,8 @@ def _build_asset(key: dg.AssetKey, spec: SourceSpec, source_kind: str, pool: str
                 f"SELECT count(deleted_at), max(updated_at) FROM raw.{sql_identifier(spec.table)}").fetchone()
             return extracted, load, tombstones, cursor
 
-        extracted, load, tombstones, cursor = warehouse.write(work, log=context.log.warning)
+        extracted, load, tombstones, cursor = warehouse.write(work, log=context.log.warning,
+                                                              keys=(f"sor.{spec.table}",))
         context.log.info(f"{spec.name}: {extracted:,} changed rows extracted, raw.{spec.table} rebuilt with "
                          f"{load.rows_loaded:,} rows ({tombstones:,} deleted), {load.rows_quarantined:,} refused")
         result = load_result(spec, load, config.max_quarantine_share, key)

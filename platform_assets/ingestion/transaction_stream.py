@@ -230,8 +230,8 @@ def build_defs(settings: Settings, partitions: dg.PartitionsDefinition) -> dg.De
                          transaction_stream: TransactionStreamResource) -> dg.MaterializeResult:
         days = [partition_date(k) for k in context.partition_keys]
         started = time.perf_counter()
-        with transaction_stream.open() as stream:
-            # Each batch commits its rows with its stream position: after a conflict the retry resumes from the
+        with warehouse.exclusive(f"stream:{transaction_stream.name}"), transaction_stream.open() as stream:
+            # One reader of the stream at a time (on the lake its advisory lock, on the file the pool). Each batch commits its rows with its stream position: after a conflict the retry resumes from the
             # position that did commit.
             drained = warehouse.write(
                 lambda con: drain_range(con, stream, transaction_stream.name, until=config.until,

@@ -14,8 +14,10 @@ Pure DuckDB, no Dagster: the resource, dbt's plugin and the tools attach the lak
 from __future__ import annotations
 
 import random
+import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, TypeVar
 
 from platform_assets.lib import duckdb_extensions, object_store
@@ -24,10 +26,26 @@ if TYPE_CHECKING:
     import duckdb
 
 ALIAS = "warehouse"
-# "Transaction conflict - attempting to insert into table with index "1" - but another transaction has deleted
-# from it", "... has altered it", "... has dropped it" (DuckLake 0.3 on DuckDB 1.5, seen here with two writers).
-CONFLICT_MARKERS = ("transaction conflict", "failed to commit ducklake transaction")
+# "Failed to commit DuckLake transaction. Transaction conflict - attempting to insert into table with index "1" -
+# but another transaction has deleted from it" (DuckLake on DuckDB 1.5.5, seen here with two writers). Only the
+# conflict: a failed commit for another reason (PostgreSQL or S3 down) is not retried as if it were one.
+CONFLICT_MARKERS = ("transaction conflict",)
 T = TypeVar("T")
+
+
+def redact(text: str, catalog: str | None = None) -> str:
+    """`text` without the catalog's password: DuckDB repeats the whole libpq string in its errors."""
+    if catalog:
+        text = text.replace(catalog, redacted_catalog(catalog))
+    return re.sub(r"(password\s*=\s*)('[^']*'|\S+)", r"\1***", text, flags=re.IGNORECASE)
+
+
+def redacted_catalog(catalog: str) -> str:
+    return re.sub(r"(password\s*=\s*)('[^']*'|\S+)", r"\1***", catalog, flags=re.IGNORECASE)
+
+
+class WarehouseUnavailableError(RuntimeError):
+    """The lake could not be attached; the message names the catalog without its password."""
 
 
 def _literal(value: str) -> str:
@@ -41,16 +59,96 @@ def attach_sql(catalog: str, data_path: str, alias: str = ALIAS) -> str:
         raise ValueError("PLATFORM_WAREHOUSE_CATALOG must be a DuckLake PostgreSQL catalog, "
                          "'postgres:host=... port=... dbname=... user=...' (libpq keywords)")
     return (f"ATTACH IF NOT EXISTS {_literal('ducklake:' + catalog)} AS {alias} "
-            f"(DATA_PATH {_literal(data_path)}, METADATA_SCHEMA 'ducklake')")
+            f"(DATA_PATH {_literal(data_path)})")
 
 
 def attach(con: duckdb.DuckDBPyConnection, catalog: str, data_path: str, alias: str = ALIAS) -> None:
     """Attach the lake to `con` and make it the default catalog, so unqualified `raw.x` means the lake's."""
+    import duckdb
+
     duckdb_extensions.load(con, "ducklake", "postgres", "httpfs")
     if object_store.is_remote(data_path):
         object_store.configure_duckdb(con)
-    con.execute(attach_sql(catalog, data_path, alias))
+    # The first ATTACH of a new lake creates its catalog tables; two machines doing that at once race in
+    # PostgreSQL (CREATE SCHEMA IF NOT EXISTS is not atomic: "duplicate key value violates unique constraint").
+    # The loser attaches again and finds the catalog the winner made.
+    for attempt in range(1, 6):
+        try:
+            con.execute(attach_sql(catalog, data_path, alias))
+            break
+        except duckdb.Error as exc:
+            if "failed to initialize ducklake" not in str(exc).lower() or attempt == 5:
+                # Never the password: the error goes to the step's failure event, the UI and the logs. `from
+                # None`, because Dagster serialises the exception chain too.
+                raise WarehouseUnavailableError(
+                    f"the DuckLake warehouse {redacted_catalog(catalog)} (data {data_path}) does not attach: "
+                    f"{redact(str(exc), catalog)}") from None
+            time.sleep(0.2 * attempt * (0.5 + random.random()))
     con.execute(f"USE {alias}")
+
+
+def connect(catalog: str, data_path: str, config: dict | None = None) -> duckdb.DuckDBPyConnection:
+    """A DuckDB whose *default* database is the lake, so that every cursor of it is in the lake too.
+
+    `attach` + `USE` sets the catalog of one connection only; a cursor (`con.cursor()`, which dlt's DuckDB
+    destination borrows for the system of record) is a new connection in the default `memory` catalog, and wrote
+    its tables there, lost with the process. Opening `ducklake:<catalog>` as the database itself avoids that. The
+    data path is recorded in the catalog when the lake is created, so a throwaway connection attaches it first
+    with DATA_PATH (creating a new lake at the right place, and checking the path of an existing one)."""
+    import duckdb
+
+    bootstrap = duckdb.connect()
+    try:
+        attach(bootstrap, catalog, data_path)
+        root = duckdb_extensions.extension_directory(bootstrap)
+    finally:
+        bootstrap.close()
+    try:
+        con = duckdb.connect(f"ducklake:{catalog}", config={
+            **(config or {}), "extension_directory": str(root), "autoinstall_known_extensions": False,
+            "autoload_known_extensions": True})
+    except duckdb.Error as exc:
+        raise WarehouseUnavailableError(f"the DuckLake warehouse {redacted_catalog(catalog)} does not open: "
+                                        f"{redact(str(exc), catalog)}") from None
+    try:
+        duckdb_extensions.load(con, "ducklake", "postgres", "httpfs")
+        if object_store.is_remote(data_path):
+            object_store.configure_duckdb(con)
+    except BaseException:
+        con.close()
+        raise
+    return con
+
+
+def _libpq(catalog: str) -> str:
+    return catalog.removeprefix("postgres:")
+
+
+@contextmanager
+def exclusive(catalog: str, keys: Iterable[str]) -> Iterator[None]:
+    """Hold PostgreSQL advisory locks on `keys` (in sorted order: no deadlock) on the lake's catalog database.
+
+    DuckLake has no constraints, and its commit conflicts only when both writers deleted rows that existed: two
+    first loads of the same day (nothing to delete yet) would both commit, and the day be there twice. Writers of
+    the same partition or cursor therefore take its lock first; writers of different days do not wait for each
+    other. Session locks: a killed process's connection closes and PostgreSQL releases them, no stuck lock."""
+    import psycopg
+
+    keys = sorted(set(keys))
+    if not keys:
+        yield
+        return
+    try:
+        connection = psycopg.connect(_libpq(catalog), autocommit=True, application_name="platform-warehouse-lock")
+    except psycopg.Error as exc:
+        raise WarehouseUnavailableError(f"the DuckLake catalog {redacted_catalog(catalog)} is unreachable: "
+                                        f"{redact(str(exc), catalog)}") from None
+    try:
+        for key in keys:
+            connection.execute("SELECT pg_advisory_lock(hashtextextended(%s, 19))", [f"platform:{key}"])
+        yield
+    finally:
+        connection.close()
 
 
 def is_conflict(error: BaseException | str) -> bool:
@@ -85,4 +183,5 @@ def run_with_retries(work: Callable[[], T], *, attempts: int = 8, log: Callable[
     raise AssertionError("unreachable")
 
 
-__all__ = ["ALIAS", "attach", "attach_sql", "is_conflict", "run_with_retries"]
+__all__ = ["ALIAS", "WarehouseUnavailableError", "attach", "attach_sql", "connect", "exclusive", "is_conflict",
+           "redact", "redacted_catalog", "run_with_retries"]

@@ -60,13 +60,7 @@ class WarehouseResource(DuckDBResource):
         this one waits only for a lock conflict, at most lock_timeout_seconds."""
         config = {"custom_user_agent": "dagster", **self.connection_config}
         if self.is_lake:
-            con = duckdb.connect(":memory:", config=config)
-            try:
-                warehouse_lake.attach(con, self.ducklake_catalog, self.ducklake_data_path or "")
-            except BaseException:
-                con.close()
-                raise
-            return con
+            return warehouse_lake.connect(self.ducklake_catalog, self.ducklake_data_path or "", config)
         return connect(self.database, config=config, lock_timeout_seconds=self.lock_timeout_seconds)
 
     def checkpoint(self, con: duckdb.DuckDBPyConnection) -> None:
@@ -75,9 +69,21 @@ class WarehouseResource(DuckDBResource):
         if not self.is_lake:
             con.execute("CHECKPOINT")
 
-    def write(self, work, log=None):
-        """`work(con)` on a fresh connection; against the lake, again on a new connection after a commit
-        conflict (the work is one idempotent transaction). The file has one writer: no conflict to retry."""
+    @contextmanager
+    def exclusive(self, *keys: str) -> Iterator[None]:
+        """Against the lake, hold the advisory locks of `keys` (a partition, a cursor) while the block runs, so
+        two writers of the same thing take turns (lib/warehouse_lake.exclusive); the file's writers already do,
+        in the duckdb_writer pool."""
+        if not self.is_lake:
+            yield
+            return
+        with warehouse_lake.exclusive(self.ducklake_catalog, keys):
+            yield
+
+    def write(self, work, log=None, keys: tuple[str, ...] = ()):
+        """`work(con)` on a fresh connection, holding the locks of `keys`; against the lake, again on a new
+        connection after a commit conflict (the work is one idempotent transaction). The file has one writer: no
+        conflict to retry."""
         def once():
             with self.get_connection() as con:
                 result = work(con)
@@ -86,7 +92,8 @@ class WarehouseResource(DuckDBResource):
 
         if not self.is_lake:
             return once()
-        return warehouse_lake.run_with_retries(once, log=log)
+        with self.exclusive(*keys):
+            return warehouse_lake.run_with_retries(once, log=log)
 
     @contextmanager
     def get_connection(self) -> Iterator[duckdb.DuckDBPyConnection]:

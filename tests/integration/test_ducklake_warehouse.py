@@ -144,7 +144,7 @@ def test_nothing_of_the_lake_warehouse_is_on_the_local_disk(world):
     assert any(k.startswith("warehouse/raw/") for k in keys) and any(k.startswith("exports/") for k in keys)
     with psycopg.connect(f"{PG} dbname={world['lake'].catalog_db}") as con:
         tables = con.execute(
-            "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'ducklake'").fetchone()
+            "SELECT count(*) FROM information_schema.tables WHERE table_name LIKE 'ducklake%'").fetchone()
     assert tables[0] > 10  # the DuckLake catalog is PostgreSQL's
 
 
@@ -216,3 +216,21 @@ def _day_ids(lake: Lake, days: list[date]) -> dict[date, list[str]]:
             for day in days}
     finally:
         con.close()
+
+
+def test_a_cursor_of_the_warehouse_connection_writes_into_the_lake(world):
+    """dlt's DuckDB destination (the system of record) writes through cursors of the resource's connection: they
+    must land in the lake, not in an in-memory catalog lost with the process."""
+    resource = build_definitions(world["production"]).resources["warehouse"]
+    table = f"cursor_probe_{uuid.uuid4().hex[:8]}"
+    with resource.get_connection() as con:
+        cursor = con.cursor()
+        cursor.execute("CREATE SCHEMA IF NOT EXISTS sor")
+        cursor.execute(f"CREATE TABLE sor.{table} AS SELECT range AS i FROM range(5)")
+        cursor.close()
+    fresh = world["lake"].connect()
+    try:
+        assert fresh.execute(f"SELECT count(*) FROM sor.{table}").fetchone()[0] == 5
+        fresh.execute(f"DROP TABLE sor.{table}")
+    finally:
+        fresh.close()
