@@ -51,8 +51,9 @@ class PlatformStorage(dg.ConfigurableResource):
     def predictions_dir(self) -> UPath:
         return self.root() / "predictions"
 
-    def serving_log_dir(self) -> Path:
-        return serving_log_dir(self.data_dir)
+    def serving_log_dir(self) -> UPath:
+        """The scoring service's prediction log (serving/log.py): on the shared store, one object per upload."""
+        return UPath(serving_log_dir(self.shared_root or self.data_dir))
 
     def served_dir(self) -> UPath:
         """The served predictions as parquet, one file per day (lib/predictions.served_day_path)."""
