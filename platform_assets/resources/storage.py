@@ -45,8 +45,13 @@ class PlatformStorage(dg.ConfigurableResource):
     def reports_dir(self) -> UPath:
         return self.root() / "reports"
 
-    def evidently_workspace_dir(self) -> Path:
-        return evidently_workspace_dir(self.data_dir)
+    def evidently_workspace_dir(self) -> UPath:
+        """Where the reports publish their Evidently snapshots: the local workspace `make evidently` serves, or on
+        the shared store `<shared store>/evidently`, which `make evidently` mirrors into its local workspace
+        (monitoring/workspace.py, `sync`)."""
+        if self.shared_root:
+            return self.root() / "evidently"
+        return UPath(evidently_workspace_dir(self.data_dir))
 
     def predictions_dir(self) -> UPath:
         return self.root() / "predictions"

@@ -109,6 +109,8 @@ def _log_files(log_dir, day: date) -> list[str]:
     from platform_assets.serving.log import day_dir
 
     folder = day_dir(log_dir, day)
+    if object_store.is_remote(folder):
+        folder.fs.invalidate_cache()  # s3fs caches listings per process: a long-lived one must see new uploads
     # On the shared store the day is every object under its prefix (serving/log.py): the same union each read.
     return sorted(str(p) for p in folder.glob("*.jsonl")) if folder.exists() else []
 

@@ -195,6 +195,8 @@ class PredictionLog:
                 except Exception:
                     self.dropped += len(records)
                     log.exception("prediction log write failed (%s records)", len(records))
+            if self.remote and self._pending and time.monotonic() - self._last_upload >= self.upload_seconds:
+                self._upload()  # quiet traffic: what is pending still goes up within the interval
         self._close_stream()
 
     def _close_stream(self) -> None:
