@@ -5,7 +5,6 @@ The folders are `upath.UPath`s: a plain `pathlib.Path` locally, an s3fs-backed p
 same `/`, `exists`, `open`, `glob`. Give DuckDB, pandas and Dask `str(path)`: a URL they read through httpfs
 (`object_store.configure_duckdb`) or s3fs."""
 
-from pathlib import Path
 
 import dagster as dg
 from pydantic import Field
