@@ -46,28 +46,36 @@ def _snapshot_frame(rows: int = 120) -> pd.DataFrame:
     return frame
 
 
-def test_a_training_set_is_saved_and_read_back_through_the_shared_store(shared, tmp_path):
+def _save_snapshot(shared, tmp_path, frame: pd.DataFrame, sid: str):
+    """Publish `frame` as snapshot `sid` the way the training_set asset does (a local temporary file first)."""
     from platform_assets.features.training_set_builder import BuiltTrainingSet, save_snapshot
-    from platform_assets.lib.training_sets import latest_manifest, read_split, read_training_inputs
 
-    frame = _snapshot_frame()
     holdout = frame["split"] == "holdout"
     scratch = tmp_path / "scratch"
-    scratch.mkdir()
-    local = scratch / ".snap.parquet.tmp"
+    scratch.mkdir(exist_ok=True)
+    local = scratch / f".{sid}.parquet.tmp"
     frame.to_parquet(local, index=False)
-    fields = {"snapshot_id": "abc123", "feature_service": "fraud_detector_v1", "feature_columns": ["amount"],
+    fields = {"snapshot_id": sid, "feature_service": "fraud_detector_v1", "feature_columns": ["amount"],
               "label_column": "is_fraud", "window_start": "2026-03-01T00:00:00+00:00",
               "window_end": "2026-03-16T00:00:00+00:00", "as_of": "2026-03-20T00:00:00+00:00",
               "holdout_start": "2026-03-12T06:00:00+00:00", "rows": len(frame),
               "positives": int(frame["is_fraud"].sum()), "holdout_rows": int(holdout.sum()),
               "holdout_positives": int(frame.loc[holdout, "is_fraud"].sum())}
-    saved = save_snapshot(BuiltTrainingSet(local, fields, 0.0, 1), shared.training_sets_dir())
+    return local, save_snapshot(BuiltTrainingSet(local, fields, 0.0, 1), shared.training_sets_dir())
+
+
+def test_a_training_set_is_saved_and_read_back_through_the_shared_store(shared, tmp_path):
+    from platform_assets.lib.training_sets import latest_manifest, read_split, read_training_inputs
+
+    frame = _snapshot_frame()
+    holdout = frame["split"] == "holdout"
+    local, saved = _save_snapshot(shared, tmp_path, frame, "abc123")
 
     assert saved.path == f"{shared.shared_root}/training_sets/abc123.parquet"
     assert not local.exists(), "the local file is uploaded and removed"
     names = sorted(p.name for p in shared.training_sets_dir().iterdir())
-    assert names == ["abc123.json", "abc123.parquet", "latest.json"]
+    assert {"abc123.json", "abc123.parquet", "latest.json"} <= set(names)
+    assert not [n for n in names if n.startswith(".")], "no temporary object on the shared store"
     manifest = latest_manifest(shared.training_sets_dir())
     assert manifest == saved
     pd.testing.assert_frame_equal(read_split(manifest.path, "holdout").reset_index(drop=True),
@@ -160,3 +168,15 @@ def test_evidently_snapshots_published_to_the_shared_store_are_mirrored_into_the
     withdraw(published, "feature_drift", day)
     assert sync(published, local) == {"files": 2, "copied": 0, "removed": 1}
     assert list((mirrored / "snapshots").glob("*.json")) == []
+
+
+def test_the_champion_reads_its_manifest_from_the_shared_store(shared, tmp_path):
+    """Scoring, monitoring and serving find the champion's training set by its snapshot id under the shared
+    store's training_sets (lib/champion.py): an S3 path must reach the reader intact."""
+    from types import SimpleNamespace
+
+    from platform_assets.lib import names
+    from platform_assets.lib.champion import Champion
+    _, saved = _save_snapshot(shared, tmp_path, _snapshot_frame(40), "champ1")
+    version = SimpleNamespace(version="1", tags={names.TAG_TRAINING_SET_ID: saved.snapshot_id})
+    assert Champion(version, shared.training_sets_dir(), None).manifest == saved
