@@ -16,6 +16,7 @@ import os
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
+from urllib.parse import urlparse
 
 from platform_assets.lib import names, object_store
 from platform_assets.lib.landing import first_landed_day
@@ -159,15 +160,27 @@ def exports_dir(root: str | Path):
     return object_store.join(root, "exports")
 
 
-def serving_log_dir(data_dir: str | Path) -> Path:
+def serving_log_dir(root: str | Path) -> str | Path:
     """Where the scoring service appends every served prediction (JSON lines, one folder per UTC day) and
-    `served_predictions` reads them."""
-    return Path(data_dir) / "serving" / "predictions"
+    `served_predictions` reads them. `root` is the data directory or the shared store's URL (then a URL: the
+    service uploads one object per flush, serving/log.py)."""
+    return object_store.join(root, "serving", "predictions")
 
 
 def evidently_workspace_dir(data_dir: str | Path) -> Path:
     """The Evidently workspace (one project, one snapshot per report per day) that `make evidently` serves."""
     return Path(data_dir) / "evidently"
+
+
+def default_mlflow_artifact_location(tracking_uri: str, data_dir: str | Path) -> str:
+    """The artifact root of a new experiment when PLATFORM_MLFLOW_ARTIFACTS is unset. An `mlflow server`
+    (http(s) tracking URI) chooses it itself: with `--serve-artifacts` it is `mlflow-artifacts:/<id>`, which the
+    server proxies to its `--artifacts-destination` (S3), so clients need no shared folder and no S3 credentials;
+    "" says so (the experiment is created without a location). A database or file tracking URI has no server to
+    proxy through: the data directory's folder."""
+    if urlparse(tracking_uri).scheme in ("http", "https"):
+        return ""
+    return (Path(data_dir) / "mlflow" / "artifacts").as_uri()
 
 
 DEFAULT_EVIDENTLY_PORT = 8001
@@ -193,6 +206,7 @@ class Settings:
     feature_repo_dir: Path
     feast_project: str
     mlflow_tracking_uri: str
+    # "" when the MLflow server chooses (default_mlflow_artifact_location).
     mlflow_artifact_location: str
     mlflow_experiment: str
     model_name: str
@@ -339,8 +353,9 @@ class Settings:
         return self.sources_dir / "dlt"
 
     @property
-    def serving_log_dir(self) -> Path:
-        return serving_log_dir(self.data_dir)
+    def serving_log_dir(self) -> str | Path:
+        """A Path locally, a URL on the shared store."""
+        return serving_log_dir(self.shared_root)
 
     @property
     def evidently_workspace_dir(self) -> Path:
@@ -495,7 +510,8 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         feature_repo_dir=PROJECT_ROOT / "feature_repo",
         feast_project=env.get("PLATFORM_FEAST_PROJECT", "fraud_platform"),
         mlflow_tracking_uri=env.get("MLFLOW_TRACKING_URI", default_tracking),
-        mlflow_artifact_location=env.get("PLATFORM_MLFLOW_ARTIFACTS", (data_dir / "mlflow" / "artifacts").as_uri()),
+        mlflow_artifact_location=env.get("PLATFORM_MLFLOW_ARTIFACTS") or default_mlflow_artifact_location(
+            env.get("MLFLOW_TRACKING_URI", default_tracking), data_dir),
         mlflow_experiment=env.get("PLATFORM_MLFLOW_EXPERIMENT", "fraud_detection"),
         model_name=env.get("PLATFORM_MODEL_NAME", "fraud_detector"),
         mlflow_ui_url=env.get("PLATFORM_MLFLOW_UI_URL", "http://127.0.0.1:5000").rstrip("/"),

@@ -48,6 +48,7 @@ def s3_server(log_path: Path) -> Iterator[S3Server]:
                                    stderr=subprocess.STDOUT, start_new_session=True,
                                    env={**os.environ, "MOTO_ALLOW_NONEXISTENT_REGION": "true"})
     server = S3Server(f"http://127.0.0.1:{port}")
+    _forget_s3_clients()
     try:
         deadline = time.monotonic() + 60
         while True:
@@ -65,3 +66,12 @@ def s3_server(log_path: Path) -> Iterator[S3Server]:
             process.wait(10)
         except subprocess.TimeoutExpired:
             process.kill()
+        _forget_s3_clients()
+
+
+def _forget_s3_clients() -> None:
+    """fsspec caches one s3fs instance per set of arguments, and the endpoint comes from the environment, not the
+    arguments: a later server on another port would be reached through the previous one's client."""
+    import s3fs
+
+    s3fs.S3FileSystem.clear_instance_cache()

@@ -20,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import tempfile
 import time
 from dataclasses import dataclass
@@ -27,8 +28,9 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 import pandas as pd
+from upath import UPath
 
-from platform_assets.lib import names
+from platform_assets.lib import names, object_store
 from platform_assets.lib.exports import query
 from platform_assets.lib.training_sets import (
     KEYS,
@@ -285,6 +287,10 @@ def build_training_set(
     ]
     params = {"label_maturity_days": label_maturity_days, "warmup_days": warmup_days, "holdout_days": holdout_days}
     sid = snapshot_id(feature_service, service_version, window, versions, params)
+    if object_store.is_remote(out_dir):
+        # An object cannot be written in parts: build the file on the local disk, save_snapshot uploads it whole.
+        out_dir = Path(tempfile.mkdtemp(prefix=f"training-set-{sid}-"))
+    out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / f".{sid}.{os.getpid()}.parquet.tmp"
     hasher, writer, join_seconds = ContentHash(), None, 0.0
@@ -339,17 +345,20 @@ def build_training_set(
 
 
 def save_snapshot(built: BuiltTrainingSet, out_dir: Path) -> TrainingSetManifest:
-    """Publish a built training set as `<id>.parquet` with its manifest `<id>.json` and `latest.json`, each by an
-    atomic rename: a reader sees the old snapshot or the new one, never half of one."""
-    out_dir.mkdir(parents=True, exist_ok=True)
+    """Publish a built training set as `<id>.parquet` with its manifest `<id>.json` and `latest.json`, in that
+    order, each whole (an atomic rename locally, one upload per object on the shared store): a reader sees the old
+    snapshot or the new one, never half of one, and `latest.json` never names a file not yet there."""
+    out_dir = UPath(out_dir)
+    if not object_store.is_remote(out_dir):
+        out_dir.mkdir(parents=True, exist_ok=True)
     sid = built.manifest_fields["snapshot_id"]
     path = out_dir / f"{sid}.parquet"
-    os.replace(built.path, path)
+    object_store.publish_file(built.path, str(path))
+    if object_store.is_remote(out_dir):
+        shutil.rmtree(Path(built.path).parent, ignore_errors=True)  # the local scratch folder build made
     manifest = TrainingSetManifest(path=str(path), **built.manifest_fields)
     for target in (manifest_path(out_dir, sid), out_dir / LATEST):
-        tmp_json = out_dir / f".{target.name}.tmp"
-        tmp_json.write_text(manifest.to_json())
-        os.replace(tmp_json, target)
+        object_store.write_bytes(str(target), manifest.to_json().encode())
     return manifest
 
 
@@ -373,7 +382,8 @@ def rebuild_training_set(store, exports_dir: Path, training_sets_dir: Path, snap
     if changed:
         raise SnapshotNotReproducibleError(f"upstream data changed since snapshot {snapshot}: {changed}")
     window = {k: datetime.fromisoformat(getattr(manifest, k)) for k in ("window_start", "window_end", "as_of")}
-    with tempfile.TemporaryDirectory(dir=training_sets_dir, prefix=".rebuild-") as scratch:
+    local_dir = None if object_store.is_remote(training_sets_dir) else training_sets_dir
+    with tempfile.TemporaryDirectory(dir=local_dir, prefix=".rebuild-") as scratch:
         built = build_training_set(
             store, exports_dir, manifest.feature_service, manifest.label_maturity_days, manifest.warmup_days,
             manifest.holdout_days, Path(scratch), window,

@@ -31,7 +31,7 @@ class Champion:
 
     def __init__(self, version, training_sets_dir: Path, load):
         self.version = version  # mlflow.entities.model_registry.ModelVersion
-        self._training_sets_dir, self._load = Path(training_sets_dir), load
+        self._training_sets_dir, self._load = training_sets_dir, load  # a Path, or an S3 UPath: kept as given
 
     @property
     def number(self) -> str:

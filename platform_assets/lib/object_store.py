@@ -47,6 +47,38 @@ def exists(location: str | Path) -> bool:
     return filesystem(location).exists(str(location))
 
 
+def arrow_filesystem(location: str | Path):
+    """The `filesystem=` argument pyarrow's readers take for `location`: s3fs (configured by the AWS variables,
+    as every other client) for a URL, None (pyarrow's local one) for a path. pyarrow's own S3 client is not used:
+    it would need its own endpoint configuration."""
+    return filesystem(location) if is_remote(location) else None
+
+
+def write_bytes(location: str | Path, data: bytes) -> None:
+    """Write a whole file: on the shared store one PUT (a reader sees the old object or the new one, there is no
+    rename), locally through a temporary file and an atomic rename (a reader never sees half of it)."""
+    if is_remote(location):
+        with filesystem(location).open(str(location), "wb") as out:
+            out.write(data)
+        return
+    path = Path(location)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
+
+
+def publish_file(local: Path, location: str | Path) -> None:
+    """Move a finished local file to `location`: an atomic rename on the same disk, an upload of the whole object
+    (then the local file is removed) to the shared store."""
+    if is_remote(location):
+        filesystem(location).put_file(str(local), str(location))
+        Path(local).unlink()
+        return
+    Path(location).parent.mkdir(parents=True, exist_ok=True)
+    os.replace(local, location)
+
+
 def s3_secret_sql(environ: dict[str, str] | None = None) -> tuple[str, list[str]]:
     """CREATE SECRET for DuckDB's httpfs from the AWS variables; values go in as parameters."""
     env = os.environ if environ is None else environ
@@ -77,4 +109,5 @@ def configure_duckdb(con: duckdb.DuckDBPyConnection, environ: dict[str, str] | N
     con.execute(sql, params)
 
 
-__all__ = ["configure_duckdb", "exists", "filesystem", "is_remote", "join", "s3_secret_sql"]
+__all__ = ["arrow_filesystem", "configure_duckdb", "exists", "filesystem", "is_remote", "join", "publish_file",
+           "s3_secret_sql", "write_bytes"]

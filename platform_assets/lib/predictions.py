@@ -11,6 +11,7 @@ from datetime import date, timedelta
 from pathlib import Path
 
 import pandas as pd
+from upath import UPath
 
 from platform_assets.lib.files import replacing
 
@@ -24,8 +25,9 @@ PROVENANCE = ["model_name", "model_version", "feature_service", "training_set_id
 SERVED_SCORE = "score"
 
 
-def served_day_path(served_dir: Path, day: date) -> Path:
-    return Path(served_dir) / f"{day.isoformat()}.parquet"
+def served_day_path(served_dir: Path, day: date) -> UPath:
+    """A Path locally, an S3 UPath on the shared store: give pandas and DuckDB `str()` of it."""
+    return UPath(served_dir) / f"{day.isoformat()}.parquet"
 
 
 def read_served_days(served_dir: Path, first: date, last: date) -> pd.DataFrame:
@@ -35,14 +37,14 @@ def read_served_days(served_dir: Path, first: date, last: date) -> pd.DataFrame:
     while day <= last:
         path = served_day_path(served_dir, day)
         if path.exists():
-            frames.append(pd.read_parquet(path))
+            frames.append(pd.read_parquet(str(path)))
         day += timedelta(days=1)
     frames = [f for f in frames if len(f)]
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 
-def day_path(predictions_dir: Path, day: date) -> Path:
-    return Path(predictions_dir) / f"{day.isoformat()}.parquet"
+def day_path(predictions_dir: Path, day: date) -> UPath:
+    return UPath(predictions_dir) / f"{day.isoformat()}.parquet"
 
 
 def review_threshold(scores, budget: float) -> float:
@@ -65,7 +67,8 @@ def flag_top(scores: pd.Series, budget: float) -> pd.Series:
 
 
 def write_day(frame: pd.DataFrame, predictions_dir: Path, day: date) -> Path:
-    """Replace one day's file atomically: a re-run for the day rewrites it, never appends."""
+    """Replace one day's file whole (lib/files.replacing, local or shared store): a re-run for the day rewrites it,
+    never appends."""
     path = day_path(predictions_dir, day)
     with replacing(path) as tmp:
         frame.to_parquet(tmp, index=False, coerce_timestamps="us", allow_truncated_timestamps=True)
@@ -79,7 +82,7 @@ def read_days(predictions_dir: Path, first: date, last: date) -> tuple[pd.DataFr
     while day <= last:
         path = day_path(predictions_dir, day)
         if path.exists():
-            frames.append(pd.read_parquet(path))
+            frames.append(pd.read_parquet(str(path)))
             days.append(day)
         day += timedelta(days=1)
     frames = [f for f in frames if len(f)]

@@ -20,7 +20,9 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from upath import UPath
 
+from platform_assets.lib import object_store
 from platform_assets.lib.exports import query
 
 # Model inputs taken from the transaction itself; the hour of day comes from the on-demand feature view.
@@ -60,9 +62,11 @@ class TrainingSetManifest:
 
     @classmethod
     def read(cls, path: Path) -> TrainingSetManifest:
-        fields = json.loads(Path(path).read_text())
+        """`path` is a local path or a URL of the shared store (then `path` of the result is a URL too)."""
+        path = UPath(path)
+        fields = json.loads(path.read_text())
         # Manifests written before held an absolute path, kept as it is (tools.relocate rewrites it after a move).
-        fields["path"] = str(Path(path).parent / fields["path"])
+        fields["path"] = str(path.parent / fields["path"])
         return cls(**fields)
 
 
@@ -107,7 +111,8 @@ def read_split(path: str | Path, split: str) -> pd.DataFrame:
     """The rows of one split of a snapshot; the filter runs batch by batch, so the other split is never held."""
     import pyarrow.parquet as pq
 
-    return pq.read_table(path, filters=[("split", "==", split)]).to_pandas()
+    return pq.read_table(str(path), filters=[("split", "==", split)],
+                         filesystem=object_store.arrow_filesystem(path)).to_pandas()
 
 
 @dataclass
@@ -131,7 +136,7 @@ def read_training_inputs(manifest: TrainingSetManifest, split: str = "train") ->
     timestamps = np.empty(rows, dtype="datetime64[us]")
     offset = 0
     # Batch by batch, without read-ahead: a dataset scanner buffers many decoded row groups (GBs here).
-    batches = pq.ParquetFile(manifest.path).iter_batches(
+    batches = pq.ParquetFile(manifest.path, filesystem=object_store.arrow_filesystem(manifest.path)).iter_batches(
         batch_size=262_144, columns=[*features, label, "event_timestamp", "split"]
     )
     for batch in batches:
@@ -151,10 +156,11 @@ def read_training_inputs(manifest: TrainingSetManifest, split: str = "train") ->
     return TrainingInputs(inputs, labels, pd.Series(pd.to_datetime(timestamps, utc=True)))
 
 
-def manifest_path(training_sets_dir: Path, snapshot_id: str) -> Path:
-    return Path(training_sets_dir) / f"{snapshot_id}.json"
+def manifest_path(training_sets_dir: Path, snapshot_id: str) -> UPath:
+    """A Path for a local folder, an S3 UPath on the shared store."""
+    return UPath(training_sets_dir) / f"{snapshot_id}.json"
 
 
 def latest_manifest(training_sets_dir: Path) -> TrainingSetManifest:
     """The newest snapshot's manifest (what `fraud_model` trains on)."""
-    return TrainingSetManifest.read(Path(training_sets_dir) / LATEST)
+    return TrainingSetManifest.read(UPath(training_sets_dir) / LATEST)

@@ -17,6 +17,14 @@ rather than through `Workspace(path)`, because opening a `Workspace` parses ever
 Each file is written to a temporary file outside the workspace and renamed into place: the UI's file watcher sees a
 complete new file (a rename from outside its tree is a "created" event), and a run killed mid-write leaves no
 truncated JSON, which would stop `evidently ui` from starting.
+
+On the shared store (production with PLATFORM_SHARED_STORE_URL) the reports write the same files under
+`<shared store>/evidently/` (whole objects), from whichever machine ran them. Evidently 0.7 reads its workspace
+through fsspec, but it learns of new snapshots from a `watchdog` observer, which sees only a local folder: a UI over
+s3:// would show what existed when it started and nothing after. So the workspace the UI serves stays local to the
+UI host, and `make evidently` mirrors the shared copy into it (`sync`) before the UI starts and every
+PLATFORM_EVIDENTLY_SYNC_SECONDS (30 s) while it runs: new and changed files are written as above (the watcher sees
+them), files gone from the shared store (withdrawn, pruned) are removed.
 """
 
 from __future__ import annotations
@@ -146,6 +154,35 @@ def withdraw(workspace: Path, report: str, day: date) -> None:
     (workspace / str(PROJECT_ID) / "snapshots" / f"{snapshot_id(report, day)}.json").unlink(missing_ok=True)
 
 
+def sync(shared, local: Path) -> dict[str, int]:
+    """Mirror the shared store's workspace `shared` (a UPath) into the local folder `local` the UI serves. A file is
+    copied when it is missing or its size differs (snapshots are replaced whole, never edited in place; a replaced
+    snapshot of the same size is rare and caught at the next change of size or by a fresh mirror), and a local JSON
+    file the shared copy no longer has is removed. Returns the counts."""
+    from upath import UPath
+
+    shared, local = UPath(shared), Path(local)
+    if hasattr(shared, "fs"):
+        shared.fs.invalidate_cache()  # a long-lived process must see the uploads since its last listing
+    remote = {}
+    base = str(shared).rstrip("/")
+    for path in shared.rglob("*.json"):
+        remote[str(path)[len(base) + 1:]] = path
+    copied = removed = 0
+    for relative, path in remote.items():
+        target = local / relative
+        size = path.stat().st_size
+        if target.exists() and target.stat().st_size == size:
+            continue
+        write_atomic(target, path.read_bytes(), staging=_staging(local))
+        copied += 1
+    for target in local.rglob("*.json"):
+        if target.relative_to(local).as_posix() not in remote:
+            target.unlink(missing_ok=True)
+            removed += 1
+    return {"files": len(remote), "copied": copied, "removed": removed}
+
+
 def ui_command(workspace: Path, host: str, port: int) -> list[str]:
     """`evidently ui` over `workspace` (the CLI of the installed evidently, run by this interpreter)."""
     return [sys.executable, "-m", "evidently.cli", "ui", "--workspace", str(workspace), "--host", host,
@@ -176,8 +213,34 @@ def main(argv: list[str] | None = None) -> None:
     print(f"Evidently UI on http://{args.host}:{args.port} (project {PROJECT_NAME}: "
           f"{dashboard_url(settings.evidently_url)}), workspace {workspace}", flush=True)
     command = ui_command(workspace, args.host, args.port)
-    # Evidently's UI reports usage unless told not to; the platform sends nothing anywhere.
-    os.execve(command[0], command, {**os.environ, "DO_NOT_TRACK": "1"})
+    env = {**os.environ, "DO_NOT_TRACK": "1"}  # Evidently's UI reports usage unless told not to
+    if not settings.shared_store_url:
+        os.execve(command[0], command, env)
+    _serve_mirrored(settings, workspace, command, env)
+
+
+def _serve_mirrored(settings, workspace: Path, command: list[str], env: dict[str, str]) -> None:
+    """The UI over a local mirror of the shared store's workspace, refreshed while it runs (see the module)."""
+    import subprocess
+    import time
+
+    from platform_assets.lib import object_store
+
+    shared = object_store.join(settings.shared_root, "evidently")
+    every = float(os.environ.get("PLATFORM_EVIDENTLY_SYNC_SECONDS", "30"))
+    print(f"mirroring {shared} into {workspace}: {sync(shared, workspace)}", flush=True)
+    ui = subprocess.Popen(command, env=env)
+    try:
+        while ui.poll() is None:
+            time.sleep(every)
+            try:
+                sync(shared, workspace)
+            except Exception as exc:  # noqa: BLE001 - the store is down: the UI keeps what it has
+                print(f"mirroring {shared} failed: {exc}", file=sys.stderr, flush=True)
+    finally:
+        if ui.poll() is None:
+            ui.terminate()
+            ui.wait(30)
 
 
 if __name__ == "__main__":

@@ -31,10 +31,15 @@ from platform_assets.lib.names import (
 
 
 class MlflowResource(dg.ConfigurableResource):
-    tracking_uri: str = Field(description="MLflow tracking URI (sqlite:///... locally, postgresql://... in production)")
+    tracking_uri: str = Field(
+        description="MLflow tracking URI: sqlite:///... locally; in production an `mlflow server` (http://host:5000, "
+        "artifacts proxied by the server) or its database (postgresql+psycopg://...)"
+    )
     registry_uri: str | None = Field(default=None, description="Model registry URI; defaults to the tracking URI")
     artifact_location: str | None = Field(
-        default=None, description="Artifact root for a new experiment (a local folder by default)"
+        default=None,
+        description="Artifact root for a new experiment; empty or None: the tracking server's own (mlflow-artifacts:/ "
+        "with an `mlflow server --serve-artifacts`)",
     )
     experiment_name: str = "fraud_detection"
     model_name: str = "fraud_detector"
@@ -50,7 +55,7 @@ class MlflowResource(dg.ConfigurableResource):
         mlflow.set_registry_uri(self.registry_uri or self.tracking_uri)
         experiment = mlflow.get_experiment_by_name(self.experiment_name)
         if experiment is None:
-            mlflow.create_experiment(self.experiment_name, artifact_location=self.artifact_location,
+            mlflow.create_experiment(self.experiment_name, artifact_location=self.artifact_location or None,
                                      tags={MLFLOW_EXPERIMENT_KIND_TAG: MLFLOW_EXPERIMENT_KIND})
         elif experiment.tags.get(MLFLOW_EXPERIMENT_KIND_TAG) != MLFLOW_EXPERIMENT_KIND:
             # created before the platform set the kind (or switched in the UI): ours is a tabular model

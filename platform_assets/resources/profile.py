@@ -9,6 +9,7 @@ import dagster as dg
 from platform_assets.resources.chargeback_api import ChargebackApi
 from platform_assets.resources.dbt import PlatformDbtResource, dbt_executable, dbt_project
 from platform_assets.resources.feature_store import FeastResource
+from platform_assets.resources.io_manager import NoValuesIOManager
 from platform_assets.resources.landing import LandingZone
 from platform_assets.resources.mlflow_tracking import MlflowResource
 from platform_assets.resources.notifications import Notifier
@@ -25,7 +26,11 @@ def build_resources(settings: Settings) -> dict:
     the Feast SQL registry and Redis online store (their URLs from the environment, resolved at run time),
     and MLflow's tracking server (MLFLOW_TRACKING_URI)."""
     production = settings.profile == "production"
+    # No asset passes a value to another (resources/io_manager.py): in production nothing is pickled to a folder
+    # every worker would have to share; locally Dagster's default file IO manager stays.
+    io_managers = {"io_manager": NoValuesIOManager()} if production else {}
     return {
+        **io_managers,
         # In production with PLATFORM_WAREHOUSE_CATALOG: DuckLake (its catalog string may hold a password, so it
         # is resolved at run time), data files on the shared store. Otherwise the DuckDB file.
         "warehouse": WarehouseResource(
@@ -54,7 +59,9 @@ def build_resources(settings: Settings) -> dict:
             redis_url=dg.EnvVar("PLATFORM_REDIS_URL") if production else None,
         ),
         "mlflow_tracking": MlflowResource(
-            # In production the URI may hold the database password: resolved at run time, hidden in the UI.
+            # In production the URI may hold a password (a database URL, or an MLflow server's behind basic auth):
+            # resolved at run time, hidden in the UI. With an http(s) server and no PLATFORM_MLFLOW_ARTIFACTS the
+            # artifact location is empty: the server's proxied store (mlflow-artifacts:/), no folder, no S3 keys.
             tracking_uri=dg.EnvVar("MLFLOW_TRACKING_URI") if production else settings.mlflow_tracking_uri,
             artifact_location=settings.mlflow_artifact_location,
             experiment_name=settings.mlflow_experiment,

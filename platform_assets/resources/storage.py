@@ -5,7 +5,6 @@ The folders are `upath.UPath`s: a plain `pathlib.Path` locally, an s3fs-backed p
 same `/`, `exists`, `open`, `glob`. Give DuckDB, pandas and Dask `str(path)`: a URL they read through httpfs
 (`object_store.configure_duckdb`) or s3fs."""
 
-from pathlib import Path
 
 import dagster as dg
 from pydantic import Field
@@ -45,14 +44,20 @@ class PlatformStorage(dg.ConfigurableResource):
     def reports_dir(self) -> UPath:
         return self.root() / "reports"
 
-    def evidently_workspace_dir(self) -> Path:
-        return evidently_workspace_dir(self.data_dir)
+    def evidently_workspace_dir(self) -> UPath:
+        """Where the reports publish their Evidently snapshots: the local workspace `make evidently` serves, or on
+        the shared store `<shared store>/evidently`, which `make evidently` mirrors into its local workspace
+        (monitoring/workspace.py, `sync`)."""
+        if self.shared_root:
+            return self.root() / "evidently"
+        return UPath(evidently_workspace_dir(self.data_dir))
 
     def predictions_dir(self) -> UPath:
         return self.root() / "predictions"
 
-    def serving_log_dir(self) -> Path:
-        return serving_log_dir(self.data_dir)
+    def serving_log_dir(self) -> UPath:
+        """The scoring service's prediction log (serving/log.py): on the shared store, one object per upload."""
+        return UPath(serving_log_dir(self.shared_root or self.data_dir))
 
     def served_dir(self) -> UPath:
         """The served predictions as parquet, one file per day (lib/predictions.served_day_path)."""

@@ -255,7 +255,7 @@ def create_app(settings: Settings | None = None) -> Guard:
     slots = ModelSlots(
         resources["mlflow_tracking"].process_config_and_initialize(),
         resources["feast"].process_config_and_initialize(),
-        settings.data_dir / "training_sets",
+        resources["storage"].training_sets_dir(),
         resources["policy"].review_budget,
         settings.serving_refresh_seconds,
         settings.serving_reasons,

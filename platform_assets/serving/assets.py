@@ -18,7 +18,7 @@ from datetime import UTC, date, datetime
 
 import dagster as dg
 
-from platform_assets.lib import names
+from platform_assets.lib import names, object_store
 from platform_assets.resources import (
     FeastResource,
     MlflowResource,
@@ -109,14 +109,19 @@ def _log_files(log_dir, day: date) -> list[str]:
     from platform_assets.serving.log import day_dir
 
     folder = day_dir(log_dir, day)
-    return sorted(str(p) for p in folder.glob("*.jsonl")) if folder.is_dir() else []
+    if object_store.is_remote(folder):
+        folder.fs.invalidate_cache()  # s3fs caches listings per process: a long-lived one must see new uploads
+    # On the shared store the day is every object under its prefix (serving/log.py): the same union each read.
+    return sorted(str(p) for p in folder.glob("*.jsonl")) if folder.exists() else []
 
 
 def _complete_lines(files: list[str]) -> int:
     """Lines that end in a newline: the log writes whole lines, so anything after the last one is a torn write."""
+    import fsspec
+
     total = 0
     for path in files:
-        with open(path, "rb") as handle:
+        with fsspec.open(path, "rb") as handle:
             for block in iter(lambda h=handle: h.read(1 << 20), b""):
                 total += block.count(b"\n")
     return total
@@ -150,20 +155,28 @@ def load_day(con, files: list[str], day: date, loaded_at: datetime) -> int:
 
 
 def _export_day(con, served_dir, day: date):
-    """The day's rows as parquet for the readers downstream (monitoring), replaced atomically."""
+    """The day's rows as parquet for the readers downstream (monitoring), replaced whole: locally a renamed
+    temporary file, on the shared store one object DuckDB uploads (visible only once complete)."""
     import os
     from pathlib import Path
 
+    from platform_assets.lib import object_store
     from platform_assets.lib.predictions import served_day_path
 
     path = served_day_path(served_dir, day)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(f"{path}.tmp")
+    remote = object_store.is_remote(path)
+    if remote:
+        object_store.configure_duckdb(con)
+        tmp = str(path)
+    else:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(f"{path}.tmp")
     target = str(tmp).replace("'", "''")  # our own data directory; COPY takes no parameter for its target
     con.execute(f"COPY (SELECT * EXCLUDE (features, reasons), CAST(features AS VARCHAR) AS features, "
                 f"CAST(reasons AS VARCHAR) AS reasons FROM {TABLE} WHERE served_date = $day "
                 f"ORDER BY served_at, transaction_id) TO '{target}' (FORMAT parquet)", {"day": day})
-    os.replace(tmp, path)
+    if not remote:
+        os.replace(tmp, path)
     return path
 
 
@@ -238,6 +251,8 @@ def build_served_predictions(partitions: dg.PartitionsDefinition,
         files = _log_files(storage.serving_log_dir(), day)
         lines = _complete_lines(files)
         with warehouse.get_connection() as con:
+            if any(object_store.is_remote(f) for f in files):
+                object_store.configure_duckdb(con)  # read_json of the shared store's objects
             rows = load_day(con, files, day, datetime.now(UTC))
             sample = con.execute(
                 f"SELECT transaction_id, customer_id, merchant_id, amount, event_ts, feature_service, features "

@@ -20,6 +20,13 @@ SCORED_STREAM_BUSY_SECONDS), so the loss bound above holds; on Redis each XADD c
 Layout: `<log_dir>/served_date=YYYY-MM-DD/<host>-<pid>-<start>.jsonl`, one JSON object per line, a new file per
 process and UTC day (several workers never share a file). A line cut short by a crash is skipped, and counted,
 by the `served_predictions` asset that loads a day into the warehouse.
+
+On the shared store (`log_dir` an s3:// URL, the production profile with PLATFORM_SHARED_STORE_URL) an object
+cannot be appended to: the writer thread keeps each day's lines in memory and uploads them every `upload_seconds`
+(5 s) as one new object, `<log_dir>/served_date=YYYY-MM-DD/<host>-<pid>-<start>-<seq>.jsonl`, never rewritten.
+The day is the union of its objects (the reader globs the folder, as locally), so a reader that runs twice reads
+the same lines, and a batch whose upload failed is kept and retried with the next one. The loss bound of a
+`kill -9` is then the upload interval, not the drain interval; a graceful stop (`close`) uploads everything.
 """
 
 from __future__ import annotations
@@ -41,14 +48,31 @@ from platform_assets.lib.transaction_rules import ZERO_DECIMAL_CURRENCIES
 log = logging.getLogger("platform_assets.serving")
 
 
-def day_dir(log_dir: Path, day) -> Path:
-    return Path(log_dir) / f"served_date={day.isoformat()}"
+def day_dir(log_dir: Path, day):
+    """The day's folder: a Path locally, an S3 UPath on the shared store."""
+    from upath import UPath
+
+    return UPath(log_dir) / f"served_date={day.isoformat()}"
+
+
+def object_name(stem: str, seq: int) -> str:
+    """The name of the `seq`-th object a process uploads to a day's folder on the shared store: unique per process
+    and upload, sorted in upload order."""
+    return f"{stem}-{seq:08d}.jsonl"
 
 
 class PredictionLog:
     def __init__(self, log_dir: Path, shadow=None, drain_seconds: float = 0.05, fsync_seconds: float = 1.0,
-                 scored_stream=None):
-        self.log_dir = Path(log_dir)
+                 scored_stream=None, upload_seconds: float = 5.0):
+        from platform_assets.lib import object_store
+
+        self.remote = object_store.is_remote(log_dir)
+        self.log_dir = str(log_dir).rstrip("/") if self.remote else Path(log_dir)
+        self.upload_seconds = upload_seconds
+        self._pending: dict = {}  # remote: day -> [line bytes] not uploaded yet
+        self._pending_rows: dict = {}
+        self._seq = 0
+        self._last_upload = time.monotonic()
         self.scored_stream = scored_stream  # callable() -> TransactionStream, opened in the writer thread
         self._stream = None
         self._stream_owner: int | None = None
@@ -67,7 +91,8 @@ class PredictionLog:
         self._thread = threading.Thread(target=self._run, name="prediction-log", daemon=True)
 
     def start(self) -> PredictionLog:
-        self.log_dir.mkdir(parents=True, exist_ok=True)
+        if not self.remote:
+            self.log_dir.mkdir(parents=True, exist_ok=True)
         self._thread.start()
         return self
 
@@ -103,6 +128,11 @@ class PredictionLog:
             by_day.setdefault(record["served_at"][:10], []).append(record)
         for day_text, rows in sorted(by_day.items()):
             day = datetime.fromisoformat(day_text).date()
+            if self.remote:
+                self._pending.setdefault(day, []).append(
+                    b"".join(orjson.dumps(r, option=orjson.OPT_SERIALIZE_NUMPY) + b"\n" for r in rows))
+                self._pending_rows[day] = self._pending_rows.get(day, 0) + len(rows)
+                continue
             if day != self._day:
                 self._open(day)
             self._file.write(b"".join(orjson.dumps(r, option=orjson.OPT_SERIALIZE_NUMPY) + b"\n" for r in rows))
@@ -110,9 +140,29 @@ class PredictionLog:
             self.written += len(rows)
         if self.scored_stream is not None:
             self._publish(records)
+        if self.remote and time.monotonic() - self._last_upload >= self.upload_seconds:
+            self._upload()
         if self._file is not None and time.monotonic() - self._last_sync >= self.fsync_seconds:
             os.fsync(self._file.fileno())
             self._last_sync = time.monotonic()
+
+    def _upload(self) -> None:
+        """Each day's pending lines as one new object (shared store). A failed upload keeps them for the next."""
+        from platform_assets.lib import object_store
+
+        self._last_upload = time.monotonic()
+        stem = self._name.removesuffix(".jsonl")
+        for day in sorted(self._pending):
+            data = b"".join(self._pending[day])
+            target = f"{day_dir(self.log_dir, day)}/{object_name(stem, self._seq)}"
+            try:
+                object_store.write_bytes(target, data)
+            except Exception:
+                log.exception("prediction log upload to %s failed; kept for the next upload", target)
+                continue
+            self._seq += 1
+            self.written += self._pending_rows.pop(day)
+            del self._pending[day]
 
     def _publish(self, records: list[dict]) -> None:
         """The scored transactions to the scored stream, as the switch would send them (text fields)."""
@@ -145,6 +195,8 @@ class PredictionLog:
                 except Exception:
                     self.dropped += len(records)
                     log.exception("prediction log write failed (%s records)", len(records))
+            if self.remote and self._pending and time.monotonic() - self._last_upload >= self.upload_seconds:
+                self._upload()  # quiet traffic: what is pending still goes up within the interval
         self._close_stream()
 
     def _close_stream(self) -> None:
@@ -162,6 +214,8 @@ class PredictionLog:
         records = self._drain()
         if records:
             self._write(records)
+        if self.remote:
+            self._upload()
         if self._file is not None:
             self._file.flush()
             os.fsync(self._file.fileno())

@@ -97,7 +97,7 @@ def score_transactions(transactions: list[dict], settings: Settings | None = Non
 
     settings = settings or load_settings()
     mlflow_tracking = _resource("mlflow_tracking", settings)
-    slots = ModelSlots(mlflow_tracking, _resource("feast", settings), settings.data_dir / "training_sets",
+    slots = ModelSlots(mlflow_tracking, _resource("feast", settings), _resource("storage", settings).training_sets_dir(),
                        _resource("policy", settings).review_budget, settings.serving_refresh_seconds,
                        settings.serving_reasons)
     model = slots.load(_champion_version(mlflow_tracking))

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import dagster as dg
 
-from platform_assets.lib import names
+from platform_assets.lib import names, object_store
 from platform_assets.lib.run_config import ModelConfig
 from platform_assets.resources import FeastResource, LoopPolicy, MlflowResource, Notifier, PlatformStorage
 
@@ -219,7 +219,7 @@ def _parquet_schema(path: str):
     from mlflow.models import infer_signature
     from mlflow.types import ColSpec, Schema
 
-    arrow = pq.read_schema(path)
+    arrow = pq.read_schema(path, filesystem=object_store.arrow_filesystem(path))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the hint about integer columns is meant for model signatures
         inferred = infer_signature(arrow.empty_table().to_pandas()).inputs

@@ -33,7 +33,9 @@ import pandas as pd
 import pytest
 import yaml
 from feature_marts import write_feature_marts
+from mlflow_server import mlflow_server
 from process_helpers import stop_process_group
+from s3_server import s3_server
 
 from platform_assets.settings import PROJECT_ROOT, Settings, load_settings
 
@@ -83,6 +85,8 @@ class Production:
     databases: dict[str, str]
     env: dict[str, str]
     root: Path
+    s3: object  # tests/s3_server.S3Server
+    mlflow: object  # tests/mlflow_server.MlflowServer
 
     @property
     def feast_project(self) -> str:
@@ -127,11 +131,26 @@ def _cleanup(databases: dict[str, str], feast_project: str, celery_prefix: str) 
 
 @pytest.fixture(scope="module")
 def production(tmp_path_factory) -> Iterator[Production]:
-    """Fresh databases, Feast project and Celery prefix, and the production environment set in this process."""
+    """Fresh databases, Feast project and Celery prefix, an S3 API server (compute logs) and a real `mlflow server`
+    (its registry in the run's PostgreSQL database, artifacts proxied to S3), and the production environment set in
+    this process."""
     _check_servers()
     uid = uuid.uuid4().hex[:10]
     databases = {kind: f"platform_test_{uid}_{kind}" for kind in ("dagster", "feast", "mlflow")}
     root = tmp_path_factory.mktemp("production")
+    with _pg_connect(autocommit=True) as con:
+        for name in databases.values():
+            con.execute(f'CREATE DATABASE "{name}"')
+    try:
+        with s3_server(root / "s3.log") as s3, mlflow_server(
+                s3, root / "mlflow.log", backend_store_uri=_sqlalchemy_url(databases["mlflow"])) as server:
+            yield from _production_env(uid, databases, root, s3, server)
+    finally:
+        _cleanup(databases, f"fraud_platform_t{uid}", f"platform_test_{uid}:")
+
+
+def _production_env(uid, databases, root, s3, server) -> Iterator[Production]:
+    logs_bucket = s3.create_bucket(f"dagster-logs-{uid}").removeprefix("s3://")
     redis_auth = f":{quote(REDIS_PASSWORD, safe='')}@" if REDIS_PASSWORD else ""
     celery_url = f"redis://{redis_auth}{REDIS_HOST}:{REDIS_PORT}/0"
     env = {
@@ -140,32 +159,29 @@ def production(tmp_path_factory) -> Iterator[Production]:
         "PLATFORM_FEAST_PROJECT": f"fraud_platform_t{uid}",
         "PLATFORM_FEAST_REGISTRY_URL": _sqlalchemy_url(databases["feast"]),
         "PLATFORM_REDIS_URL": f"{REDIS_HOST}:{REDIS_PORT}" + (f",password={REDIS_PASSWORD}" if REDIS_PASSWORD else ""),
-        "MLFLOW_TRACKING_URI": _sqlalchemy_url(databases["mlflow"]),
-        "PLATFORM_MLFLOW_ARTIFACTS": (root / "mlflow-artifacts").as_uri(),
+        # The MLflow server: no PLATFORM_MLFLOW_ARTIFACTS, the server proxies artifacts to its S3 destination.
+        **server.env(),
         "PLATFORM_DAGSTER_PG_HOST": PG_HOST,
         "PLATFORM_DAGSTER_PG_PORT": str(PG_PORT),
         "PLATFORM_DAGSTER_PG_USER": PG_USER,
         "PLATFORM_DAGSTER_PG_PASSWORD": PG_PASSWORD,
         "PLATFORM_DAGSTER_PG_DB": databases["dagster"],
         "PLATFORM_DAGSTER_STORAGE": str(root / "dagster" / "storage"),
-        "PLATFORM_DAGSTER_COMPUTE_LOGS": str(root / "dagster" / "compute_logs"),
+        "PLATFORM_DAGSTER_COMPUTE_LOGS_BUCKET": logs_bucket,
+        "PLATFORM_DAGSTER_COMPUTE_LOGS_PREFIX": f"compute-logs-{uid}",
+        **s3.env(),
         "PLATFORM_CELERY_BROKER_URL": celery_url,
         "PLATFORM_CELERY_BACKEND_URL": celery_url,
         "PLATFORM_CELERY_KEY_PREFIX": f"platform_test_{uid}:",
         "DAGSTER_HOME": str(DEPLOY_DIR),
     }
-    with _pg_connect(autocommit=True) as con:
-        for name in databases.values():
-            con.execute(f'CREATE DATABASE "{name}"')
-    try:
-        with pytest.MonkeyPatch.context() as mp:
-            for key, value in env.items():
-                mp.setenv(key, value)
-            mp.delenv("PLATFORM_LANDING_DIR", raising=False)
-            settings = load_settings()
-            yield Production(uid, settings, databases, env, root)
-    finally:
-        _cleanup(databases, f"fraud_platform_t{uid}", f"platform_test_{uid}:")
+    with pytest.MonkeyPatch.context() as mp:
+        for key, value in env.items():
+            mp.setenv(key, value)
+        for key in ("PLATFORM_LANDING_DIR", "PLATFORM_MLFLOW_ARTIFACTS", "PLATFORM_SHARED_STORE_URL"):
+            mp.delenv(key, raising=False)
+        settings = load_settings()
+        yield Production(uid, settings, databases, env, root, s3, server)
 
 
 @pytest.fixture(scope="module")
@@ -207,8 +223,11 @@ def test_instance_file_takes_every_connection_parameter_from_the_environment():
     assert set(postgres_db) == {"hostname", "port", "username", "password", "db_name"}
     for field, value in postgres_db.items():
         assert isinstance(value, dict) and set(value) == {"env"}, f"{field} must be {{env: VAR}}, got {value!r}"
-    for section in ("local_artifact_storage", "compute_logs"):
-        assert set(config[section]["config"]["base_dir"]) == {"env"}, section
+    assert set(config["local_artifact_storage"]["config"]["base_dir"]) == {"env"}
+    # Compute logs on S3: bucket and prefix by {env: ...}; endpoint, region and keys are boto3's AWS_* variables.
+    assert config["compute_logs"]["class"] == "S3ComputeLogManager"
+    for field in ("bucket", "prefix"):
+        assert set(config["compute_logs"]["config"][field]) == {"env"}, field
     assert config["run_coordinator"]["class"] == "QueuedRunCoordinator"
 
 
@@ -228,7 +247,8 @@ def test_instance_is_postgres_with_queue_pools_monitoring_and_retries(production
     assert instance.run_monitoring_settings["free_slots_after_run_end_seconds"] == 10
     assert type(instance.run_launcher).__name__ == "HealthCheckingRunLauncher"
     assert instance.run_retries_enabled and instance.run_retries_max_retries == 1
-    assert instance.compute_log_manager._base_dir == production.env["PLATFORM_DAGSTER_COMPUTE_LOGS"]
+    assert type(instance.compute_log_manager).__name__ == "S3ComputeLogManager"
+    assert instance.compute_log_manager._s3_bucket == production.env["PLATFORM_DAGSTER_COMPUTE_LOGS_BUCKET"]
     assert instance.storage_directory().startswith(production.env["PLATFORM_DAGSTER_STORAGE"])
 
 
@@ -344,34 +364,40 @@ def test_scoring_service_reads_from_redis_what_the_offline_join_gives(production
     assert served.stale[2] and not served.stale[0] and not served.stale[1]  # 45 days on: every window stale
 
 
-# --- MLflow: tracking and registry in PostgreSQL, artifacts in a folder ----------------------------------------
+# --- MLflow: an mlflow server, registry in PostgreSQL, artifacts proxied to S3 ----------------------------------
 
 
-def test_mlflow_registers_and_loads_by_alias_from_postgres(production):
+def test_mlflow_server_registers_and_loads_by_alias_with_artifacts_in_s3(production):
     import xgboost as xgb
 
     from platform_assets.definitions import build_resources
     from platform_assets.lib.names import CHAMPION
 
     configured = build_resources(production.settings)["mlflow_tracking"]
-    # The URI may carry the database password: the resource holds the variable's name, resolved at run time.
+    # The URI may carry a password: the resource holds the variable's name, resolved at run time.
     assert isinstance(configured.tracking_uri, dg.EnvVar)
+    assert configured.artifact_location in ("", None), "with a server, the server chooses the artifact location"
     resource = configured.process_config_and_initialize()
-    assert resource.tracking_uri == production.env["MLFLOW_TRACKING_URI"]
-    mlflow = resource.setup()
+    assert resource.tracking_uri == production.mlflow.url
     rng = np.random.default_rng(3)
     features = pd.DataFrame(rng.random((300, 4)), columns=["a", "b", "c", "d"])
     labels = (features["a"] + 0.2 * rng.random(300) > 0.6).astype(int)
     model = xgb.XGBClassifier(n_estimators=8, max_depth=2, n_jobs=1).fit(features, labels)
-    with mlflow.start_run():
-        info = mlflow.xgboost.log_model(
-            model, name="model", registered_model_name=resource.model_name, pip_requirements=["xgboost"]
-        )
-    client = resource.client()
-    client.set_registered_model_alias(resource.model_name, CHAMPION, info.registered_model_version)
-
-    loaded = mlflow.xgboost.load_model(resource.model_uri(CHAMPION))
+    with pytest.MonkeyPatch.context() as mp:
+        # The client holds no S3 credentials and no endpoint: everything goes through the server.
+        for key in [k for k in os.environ if k.startswith("AWS_")]:
+            mp.delenv(key)
+        mlflow = resource.setup()
+        with mlflow.start_run():
+            info = mlflow.xgboost.log_model(
+                model, name="model", registered_model_name=resource.model_name, pip_requirements=["xgboost"]
+            )
+        client = resource.client()
+        client.set_registered_model_alias(resource.model_name, CHAMPION, info.registered_model_version)
+        loaded = mlflow.xgboost.load_model(resource.model_uri(CHAMPION))
+        by_version = resource.load_version(info.registered_model_version)  # how scoring and serving load it
     np.testing.assert_allclose(loaded.predict_proba(features), model.predict_proba(features))
+    np.testing.assert_allclose(by_version.predict_proba(features), model.predict_proba(features))
     version = client.get_model_version_by_alias(resource.model_name, CHAMPION)
     assert int(version.version) == int(info.registered_model_version)
 
@@ -381,9 +407,45 @@ def test_mlflow_registers_and_loads_by_alias_from_postgres(production):
             "SELECT artifact_location FROM experiments WHERE name = %s", (production.settings.mlflow_experiment,)
         ).fetchone()
     assert aliases == [(resource.model_name, CHAMPION, int(info.registered_model_version))]
-    assert experiment == (production.env["PLATFORM_MLFLOW_ARTIFACTS"],)
-    artifacts = Path(production.root / "mlflow-artifacts")
-    assert list(artifacts.rglob("model.ubj")), f"no model file under {artifacts}"
+    assert experiment[0].startswith("mlflow-artifacts:/"), experiment
+    listed = production.s3.client().list_objects_v2(Bucket=production.mlflow.bucket, Prefix="mlflow/")
+    keys = [o["Key"] for o in listed.get("Contents", [])]
+    assert any(k.endswith("model.ubj") for k in keys), f"no model file in s3://{production.mlflow.bucket}: {keys}"
+    assert not (production.root / "data" / "mlflow").exists(), "nothing of MLflow on the client's disk"
+
+
+# --- The shared store: a training set written and read back -------------------------------------------------
+
+
+def test_training_set_is_written_and_read_back_through_the_shared_store(production, tmp_path):
+    """With PLATFORM_SHARED_STORE_URL the profile's storage resource hands out S3 paths: the snapshot, its manifest
+    and latest.json are objects in the bucket, and training's reader gets the same rows back."""
+    import dataclasses
+
+    from platform_assets.definitions import build_resources
+    from platform_assets.features.training_set_builder import BuiltTrainingSet, save_snapshot
+    from platform_assets.lib.training_sets import latest_manifest, read_split
+
+    bucket = production.s3.create_bucket(f"shared-{production.uid}")
+    settings = dataclasses.replace(production.settings, shared_store_url=f"{bucket}/platform")
+    storage = build_resources(settings)["storage"]
+    frame = pd.DataFrame({"transaction_id": ["t1", "t2", "t3"], "amount": [1.0, 2.0, 3.0], "is_fraud": [0, 1, 0],
+                          "split": ["train", "train", "holdout"]})
+    local = tmp_path / ".snapshot.parquet.tmp"
+    frame.to_parquet(local, index=False)
+    fields = {"snapshot_id": "s1", "feature_service": "fraud_detector_v1", "feature_columns": ["amount"],
+              "label_column": "is_fraud", "window_start": "2026-03-01T00:00:00+00:00",
+              "window_end": "2026-03-04T00:00:00+00:00", "as_of": "2026-03-10T00:00:00+00:00",
+              "holdout_start": "2026-03-03T00:00:00+00:00", "rows": 3, "positives": 1, "holdout_rows": 1,
+              "holdout_positives": 0}
+    save_snapshot(BuiltTrainingSet(local, fields, 0.0, 1), storage.training_sets_dir())
+    keys = sorted(o["Key"] for o in production.s3.client().list_objects_v2(
+        Bucket=bucket.removeprefix("s3://"), Prefix="platform/training_sets/")["Contents"])
+    assert keys == ["platform/training_sets/latest.json", "platform/training_sets/s1.json",
+                    "platform/training_sets/s1.parquet"]
+    manifest = latest_manifest(storage.training_sets_dir())
+    assert manifest.path == f"{bucket}/platform/training_sets/s1.parquet"
+    assert read_split(manifest.path, "train")["transaction_id"].tolist() == ["t1", "t2"]
 
 
 # --- Celery: the production executor, with a real worker ------------------------------------------------------
@@ -478,4 +540,7 @@ def test_job_runs_on_a_celery_worker(production, instance):
             "SELECT count(*), min(partition_date), max(partition_date) FROM raw.transactions"
         ).fetchone()
     assert loaded[0] > 0 and loaded[1] == loaded[2] == day
-    assert list(Path(production.env["PLATFORM_DAGSTER_COMPUTE_LOGS"]).rglob("*")), "no compute logs were written"
+    logs = production.s3.client().list_objects_v2(Bucket=production.env["PLATFORM_DAGSTER_COMPUTE_LOGS_BUCKET"],
+                                                  Prefix=production.env["PLATFORM_DAGSTER_COMPUTE_LOGS_PREFIX"] + "/")
+    keys = [o["Key"] for o in logs.get("Contents", [])]
+    assert any(k.endswith((".out", ".err")) for k in keys), f"no compute logs in the S3 bucket: {keys}"

@@ -206,3 +206,32 @@ def test_the_sources_file_chooses_the_modes_and_the_first_partition(tmp_path):
         load_settings({"PLATFORM_DATA_DIR": str(tmp_path), "PLATFORM_CHARGEBACKS_SOURCE": "ftp"})
     with pytest.raises(ValueError, match="unknown source modes"):
         write_sources_file(tmp_path, {"transactions": "kafka"}, None)
+
+
+@pytest.mark.parametrize(("tracking", "artifacts", "expected"), [
+    # An mlflow server chooses (mlflow-artifacts:/ with --serve-artifacts): no folder, no S3 keys on the clients.
+    ("http://mlflow:5000", None, ""),
+    ("https://mlflow.example.org", None, ""),
+    # The deployments' explicit proxied root is kept as given.
+    ("http://mlflow:5000", "mlflow-artifacts:/fraud_detection", "mlflow-artifacts:/fraud_detection"),
+    # A database URI has no server to proxy through: the data directory's folder, unless told otherwise.
+    ("postgresql+psycopg://u@db/mlflow", None, "DATA"),
+    ("postgresql+psycopg://u@db/mlflow", "s3://bucket/mlflow", "s3://bucket/mlflow"),
+])
+def test_mlflow_artifact_location_default_follows_the_tracking_uri(tmp_path, tracking, artifacts, expected):
+    env = {"PLATFORM_DATA_DIR": str(tmp_path), "MLFLOW_TRACKING_URI": tracking}
+    if artifacts:
+        env["PLATFORM_MLFLOW_ARTIFACTS"] = artifacts
+    s = load_settings(environ=env)
+    want = (tmp_path.resolve() / "mlflow" / "artifacts").as_uri() if expected == "DATA" else expected
+    assert s.mlflow_artifact_location == want
+
+
+def test_serving_log_dir_is_on_the_shared_store_when_one_is_named(tmp_path):
+    local = load_settings(environ={"PLATFORM_DATA_DIR": str(tmp_path)})
+    assert local.serving_log_dir == tmp_path.resolve() / "serving" / "predictions"
+    shared = load_settings(environ={"PLATFORM_DATA_DIR": str(tmp_path), "PLATFORM_PROFILE": "production",
+                                    "PLATFORM_SHARED_STORE_URL": "s3://bucket/platform/"})
+    assert shared.serving_log_dir == "s3://bucket/platform/serving/predictions"
+    storage = PlatformStorage(data_dir=str(shared.data_dir), shared_root=shared.shared_store_url)
+    assert str(storage.serving_log_dir()) == "s3://bucket/platform/serving/predictions"
