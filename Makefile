@@ -27,7 +27,7 @@ PYTEST_ARGS ?=
 # (tests/conftest.py); groups are handed out in collection order, so the heaviest worlds (tests/e2e) start first.
 PYTEST_WORKERS ?= 3
 
-.PHONY: help install prepare simulate demo test test-fast dev serve chargeback-api mlflow evidently feast-apply feast-ui relocate dbt-build validate lint doctor free-slots backup restore clean clean-data bench bench-startup bench-serve bench-sources velocity-consumer bench-velocity
+.PHONY: help install prepare simulate demo test test-fast dev serve chargeback-api mlflow evidently feast-apply feast-ui relocate dbt-build validate lint doctor free-slots backup restore clean clean-data bench bench-startup bench-serve bench-sources velocity-consumer bench-velocity bench-training
 
 help:
 	@echo "make demo       install, simulate sample data and materialize the whole graph"
@@ -52,6 +52,7 @@ help:
 	@echo "make feast-apply / dbt-build / validate / clean-data"
 	@echo "make bench      benchmarks vs stock Feast and the raw engines (SIZE=100k|1m|10m) -> docs/benchmarks.md"
 	@echo "make bench-velocity-offline  velocity features offline (state log, PIT join + UDF) vs DuckDB windows (SIZES=1m,10m)"
+	@echo "make bench-training  fraud_model in-process vs xgboost.dask on a 2-worker LocalCluster (SIZES=1m,10m)"
 	@echo "make bench-startup  time to first step: Definitions load vs bare dagster, one asset from the UI"
 	@echo "make bench-serve    scoring service under open-loop load vs a raw floor, mlflow models serve, feast serve"
 	@echo "make bench-sources  ingestion per source (system of record, chargeback API, stream) vs a plain DuckDB insert;"
@@ -226,3 +227,11 @@ bench-velocity-offline: prepare
 	mkdir -p benchmarks/results/velocity
 	PYTHONPATH=$(ROOT) $(BIN)/python -m benchmarks.velocity_offline --sizes $(SIZES) $(if $(WORK),--work $(WORK)) \
 		--out benchmarks/results/velocity/offline.jsonl $(BENCH_ARGS)
+
+# Distributed training (docs/benchmarks.md, "Distributed training"): fraud_model's fit in-process vs xgboost.dask on
+# a LocalCluster of 2 worker processes, on synthetic snapshots with the model's real columns (SIZES=1m,10m;
+# WORK=dir keeps them). Each variant in its own process; one JSON line per run in benchmarks/results/training/.
+bench-training: prepare
+	mkdir -p benchmarks/results/training
+	PYTHONPATH=$(ROOT) $(BIN)/python -m benchmarks.training_dask --sizes $(SIZES) $(if $(WORK),--work $(WORK)) \
+		--out benchmarks/results/training/dask.jsonl $(BENCH_ARGS)

@@ -13,6 +13,7 @@ load.
 
 from __future__ import annotations
 
+import itertools
 import json
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
@@ -164,3 +165,62 @@ def manifest_path(training_sets_dir: Path, snapshot_id: str) -> UPath:
 def latest_manifest(training_sets_dir: Path) -> TrainingSetManifest:
     """The newest snapshot's manifest (what `fraud_model` trains on)."""
     return TrainingSetManifest.read(UPath(training_sets_dir) / LATEST)
+
+
+TIMESTAMP = "event_timestamp"
+
+
+def split_partitions(row_group_rows: list[int], min_partitions: int = 1) -> list[tuple[int, int, int]]:
+    """(row group, first row, end row) of each partition, in file order: one per row group, each row group cut
+    into equal row ranges when there are fewer row groups than `min_partitions` (the builder writes a row group
+    per 1M-row chunk, so a 1M-row training set is one or two of them, and every worker should get a share)."""
+    groups = [(g, n) for g, n in enumerate(row_group_rows) if n > 0]
+    if not groups:
+        return []
+    pieces = max(1, -(-min_partitions // len(groups)))  # ceil
+    out = []
+    for g, n in groups:
+        bounds = np.linspace(0, n, min(pieces, n) + 1).astype(int)
+        out += [(g, int(a), int(b)) for a, b in itertools.pairwise(bounds) if b > a]
+    return out
+
+
+def _read_partition(piece: tuple[int, int, int], path: str, split: str, features: list[str], label_column: str):
+    """One partition of `read_split_partitions`, on a worker: a slice of one row group, the split's rows only."""
+    import fsspec
+    import pyarrow.parquet as pq
+
+    group, start, stop = piece
+    fs, location = fsspec.url_to_fs(path)
+    with fs.open(location, "rb") as handle:
+        table = pq.ParquetFile(handle).read_row_group(group, columns=[*features, label_column, TIMESTAMP, "split"])
+    table = table.slice(start, stop - start)
+    frame = table.to_pandas()
+    frame = frame[frame["split"] == split].drop(columns="split").reset_index(drop=True)
+    frame[TIMESTAMP] = pd.to_datetime(frame[TIMESTAMP], utc=True).astype("datetime64[us, UTC]")
+    return frame.astype({**dict.fromkeys(features, "float32"), label_column: "int32"})
+
+
+def read_split_partitions(manifest: TrainingSetManifest, split: str = "train", min_partitions: int = 1):
+    """A split as a Dask DataFrame, for training on a cluster: the feature columns as float32 (as
+    `read_training_inputs`), the label as int32 and the event time, one partition per row group (or slice of
+    one), in file order. The workers read the parquet file (a local path every worker sees, or an s3:// URL: s3fs
+    on each worker reads its own AWS variables); the driver reads only the footer.
+
+    The builder writes a snapshot in time order (chunks in time order, each sorted by event time), so the
+    partitions come in time order too. Partitions are explicit (`from_map`), never fused or re-split by Dask's
+    optimizer, so partition i is the same rows in every computation (the early-stopping cut relies on it)."""
+    import dask.dataframe as dd
+    import fsspec
+    import pyarrow.parquet as pq
+
+    features, label, path = manifest.feature_columns, manifest.label_column, str(manifest.path)
+    fs, location = fsspec.url_to_fs(path)
+    with fs.open(location, "rb") as handle:
+        metadata = pq.ParquetFile(handle).metadata
+    pieces = split_partitions([metadata.row_group(g).num_rows for g in range(metadata.num_row_groups)],
+                              min_partitions)
+    meta = pd.DataFrame({**{f: pd.Series(dtype="float32") for f in features}, label: pd.Series(dtype="int32"),
+                         TIMESTAMP: pd.Series(dtype="datetime64[us, UTC]")})
+    return dd.from_map(_read_partition, pieces, path=path, split=split, features=features, label_column=label, meta=meta,
+                       enforce_metadata=False, divisions=[None] * (len(pieces) + 1))

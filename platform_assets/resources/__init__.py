@@ -9,6 +9,7 @@ from platform_assets.resources.policy import LoopPolicy
 from platform_assets.resources.scoring_service import ScoringService
 from platform_assets.resources.storage import PlatformStorage
 from platform_assets.resources.system_of_record import SystemOfRecord
+from platform_assets.resources.training_cluster import TrainingCluster
 from platform_assets.resources.warehouse import WarehouseCorruptError, WarehouseLockedError, WarehouseResource
 
 __all__ = [
@@ -21,6 +22,7 @@ __all__ = [
     "PlatformStorage",
     "ScoringService",
     "SystemOfRecord",
+    "TrainingCluster",
     "WarehouseCorruptError",
     "WarehouseLockedError",
     "WarehouseResource",

@@ -17,6 +17,7 @@ from platform_assets.resources.policy import LoopPolicy
 from platform_assets.resources.scoring_service import ScoringService
 from platform_assets.resources.storage import PlatformStorage
 from platform_assets.resources.system_of_record import SystemOfRecord
+from platform_assets.resources.training_cluster import TrainingCluster
 from platform_assets.resources.warehouse import WarehouseResource
 from platform_assets.settings import CHARGEBACK_API_TOKEN_ENV, Settings
 
@@ -24,7 +25,8 @@ from platform_assets.settings import CHARGEBACK_API_TOKEN_ENV, Settings
 def build_resources(settings: Settings) -> dict:
     """The resources of `settings.profile`. Production differs only in where things live, never in code:
     the Feast SQL registry and Redis online store (their URLs from the environment, resolved at run time),
-    and MLflow's tracking server (MLFLOW_TRACKING_URI)."""
+    and MLflow's tracking server (MLFLOW_TRACKING_URI); `fraud_model` trains on the Dask cluster of
+    PLATFORM_DASK_SCHEDULER when one is named (either profile), in-process otherwise."""
     production = settings.profile == "production"
     # No asset passes a value to another (resources/io_manager.py): in production nothing is pickled to a folder
     # every worker would have to share; locally Dagster's default file IO manager stays.
@@ -71,6 +73,8 @@ def build_resources(settings: Settings) -> dict:
         "storage": PlatformStorage(data_dir=str(settings.data_dir), shared_root=settings.shared_store_url,
                                    evidently_url=settings.evidently_url,
                                    evidently_keep_days=settings.evidently_keep_days),
+        # Not a secret (a tcp:// address): shown in the launchpad, recorded with each trained model.
+        "training_cluster": TrainingCluster(scheduler=settings.dask_scheduler),
         "policy": LoopPolicy(**dict(settings.policy_overrides)),
         # The webhook URL may hold a token: resolved at run time, hidden in the UI; no webhook unless set.
         "notifier": Notifier(webhook_url=dg.EnvVar("PLATFORM_WEBHOOK_URL") if settings.webhook_configured else None),

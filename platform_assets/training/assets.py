@@ -12,6 +12,11 @@ holdout, schema and digest only: no rows are copied), and the registered model a
 description (what it was trained on, its holdout figures, the gate's decision). Dagit's metadata links the MLflow
 UI's run and version pages (`PLATFORM_MLFLOW_UI_URL`).
 
+Training runs in the step's process, or on the Dask cluster of `PLATFORM_DASK_SCHEDULER` (the `training_cluster`
+resource, chosen in resources/profile.py): there the workers read the training split in partitions and
+`xgboost.dask` fits the same classifier (evaluation.fit_classifier_dask); what is logged, registered and gated is the
+same either way, and the run records which trainer ran (tags `trainer`, `dask_scheduler`, `dask_workers`).
+
 The asset reads as its four steps: fit, gate, log and register, report. xgboost, scikit-learn, pandas and MLflow
 take seconds to import, so they load when the asset runs, never when the UI loads the Definitions.
 """
@@ -21,14 +26,21 @@ import hashlib
 import tempfile
 import time
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import dagster as dg
 
 from platform_assets.lib import names, object_store
 from platform_assets.lib.run_config import ModelConfig
-from platform_assets.resources import FeastResource, LoopPolicy, MlflowResource, Notifier, PlatformStorage
+from platform_assets.resources import (
+    FeastResource,
+    LoopPolicy,
+    MlflowResource,
+    Notifier,
+    PlatformStorage,
+    TrainingCluster,
+)
 
 # The registered model is this file run by MLflow (a model from code): its pyfunc answers probabilities.
 PYFUNC_CODE = Path(__file__).resolve().parent.parent / "lib" / "fraud_pyfunc.py"
@@ -117,24 +129,41 @@ class Fitted:
     metrics: object  # evaluation.Metrics
     params: dict
     train_seconds: float
+    # Which trainer ran (resources/training_cluster.describe): {"trainer": "in-process"} or the Dask cluster's
+    # scheduler address, workers and threads. Never a credential.
+    trainer: dict = field(default_factory=lambda: {"trainer": "in-process"})
 
 
-def fit(manifest, config: ModelConfig) -> Fitted:
+def fit(manifest, config: ModelConfig, client=None) -> Fitted:
+    """Fit on the train split and score the holdout.
+
+    Without `client` the train split is read into this process as one float32 block (read_training_inputs).
+    With a `distributed.Client` the workers read it in partitions and train with xgboost.dask: this process never
+    holds the train split. The holdout (the newest `holdout_days` days, a small share of the snapshot) is read and
+    scored here in the driver in both cases, as the gate, the charts and the review threshold need its rows."""
     from platform_assets.lib.champion import score
-    from platform_assets.lib.training_sets import read_split, read_training_inputs
-    from platform_assets.training.evaluation import evaluate, fit_classifier
+    from platform_assets.lib.training_sets import read_split, read_split_partitions, read_training_inputs
+    from platform_assets.resources.training_cluster import describe
+    from platform_assets.training.evaluation import evaluate, fit_classifier, fit_classifier_dask
 
     holdout = read_split(manifest.path, "holdout")
     params = config.xgboost_params()
-    train = read_training_inputs(manifest, "train")
     started = time.perf_counter()
-    model = fit_classifier(train.inputs, train.labels, train.timestamps, params, config.recency_half_life_days,
-                           config.refit_on_all_rows)
+    if client is None:
+        train = read_training_inputs(manifest, "train")
+        started = time.perf_counter()
+        model = fit_classifier(train.inputs, train.labels, train.timestamps, params, config.recency_half_life_days,
+                               config.refit_on_all_rows)
+        del train
+    else:
+        workers = len(client.scheduler_info(n_workers=-1)["workers"])
+        frame = read_split_partitions(manifest, "train", min_partitions=2 * max(workers, 1))
+        model = fit_classifier_dask(client, frame, manifest.feature_columns, manifest.label_column, params,
+                                    config.recency_half_life_days, config.refit_on_all_rows)
     train_seconds = time.perf_counter() - started
-    del train
     holdout_scores = score(model, holdout, manifest.feature_columns)
     metrics = evaluate(holdout[manifest.label_column].to_numpy(), holdout_scores)
-    return Fitted(manifest, model, holdout, holdout_scores, metrics, params, train_seconds)
+    return Fitted(manifest, model, holdout, holdout_scores, metrics, params, train_seconds, describe(client))
 
 
 @dataclass
@@ -306,7 +335,7 @@ def log_and_register(
                            "refit_on_all_rows": config.refit_on_all_rows})
         mlflow.log_metrics({**fitted.metrics.as_dict("holdout_"), "train_seconds": fitted.train_seconds})
         mlflow.set_tags({**provenance, "training_set_path": manifest.path, "dagster_run_id": context.run_id,
-                         **verdict.tags()})
+                         **verdict.tags(), **{k: str(v) for k, v in fitted.trainer.items()}})
         datasets, contexts, input_tags = zip(*training_set_datasets(manifest), strict=True)
         mlflow.log_inputs(datasets=list(datasets), contexts=list(contexts), tags_list=list(input_tags))
         sample = model_inputs(holdout.head(5), features)
@@ -363,13 +392,16 @@ def fraud_model(
     notifier: Notifier,
     policy: LoopPolicy,
     feast: FeastResource,
+    training_cluster: TrainingCluster,
 ) -> dg.MaterializeResult:
     from platform_assets.lib.training_sets import latest_manifest
 
-    fitted = fit(latest_manifest(storage.training_sets_dir()), config)
-    metrics, manifest = fitted.metrics, fitted.manifest
+    manifest = latest_manifest(storage.training_sets_dir())
+    with training_cluster.client() as client:
+        fitted = fit(manifest, config, client)
+    metrics = fitted.metrics
     context.log.info(f"holdout PR AUC {metrics.pr_auc:.4f}, ROC AUC {metrics.roc_auc:.4f} "
-                     f"({fitted.train_seconds:.1f}s)")
+                     f"({fitted.train_seconds:.1f}s, {fitted.trainer})")
     verdict = gate(fitted, config, mlflow_tracking, storage, feast)
     registered = log_and_register(context, fitted, verdict, config, mlflow_tracking, policy.review_budget)
     version = registered.version
@@ -398,6 +430,7 @@ def fraud_model(
             "champion_feature_service": (champion.feature_service or "") if champion else "none",
             "best_iteration": int(fitted.model.best_iteration),
             "train_seconds": round(fitted.train_seconds, 3),
+            **fitted.trainer,
             "mlflow_run_id": registered.run_id,
             "mlflow_run": dg.MetadataValue.url(mlflow_tracking.run_url(registered.experiment_id, registered.run_id)),
             "mlflow_model_version": dg.MetadataValue.url(version_url),

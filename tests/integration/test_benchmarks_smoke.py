@@ -42,3 +42,24 @@ def test_startup_harness_runs(tmp_path, monkeypatch):
     load = json.loads(out.read_text())["definitions_load"]
     assert load["bare"]["median"] > 0 and load["ours"]["median"] > 0
     assert load["ratio_of_medians"] > 0 and load["load_before"]["loadavg"]
+
+
+@pytest.mark.slow
+def test_training_dask_harness_runs(tmp_path, monkeypatch):
+    """`make bench-training` at a tiny size: both variants run in their own processes (the Dask one on its own
+    2-worker LocalCluster) and write their records and the summary."""
+    monkeypatch.syspath_prepend(str(PROJECT_ROOT))
+    from benchmarks.training_dask import main
+
+    out = tmp_path / "dask.jsonl"
+    main(["--sizes", "20k", "--work", str(tmp_path / "work"), "--out", str(out)])
+    records = [json.loads(line) for line in out.read_text().splitlines()]
+    runs = {r["variant"]: r for r in records if "variant" in r}
+    assert set(runs) == {"in_process", "dask"}
+    for record in runs.values():
+        assert "error" not in record, record
+        assert record["seconds"] > 0 and record["rows"] == 20_000 and record["features"] == 38
+        assert 0 < record["pr_auc"] <= 1
+    assert runs["dask"]["trainer"]["dask_workers"] == 2
+    assert set(runs["dask"]["peak_rss_mb"]) == {"driver", "worker_0", "worker_1"}
+    assert next(r for r in records if r.get("summary"))["wall_ratio_dask_over_in_process"] > 0
