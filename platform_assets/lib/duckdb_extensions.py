@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     import duckdb
 
-PACKAGED = {"ducklake": "ducklake", "postgres": "postgres_scanner", "httpfs": "httpfs"}
+PACKAGED = {"ducklake": "ducklake", "postgres": "postgres_scanner", "httpfs": "httpfs", "aws": "aws"}
 
 
 def _platform(con: duckdb.DuckDBPyConnection) -> str:

@@ -91,7 +91,8 @@ def s3_secret_sql(environ: dict[str, str] | None = None) -> tuple[str, list[str]
             options.append("SESSION_TOKEN ?")
             params.append(env["AWS_SESSION_TOKEN"])
     else:
-        options.append("PROVIDER credential_chain")
+        # Resolved when a request needs it (the chain may only answer inside the pod), not at CREATE SECRET.
+        options += ["PROVIDER credential_chain", "VALIDATION 'none'"]
     endpoint = env.get("AWS_ENDPOINT_URL_S3") or env.get("AWS_ENDPOINT_URL")
     if endpoint:
         parsed = urlparse(endpoint if "://" in endpoint else f"https://{endpoint}")
@@ -104,7 +105,9 @@ def configure_duckdb(con: duckdb.DuckDBPyConnection, environ: dict[str, str] | N
     """Let `con` read and write s3:// URLs of the shared store (httpfs from site-packages, a session secret)."""
     from platform_assets.lib import duckdb_extensions
 
-    duckdb_extensions.load(con, "httpfs")
+    env = os.environ if environ is None else environ
+    # Without static keys the secret's credential_chain provider is the aws extension's (instance profile, IRSA).
+    duckdb_extensions.load(con, "httpfs", *(() if env.get("AWS_ACCESS_KEY_ID") else ("aws",)))
     sql, params = s3_secret_sql(environ)
     con.execute(sql, params)
 

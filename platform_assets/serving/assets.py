@@ -250,7 +250,7 @@ def build_served_predictions(partitions: dg.PartitionsDefinition,
         day = date.fromisoformat(context.partition_key)
         files = _log_files(storage.serving_log_dir(), day)
         lines = _complete_lines(files)
-        with warehouse.get_connection() as con:
+        def work(con):
             if any(object_store.is_remote(f) for f in files):
                 object_store.configure_duckdb(con)  # read_json of the shared store's objects
             rows = load_day(con, files, day, datetime.now(UTC))
@@ -264,7 +264,10 @@ def build_served_predictions(partitions: dg.PartitionsDefinition,
                 f"count(*) FILTER (WHERE challenger_score IS NOT NULL), string_agg(DISTINCT model_version, ',') "
                 f"FROM {TABLE} WHERE served_date = $day", {"day": day},
             ).fetchone()
-            export = _export_day(con, storage.served_dir(), day)
+            return rows, sample, summary, _export_day(con, storage.served_dir(), day)
+
+        # On the lake, a commit that conflicts with another writer of the table is run again; one writer per day.
+        rows, sample, summary, export = warehouse.write(work, log=context.log.warning, keys=(f"{TABLE}/{day}",))
         context.log.info(f"{day}: {rows:,} served predictions from {len(files)} log file(s)")
         yield dg.MaterializeResult(metadata={
             "dagster/row_count": rows,
