@@ -47,7 +47,7 @@ def test_a_conflict_is_recognised_also_under_the_rollback_error_that_follows_it(
         try:
             raise _conflict()
         except duckdb.TransactionException:
-            raise duckdb.TransactionException("cannot rollback - no transaction is active")  # noqa: B904
+            raise duckdb.TransactionException("cannot rollback - no transaction is active")
     except duckdb.TransactionException as exc:
         assert warehouse_lake.is_conflict(exc)
     assert not warehouse_lake.is_conflict(duckdb.IOException("Failed to commit DuckLake transaction: S3 403"))
