@@ -134,7 +134,7 @@ def file_version(path: Path) -> str:
     """Content hash of an export: the dbt marts are written in a fixed row order, so a rebuild of the same
     data is byte-identical and keeps its version."""
     digest = hashlib.sha256()
-    with open(path, "rb") as f:
+    with UPath(path).open("rb") as f:  # a local file, or an object on the shared store
         for block in iter(lambda: f.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()[:16]
@@ -176,8 +176,9 @@ def feature_service_recipe(store, feature_service_name: str) -> tuple[str, list[
 
 def upstream_versions(exports_dir: Path, feature_sources: list[str]) -> dict[str, str]:
     """{file name: content hash} of every parquet file a training set reads."""
-    paths = [Path(exports_dir) / f"{mart}.parquet" for mart in (k.path[-1] for k in names.ENTITY_MARTS)] + [Path(p) for p in feature_sources]
-    return {p.name: file_version(p) for p in sorted(set(paths))}
+    paths = [UPath(exports_dir) / f"{mart}.parquet" for mart in (k.path[-1] for k in names.ENTITY_MARTS)]
+    paths += [UPath(p) for p in feature_sources]
+    return {p.name: file_version(p) for p in sorted(set(paths), key=str)}
 
 
 def snapshot_id(feature_service: str, service_version: str, window: dict, versions: dict, params: dict) -> str:
