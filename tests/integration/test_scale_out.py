@@ -53,10 +53,10 @@ EXTRA_DAYS = 2  # fed afterwards: the concurrent and the killed ingestion load t
 POLICY = {"PLATFORM_LABEL_MATURITY_DAYS": "2", "PLATFORM_WARMUP_DAYS": "2", "PLATFORM_HOLDOUT_DAYS": "3",
           "PLATFORM_DRIFT_WINDOW_DAYS": "3", "PLATFORM_DRIFT_MIN_ROWS": "50"}
 RUN_SECONDS = 900
-# Until the system-of-record source works on the lake (dlt writes through DuckDB cursors, which start in the
-# in-memory catalog, not the lake: notes-e2e.md), master data arrives as snapshot files in a folder of the test's.
-# That folder is the only one the nodes share; set False to read the PostgreSQL system of record instead.
-MASTER_DATA_FROM_FILES = True
+# Master data from the PostgreSQL system of record (the production way). True: from snapshot files in a folder of
+# the test's instead, the only one the nodes would then share (how the test ran before the lake's default-database
+# fix let dlt write into the lake).
+MASTER_DATA_FROM_FILES = False
 
 # A run as `dagster job execute` makes it (the job's own executor: Celery), but with an asset selection and tags,
 # which that command cannot take: the run worker's part of a run launched by the daemon.
