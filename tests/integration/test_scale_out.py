@@ -558,3 +558,28 @@ def test_a_worker_killed_mid_step_is_retried_and_counts_stay_exact(world):
     assert got == expected
     dupes = _lake_counts(world, "SELECT 'dupes', count(*) - count(DISTINCT transaction_id) FROM raw.transactions")
     assert dupes == {"dupes": 0}
+
+
+# --- 3. the model trained on the cluster matches the local profile's trainer ---------------------------------------
+
+
+def test_the_cluster_trained_model_matches_an_in_process_fit_of_the_same_snapshot(world):
+    """fraud_model ran on the Dask cluster (PLATFORM_DASK_SCHEDULER) reading the snapshot from the shared store; the
+    local profile's trainer (in-process) fit on the same snapshot scores the same holdout within 0.01 PR AUC."""
+    from platform_assets.definitions import build_definitions
+    from platform_assets.lib.run_config import ModelConfig
+    from platform_assets.lib.training_sets import latest_manifest
+    from platform_assets.settings import load_settings
+    from platform_assets.training.assets import fit
+
+    with _env(world), _instance(world) as instance:
+        event = instance.get_latest_materialization_event(names.FRAUD_MODEL)
+        assert event is not None, "fraud_model never materialized"
+        metadata = event.asset_materialization.metadata
+        storage = build_definitions(load_settings()).resources["storage"]
+        manifest = latest_manifest(storage.training_sets_dir())
+        assert str(manifest.path).startswith("s3://")
+        local = fit(manifest, ModelConfig())
+    assert metadata["trainer"].value == "dask", metadata.get("trainer")
+    cluster = metadata["holdout_pr_auc"].value
+    assert abs(cluster - local.metrics.pr_auc) <= 0.01, (cluster, local.metrics.pr_auc)
