@@ -65,10 +65,16 @@ def pipeline_name(spec: SourceSpec) -> str:
 def sor_pipeline(con: duckdb.DuckDBPyConnection, spec: SourceSpec, pipelines_dir: Path):
     """The dlt pipeline of one table, loading through the caller's warehouse connection (one writer)."""
     import dlt  # here, not at import: Definitions load without the data libraries
+    from dlt.destinations.impl.duckdb.configuration import DuckDbCredentials
+
+    from platform_assets.lib.warehouse_lake import session_search_path
 
     dlt.config["runtime.dlthub_telemetry"] = False
+    # dlt writes through cursors of `con`, which start in DuckDB's default catalog: on the lake (`USE warehouse`)
+    # they must search where `con` does, or dlt's tables and cursor state go to an in-memory catalog and are lost.
+    credentials = DuckDbCredentials(con, local_config={"search_path": session_search_path(con)})
     return dlt.pipeline(pipeline_name=pipeline_name(spec), pipelines_dir=str(pipelines_dir),
-                        destination=dlt.destinations.duckdb(con), dataset_name=DATASET)
+                        destination=dlt.destinations.duckdb(credentials), dataset_name=DATASET)
 
 
 def sor_table(url: str, spec: SourceSpec):

@@ -88,36 +88,27 @@ def attach(con: duckdb.DuckDBPyConnection, catalog: str, data_path: str, alias: 
 
 
 def connect(catalog: str, data_path: str, config: dict | None = None) -> duckdb.DuckDBPyConnection:
-    """A DuckDB whose *default* database is the lake, so that every cursor of it is in the lake too.
+    """An in-memory DuckDB with the lake attached as its default catalog (`attach`).
 
-    `attach` + `USE` sets the catalog of one connection only; a cursor (`con.cursor()`, which dlt's DuckDB
-    destination borrows for the system of record) is a new connection in the default `memory` catalog, and wrote
-    its tables there, lost with the process. Opening `ducklake:<catalog>` as the database itself avoids that. The
-    data path is recorded in the catalog when the lake is created, so a throwaway connection attaches it first
-    with DATA_PATH (creating a new lake at the right place, and checking the path of an existing one)."""
+    Opening `ducklake:<catalog>` as the database itself would make cursors default to the lake too, but a second
+    process opening it that way while another opened it spun forever inside duckdb.connect here (DuckDB 1.5.5):
+    cursors get `session_search_path()` instead (lib/warehouse_lake, dlt's destination in system_of_record.py)."""
     import duckdb
 
-    bootstrap = duckdb.connect()
+    con = duckdb.connect(":memory:", config=config or {})
     try:
-        attach(bootstrap, catalog, data_path)
-        root = duckdb_extensions.extension_directory(bootstrap)
-    finally:
-        bootstrap.close()
-    try:
-        con = duckdb.connect(f"ducklake:{catalog}", config={
-            **(config or {}), "extension_directory": str(root), "autoinstall_known_extensions": False,
-            "autoload_known_extensions": True})
-    except duckdb.Error as exc:
-        raise WarehouseUnavailableError(f"the DuckLake warehouse {redacted_catalog(catalog)} does not open: "
-                                        f"{redact(str(exc), catalog)}") from None
-    try:
-        duckdb_extensions.load(con, "ducklake", "postgres", "httpfs")
-        if object_store.is_remote(data_path):
-            object_store.configure_duckdb(con)
+        attach(con, catalog, data_path)
     except BaseException:
         con.close()
         raise
     return con
+
+
+def session_search_path(con: duckdb.DuckDBPyConnection) -> str:
+    """What `SET search_path` must say for a new cursor of `con` to default to `con`'s current catalog: a cursor
+    (dlt's DuckDB destination borrows them) starts in the instance's `memory`, not where `USE` put `con`."""
+    database, schema = con.execute("SELECT current_database(), current_schema()").fetchone()
+    return f"{database}.{schema}"
 
 
 def _libpq(catalog: str) -> str:
@@ -184,4 +175,4 @@ def run_with_retries(work: Callable[[], T], *, attempts: int = 8, log: Callable[
 
 
 __all__ = ["ALIAS", "WarehouseUnavailableError", "attach", "attach_sql", "connect", "exclusive", "is_conflict",
-           "redact", "redacted_catalog", "run_with_retries"]
+           "redact", "redacted_catalog", "run_with_retries", "session_search_path"]

@@ -218,19 +218,19 @@ def _day_ids(lake: Lake, days: list[date]) -> dict[date, list[str]]:
         con.close()
 
 
-def test_a_cursor_of_the_warehouse_connection_writes_into_the_lake(world):
-    """dlt's DuckDB destination (the system of record) writes through cursors of the resource's connection: they
-    must land in the lake, not in an in-memory catalog lost with the process."""
+def test_dlt_writes_the_system_of_record_into_the_lake_not_a_lost_memory_catalog(world, tmp_path):
+    """dlt's DuckDB destination (the system of record) writes through cursors of the resource's connection, which
+    start in DuckDB's in-memory catalog: its tables must land in the lake, where the next run's merge finds them."""
+    from platform_assets.ingestion.system_of_record import DATASET, SPECS, sor_pipeline
+
     resource = build_definitions(world["production"]).resources["warehouse"]
-    table = f"cursor_probe_{uuid.uuid4().hex[:8]}"
+    table = f"probe_{uuid.uuid4().hex[:8]}"
     with resource.get_connection() as con:
-        cursor = con.cursor()
-        cursor.execute("CREATE SCHEMA IF NOT EXISTS sor")
-        cursor.execute(f"CREATE TABLE sor.{table} AS SELECT range AS i FROM range(5)")
-        cursor.close()
+        pipeline = sor_pipeline(con, next(iter(SPECS.values())), tmp_path)
+        pipeline.run([{"id": 1, "name": "a"}, {"id": 2, "name": "b"}], table_name=table)
     fresh = world["lake"].connect()
     try:
-        assert fresh.execute(f"SELECT count(*) FROM sor.{table}").fetchone()[0] == 5
-        fresh.execute(f"DROP TABLE sor.{table}")
+        assert fresh.execute(f"SELECT count(*) FROM {DATASET}.{table}").fetchone()[0] == 2
+        fresh.execute(f"DROP TABLE {DATASET}.{table}")
     finally:
         fresh.close()

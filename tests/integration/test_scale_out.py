@@ -263,7 +263,8 @@ def world(tmp_path_factory) -> Iterator[World]:
     root = tmp_path_factory.mktemp("scale_out")
     databases = {kind: f"platform_test_{uid}_{kind}" for kind in ("dagster", "feast", "mlflow", "lake", "sor")}
     config = SimulationConfig(start_date=FIRST_DAY, days=GRAPH_DAYS + EXTRA_DAYS, n_customers=300, n_merchants=40,
-                              transactions_per_day=400, malformed_rate=0.0, max_label_delay_days=3, seed=19)
+                              transactions_per_day=400, fraud_rate=0.04, malformed_rate=0.0, max_label_delay_days=3,
+                              seed=19)
     redis_url = f"redis://{REDIS_HOST}:{REDIS_PORT}/0"
     with _pg(autocommit=True) as con:
         for name in databases.values():
