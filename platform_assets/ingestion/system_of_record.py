@@ -65,16 +65,20 @@ def pipeline_name(spec: SourceSpec) -> str:
 def sor_pipeline(con: duckdb.DuckDBPyConnection, spec: SourceSpec, pipelines_dir: Path):
     """The dlt pipeline of one table, loading through the caller's warehouse connection (one writer)."""
     import dlt  # here, not at import: Definitions load without the data libraries
-    from dlt.destinations.impl.duckdb.configuration import DuckDbCredentials
-
-    from platform_assets.lib.warehouse_lake import session_search_path
-
     dlt.config["runtime.dlthub_telemetry"] = False
-    # dlt writes through cursors of `con`, which start in DuckDB's default catalog: on the lake (`USE warehouse`)
-    # they must search where `con` does, or dlt's tables and cursor state go to an in-memory catalog and are lost.
-    credentials = DuckDbCredentials(con, local_config={"search_path": session_search_path(con)})
     return dlt.pipeline(pipeline_name=pipeline_name(spec), pipelines_dir=str(pipelines_dir),
-                        destination=dlt.destinations.duckdb(credentials), dataset_name=DATASET)
+                        destination=dlt.destinations.duckdb(con), dataset_name=DATASET)
+
+
+def copy_extract_into_lake(con: duckdb.DuckDBPyConnection, spec: SourceSpec) -> None:
+    """On the DuckLake warehouse dlt cannot write into the lake: it writes through cursors of `con`, which start in
+    DuckDB's in-memory catalog, and sets its own search path (its dataset, no catalog). So there dlt extracts into
+    that fresh in-memory catalog, finds no state of an earlier run and reads the whole source table (soft deletes
+    included), and the table is copied into the lake's `sor` schema before raw is rebuilt from it: a full
+    extraction per run instead of an incremental one, with the same raw table as the result."""
+    table = sql_identifier(spec.table)
+    con.execute(f"CREATE SCHEMA IF NOT EXISTS {DATASET}")
+    con.execute(f"CREATE OR REPLACE TABLE {DATASET}.{table} AS SELECT * FROM memory.{DATASET}.{table}")
 
 
 def sor_table(url: str, spec: SourceSpec):
@@ -174,6 +178,8 @@ def _build_asset(key: dg.AssetKey, spec: SourceSpec, source_kind: str, pool: str
         def work(con):
             extracted = extract(con, system_of_record.url, spec, Path(system_of_record.pipelines_dir),
                                 config.full_refresh)
+            if warehouse.is_lake:
+                copy_extract_into_lake(con, spec)
             load = rebuild_raw(con, spec, datetime.now(UTC))
             tombstones, cursor = con.execute(
                 f"SELECT count(deleted_at), max(updated_at) FROM raw.{sql_identifier(spec.table)}").fetchone()

@@ -90,9 +90,9 @@ def attach(con: duckdb.DuckDBPyConnection, catalog: str, data_path: str, alias: 
 def connect(catalog: str, data_path: str, config: dict | None = None) -> duckdb.DuckDBPyConnection:
     """An in-memory DuckDB with the lake attached as its default catalog (`attach`).
 
-    Opening `ducklake:<catalog>` as the database itself would make cursors default to the lake too, but a second
-    process opening it that way while another opened it spun forever inside duckdb.connect here (DuckDB 1.5.5):
-    cursors get `session_search_path()` instead (lib/warehouse_lake, dlt's destination in system_of_record.py)."""
+    Cursors of it start in the in-memory catalog, not the lake (see ingestion/system_of_record.py for dlt).
+    Opening `ducklake:<catalog>` as the database itself would make them default to the lake, but a second process
+    opening it that way while another did spun forever inside duckdb.connect here (DuckDB 1.5.5)."""
     import duckdb
 
     con = duckdb.connect(":memory:", config=config or {})
@@ -102,13 +102,6 @@ def connect(catalog: str, data_path: str, config: dict | None = None) -> duckdb.
         con.close()
         raise
     return con
-
-
-def session_search_path(con: duckdb.DuckDBPyConnection) -> str:
-    """What `SET search_path` must say for a new cursor of `con` to default to `con`'s current catalog: a cursor
-    (dlt's DuckDB destination borrows them) starts in the instance's `memory`, not where `USE` put `con`."""
-    database, schema = con.execute("SELECT current_database(), current_schema()").fetchone()
-    return f"{database}.{schema}"
 
 
 def _libpq(catalog: str) -> str:
@@ -175,4 +168,4 @@ def run_with_retries(work: Callable[[], T], *, attempts: int = 8, log: Callable[
 
 
 __all__ = ["ALIAS", "WarehouseUnavailableError", "attach", "attach_sql", "connect", "exclusive", "is_conflict",
-           "redact", "redacted_catalog", "run_with_retries", "session_search_path"]
+           "redact", "redacted_catalog", "run_with_retries"]

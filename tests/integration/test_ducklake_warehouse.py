@@ -218,19 +218,25 @@ def _day_ids(lake: Lake, days: list[date]) -> dict[date, list[str]]:
         con.close()
 
 
-def test_dlt_writes_the_system_of_record_into_the_lake_not_a_lost_memory_catalog(world, tmp_path):
-    """dlt's DuckDB destination (the system of record) writes through cursors of the resource's connection, which
-    start in DuckDB's in-memory catalog: its tables must land in the lake, where the next run's merge finds them."""
-    from platform_assets.ingestion.system_of_record import DATASET, SPECS, sor_pipeline
+def test_the_system_of_record_extract_is_copied_into_the_lake(world, tmp_path):
+    """dlt's DuckDB destination writes through cursors of the resource's connection, which start in DuckDB's
+    in-memory catalog: what it extracted must end in the lake's `sor` schema, where raw is rebuilt from."""
+    from platform_assets.ingestion.system_of_record import (
+        DATASET,
+        SPECS,
+        copy_extract_into_lake,
+        sor_pipeline,
+    )
 
-    resource = build_definitions(world["production"]).resources["warehouse"]
-    table = f"probe_{uuid.uuid4().hex[:8]}"
+    resource = build_definitions(world["production"]).resources["warehouse"].process_config_and_initialize()
+    spec = next(iter(SPECS.values()))
     with resource.get_connection() as con:
-        pipeline = sor_pipeline(con, next(iter(SPECS.values())), tmp_path)
-        pipeline.run([{"id": 1, "name": "a"}, {"id": 2, "name": "b"}], table_name=table)
+        pipeline = sor_pipeline(con, spec, tmp_path)
+        pipeline.run([{"id": 1, "name": "a"}, {"id": 2, "name": "b"}], table_name=spec.table)
+        copy_extract_into_lake(con, spec)
     fresh = world["lake"].connect()
     try:
-        assert fresh.execute(f"SELECT count(*) FROM {DATASET}.{table}").fetchone()[0] == 2
-        fresh.execute(f"DROP TABLE {DATASET}.{table}")
+        assert fresh.execute(f"SELECT count(*) FROM {DATASET}.{spec.table}").fetchone()[0] == 2
+        fresh.execute(f"DROP TABLE {DATASET}.{spec.table}")
     finally:
         fresh.close()
