@@ -36,6 +36,7 @@ from feature_marts import write_feature_marts
 from mlflow_server import mlflow_server
 from process_helpers import stop_process_group
 from s3_server import s3_server
+from server_cleanup import delete_keys, drop_databases
 
 from platform_assets.settings import PROJECT_ROOT, Settings, load_settings
 
@@ -118,15 +119,9 @@ def _check_servers() -> None:
 
 
 def _cleanup(databases: dict[str, str], feast_project: str, celery_prefix: str) -> None:
-    client = _redis()
     # Feast's Redis keys end with the project name; Celery's (queues, bindings, results) start with the prefix.
-    for pattern in (f"*{feast_project}", f"{celery_prefix}*"):
-        keys = list(client.scan_iter(match=pattern.encode(), count=1000))
-        if keys:
-            client.delete(*keys)
-    with _pg_connect(autocommit=True) as con:
-        for name in databases.values():
-            con.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    delete_keys(_redis(), [f"*{feast_project}", f"{celery_prefix}*"])
+    drop_databases(_pg_connect, databases.values())
 
 
 @pytest.fixture(scope="module")

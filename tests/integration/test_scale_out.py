@@ -37,6 +37,7 @@ from platform_assets.lib import names
 from platform_assets.settings import PROJECT_ROOT
 from tests.process_helpers import free_port, stop_process_group
 from tests.s3_server import s3_server
+from tests.server_cleanup import delete_keys, drop_databases
 
 pytestmark = [pytest.mark.production, pytest.mark.slow]
 
@@ -214,14 +215,9 @@ def _answers(url: str):
 
 
 def _cleanup(uid: str, databases: dict[str, str]) -> None:
-    client = _redis()
-    for pattern in (f"*{uid}*",):  # Celery prefix, Feast project suffix, streams: every key names the uid
-        keys = list(client.scan_iter(match=pattern.encode(), count=1000))
-        if keys:
-            client.delete(*keys)
-    with _pg(autocommit=True) as con:
-        for name in databases.values():
-            con.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    # Celery prefix, Feast project suffix, streams: every key names the uid.
+    delete_keys(_redis(), [f"*{uid}*"])
+    drop_databases(_pg, databases.values())
 
 
 def _feed(world: World, days: range) -> None:
