@@ -70,15 +70,29 @@ def sor_pipeline(con: duckdb.DuckDBPyConnection, spec: SourceSpec, pipelines_dir
                         destination=dlt.destinations.duckdb(con), dataset_name=DATASET)
 
 
-def copy_extract_into_lake(con: duckdb.DuckDBPyConnection, spec: SourceSpec) -> None:
-    """On the DuckLake warehouse dlt cannot write into the lake: it writes through cursors of `con`, which start in
-    DuckDB's in-memory catalog, and sets its own search path (its dataset, no catalog). So there dlt extracts into
-    that fresh in-memory catalog, finds no state of an earlier run and reads the whole source table (soft deletes
-    included), and the table is copied into the lake's `sor` schema before raw is rebuilt from it: a full
-    extraction per run instead of an incremental one, with the same raw table as the result."""
+def extract_for_lake(lake: duckdb.DuckDBPyConnection, url: str, spec: SourceSpec, pipelines_dir: Path) -> int:
+    """On the DuckLake warehouse dlt cannot write into the lake: it writes through cursors of its connection, which
+    start in DuckDB's in-memory catalog, and sets its own search path (its dataset, no catalog); it even finds the
+    lake's `sor` schema and then fails to create its tables in memory. So dlt extracts into a scratch in-memory
+    DuckDB of its own (no state of an earlier run there: it reads the whole source table, soft deletes included),
+    and the table is copied into the lake's `sor` schema before raw is rebuilt from it, in the caller's
+    transaction: a full extraction per run instead of an incremental one, with the same raw table as the result."""
+    import duckdb
+
     table = sql_identifier(spec.table)
-    con.execute(f"CREATE SCHEMA IF NOT EXISTS {DATASET}")
-    con.execute(f"CREATE OR REPLACE TABLE {DATASET}.{table} AS SELECT * FROM memory.{DATASET}.{table}")
+    scratch = duckdb.connect()
+    try:
+        extracted = extract(scratch, url, spec, pipelines_dir, full_refresh=True)
+        rows = scratch.execute(f"SELECT * FROM {DATASET}.{table}").to_arrow_table()
+    finally:
+        scratch.close()
+    lake.register("_sor_extract", rows)
+    try:
+        lake.execute(f"CREATE SCHEMA IF NOT EXISTS {DATASET}")
+        lake.execute(f"CREATE OR REPLACE TABLE {DATASET}.{table} AS SELECT * FROM _sor_extract")
+    finally:
+        lake.unregister("_sor_extract")
+    return extracted
 
 
 def sor_table(url: str, spec: SourceSpec):
@@ -176,10 +190,11 @@ def _build_asset(key: dg.AssetKey, spec: SourceSpec, source_kind: str, pool: str
     def _load(context: dg.AssetExecutionContext, config: SystemOfRecordConfig, warehouse: WarehouseResource,
               system_of_record: SystemOfRecord) -> dg.MaterializeResult:
         def work(con):
-            extracted = extract(con, system_of_record.url, spec, Path(system_of_record.pipelines_dir),
-                                config.full_refresh)
             if warehouse.is_lake:
-                copy_extract_into_lake(con, spec)
+                extracted = extract_for_lake(con, system_of_record.url, spec, Path(system_of_record.pipelines_dir))
+            else:
+                extracted = extract(con, system_of_record.url, spec, Path(system_of_record.pipelines_dir),
+                                    config.full_refresh)
             load = rebuild_raw(con, spec, datetime.now(UTC))
             tombstones, cursor = con.execute(
                 f"SELECT count(deleted_at), max(updated_at) FROM raw.{sql_identifier(spec.table)}").fetchone()

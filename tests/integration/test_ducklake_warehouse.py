@@ -218,25 +218,32 @@ def _day_ids(lake: Lake, days: list[date]) -> dict[date, list[str]]:
         con.close()
 
 
-def test_the_system_of_record_extract_is_copied_into_the_lake(world, tmp_path):
-    """dlt's DuckDB destination writes through cursors of the resource's connection, which start in DuckDB's
-    in-memory catalog: what it extracted must end in the lake's `sor` schema, where raw is rebuilt from."""
-    from platform_assets.ingestion.system_of_record import (
-        DATASET,
-        SPECS,
-        copy_extract_into_lake,
-        sor_pipeline,
-    )
+def test_the_system_of_record_extract_lands_in_the_lake(world, tmp_path):
+    """dlt cannot write into the lake (its cursors start in DuckDB's in-memory catalog): the extract goes through a
+    scratch DuckDB and must end in the lake's `sor` schema, where raw is rebuilt from, every source row once."""
+    import sqlalchemy as sa
 
-    resource = build_definitions(world["production"]).resources["warehouse"].process_config_and_initialize()
+    from platform_assets.ingestion.system_of_record import DATASET, SPECS, extract_for_lake
+
     spec = next(iter(SPECS.values()))
+    names_ = [c for c in spec.columns if c not in ("updated_at", "deleted_at")]
+    columns = ", ".join(f"{c} TEXT" for c in names_)
+    source = tmp_path / "sor.sqlite"
+    engine = sa.create_engine(f"sqlite:///{source}")
+    with engine.begin() as conn:
+        conn.exec_driver_sql(f"CREATE TABLE {spec.table} ({columns}, updated_at TIMESTAMP NOT NULL, "
+                             f"deleted_at TIMESTAMP, PRIMARY KEY ({spec.id_column}))")
+        for i in range(3):
+            values = [f"id-{i}" if c == spec.id_column else "x" for c in names_]
+            conn.exec_driver_sql(f"INSERT INTO {spec.table} VALUES ({', '.join('?' * len(values))}, ?, NULL)",
+                                 (*values, "2026-03-01 00:00:00"))
+    resource = build_definitions(world["production"]).resources["warehouse"].process_config_and_initialize()
     with resource.get_connection() as con:
-        pipeline = sor_pipeline(con, spec, tmp_path)
-        pipeline.run([{"id": 1, "name": "a"}, {"id": 2, "name": "b"}], table_name=spec.table)
-        copy_extract_into_lake(con, spec)
+        assert extract_for_lake(con, f"sqlite:///{source}", spec, tmp_path / "dlt") == 3
     fresh = world["lake"].connect()
     try:
-        assert fresh.execute(f"SELECT count(*) FROM {DATASET}.{spec.table}").fetchone()[0] == 2
+        ids = [r[0] for r in fresh.execute(f"SELECT {spec.id_column} FROM {DATASET}.{spec.table}").fetchall()]
+        assert sorted(ids) == ["id-0", "id-1", "id-2"]
         fresh.execute(f"DROP TABLE {DATASET}.{spec.table}")
     finally:
         fresh.close()
